@@ -1,0 +1,3 @@
+from aicanon.cli import main
+
+main()

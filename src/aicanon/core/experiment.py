@@ -1,0 +1,244 @@
+"""The experiment protocol shared by every paper.
+
+An experiment module ``aicanon.experiments.<slug with underscores>`` defines:
+
+* ``Config``: a dataclass deriving from :class:`ExperimentConfig`, every field documented,
+  with ``Config.quick()`` (two CPU cores, about a minute) and ``Config.full()`` (the paper's
+  setting);
+* ``run(cfg) -> Result``: trains and evaluates **one seed** (``cfg.seed``) and returns its
+  metrics, figures and details;
+* ``CLAIMS``: a list of :class:`Claim` naming the metric that carries each of the paper's claims,
+  the paper's number and where it comes from, and the threshold we must meet at each scale.
+
+:func:`reproduce` runs ``cfg.seeds`` seeds (``cfg.seed``, ``cfg.seed + 1``, ...), averages each
+metric over them (keeping the standard deviation and the per-seed values), checks the claims on
+the means and returns a :class:`Reproduction`, which :mod:`aicanon.core.results` writes to disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+import time
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Callable, Literal
+
+import numpy as np
+
+Scale = Literal["quick", "full"]
+SCALES: tuple[str, ...] = ("quick", "full")
+
+
+@dataclass
+class ExperimentConfig:
+    """Fields every experiment config has. Subclasses add their own, each with a comment."""
+
+    seed: int = 0
+    """First seed; seed ``i`` of a multi-seed run is ``seed + i``."""
+    seeds: int = 1
+    """How many seeds :func:`reproduce` runs; claims are checked on the mean over them."""
+    device: str = "auto"
+    """``auto`` (CUDA when present), ``cpu`` or ``cuda``."""
+    scale: str = "quick"
+    """``quick`` or ``full``; set by :meth:`quick`/:meth:`full`, used to pick claim thresholds."""
+
+    @classmethod
+    def quick(cls) -> "ExperimentConfig":
+        return cls(scale="quick")
+
+    @classmethod
+    def full(cls) -> "ExperimentConfig":
+        return cls(scale="full")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of a paper, tied to one metric of our experiment.
+
+    ``quick``/``full`` are our thresholds at each scale; ``None`` means the metric is reported at
+    that scale but not claimed (for instance a result that needs the paper's scale to hold).
+    """
+
+    metric: str
+    description: str
+    paper: float | None
+    source: str
+    quick: float | None = None
+    full: float | None = None
+    higher_is_better: bool = True
+    unit: str = ""
+
+    def threshold(self, scale: str) -> float | None:
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+        return self.quick if scale == "quick" else self.full
+
+    def check(self, value: float | None, scale: str) -> bool | None:
+        """True/False when claimed at ``scale``, None when only reported."""
+        threshold = self.threshold(scale)
+        if threshold is None:
+            return None
+        if value is None or not math.isfinite(value):
+            return False
+        return value >= threshold if self.higher_is_better else value <= threshold
+
+
+@dataclass
+class Result:
+    """What ``run(cfg)`` returns for one seed."""
+
+    metrics: dict[str, float]
+    figures: dict[str, Any] = field(default_factory=dict)
+    """name -> matplotlib Figure; written as ``<name>.png`` beside result.json."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """JSON-serialisable extras: curves, per-layer values, confusion matrices."""
+    notes: list[str] = field(default_factory=list)
+    """Plain statements of departures from the paper or caveats for this run."""
+
+
+@dataclass
+class ClaimOutcome:
+    metric: str
+    description: str
+    source: str
+    paper: float | None
+    ours: float | None
+    ours_std: float | None
+    threshold: float | None
+    higher_is_better: bool
+    unit: str
+    passed: bool | None
+
+
+@dataclass
+class Reproduction:
+    """Everything ``result.json`` holds about one reproduction (all seeds of one scale)."""
+
+    slug: str
+    scale: str
+    config: dict[str, Any]
+    seeds: list[int]
+    metrics: dict[str, float]
+    metrics_std: dict[str, float]
+    per_seed: list[dict[str, float]]
+    claims: list[ClaimOutcome]
+    details: dict[str, Any]
+    notes: list[str]
+    seconds: float
+    device: str
+    figures: dict[str, Any] = field(default_factory=dict, repr=False)
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """All claims made at this scale hold (reported-only claims do not count)."""
+        return all(c.passed is not False for c in self.claims)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("figures")
+        data["passed"] = self.passed
+        return data
+
+
+def module_name(slug: str) -> str:
+    return "aicanon.experiments." + slug.replace("-", "_")
+
+
+def load_experiment(slug: str) -> ModuleType:
+    """Import the experiment module of ``slug`` and check it follows the protocol."""
+    module = importlib.import_module(module_name(slug))
+    for name in ("Config", "run", "CLAIMS"):
+        if not hasattr(module, name):
+            raise TypeError(f"experiment {module.__name__} lacks {name}; see aicanon.core.experiment")
+    if not issubclass(module.Config, ExperimentConfig):
+        raise TypeError(f"{module.__name__}.Config must derive from ExperimentConfig")
+    return module
+
+
+def make_config(module: ModuleType, scale: str, **overrides: Any) -> ExperimentConfig:
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    cfg = module.Config.quick() if scale == "quick" else module.Config.full()
+    cfg.scale = scale
+    known = {f.name for f in dataclasses.fields(cfg)}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key not in known:
+            raise ValueError(f"{module.Config.__name__} has no field {key!r}; fields: {sorted(known)}")
+        setattr(cfg, key, value)
+    return cfg
+
+
+def reproduce(
+    slug: str,
+    cfg: ExperimentConfig,
+    on_seed: Callable[[int, int], None] | None = None,
+) -> Reproduction:
+    """Run ``cfg.seeds`` seeds of ``slug``'s experiment and check its claims on the means."""
+    from aicanon.core.device import select_device
+    from aicanon.core.results import environment
+
+    module = load_experiment(slug)
+    if cfg.seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {cfg.seeds}")
+    device = str(select_device(cfg.device))
+    start = time.perf_counter()
+    per_seed: list[dict[str, float]] = []
+    seeds = [cfg.seed + i for i in range(cfg.seeds)]
+    figures: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    notes: list[str] = []
+    for index, seed in enumerate(seeds):
+        if on_seed is not None:
+            on_seed(index, len(seeds))
+        seed_cfg = dataclasses.replace(cfg, seed=seed, seeds=1)
+        result = module.run(seed_cfg)
+        if not isinstance(result, Result):
+            raise TypeError(f"{module.__name__}.run must return aicanon.core.Result, got {type(result)}")
+        per_seed.append({k: float(v) for k, v in result.metrics.items()})
+        if index == 0:  # figures and details of the first seed stand for the run
+            figures, details = result.figures, result.details
+        for note in result.notes:
+            if note not in notes:
+                notes.append(note)
+    names = list(per_seed[0])
+    metrics = {k: float(np.mean([m[k] for m in per_seed if k in m])) for k in names}
+    metrics_std = {k: float(np.std([m[k] for m in per_seed if k in m])) for k in names}
+    claims = [
+        ClaimOutcome(
+            metric=c.metric,
+            description=c.description,
+            source=c.source,
+            paper=c.paper,
+            ours=metrics.get(c.metric),
+            ours_std=metrics_std.get(c.metric) if len(seeds) > 1 else None,
+            threshold=c.threshold(cfg.scale),
+            higher_is_better=c.higher_is_better,
+            unit=c.unit,
+            passed=c.check(metrics.get(c.metric), cfg.scale),
+        )
+        for c in module.CLAIMS
+    ]
+    return Reproduction(
+        slug=slug,
+        scale=cfg.scale,
+        config=cfg.to_dict(),
+        seeds=seeds,
+        metrics=metrics,
+        metrics_std=metrics_std,
+        per_seed=per_seed,
+        claims=claims,
+        details=details,
+        notes=notes,
+        seconds=time.perf_counter() - start,
+        device=device,
+        figures=figures,
+        environment=environment(device),
+    )

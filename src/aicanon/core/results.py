@@ -1,0 +1,136 @@
+"""Result files: ``DIR/<slug>/<timestamp>-<scale>/result.json`` plus PNG plots, and lookups of the latest.
+
+The repository keeps its reference results under ``results/`` (small JSON and PNG files), which
+``aicanon report`` turns into RESULTS.md and ``aicanon list`` reads to derive each paper's status.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from aicanon.core.experiment import Reproduction
+
+ENV_RESULTS = "AICANON_RESULTS"
+
+
+def project_root() -> Path:
+    """The checkout this package lives in (src layout), or the working directory when installed."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "pyproject.toml").exists() and (parent / "src" / "aicanon").exists():
+            return parent
+    return Path.cwd()
+
+
+def results_dir() -> Path:
+    return Path(os.environ.get(ENV_RESULTS) or project_root() / "results")
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=project_root(),
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=project_root(),
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def hardware(device: str) -> str:
+    if device.startswith("cuda"):
+        import torch
+
+        return f"{torch.cuda.get_device_name(0)} (1 GPU)"
+    cores = os.cpu_count() or 0
+    return f"CPU {platform.machine()}, {cores} cores"
+
+
+def environment(device: str) -> dict[str, Any]:
+    import numpy
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "hardware": hardware(device),
+        "threads": torch.get_num_threads(),
+        "commit": git_commit(),
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
+    }
+
+
+def write(rep: Reproduction, out_dir: str | os.PathLike | None = None, command: str | None = None) -> Path:
+    """Write ``result.json`` and ``<figure>.png`` files; return the run folder."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    base = Path(out_dir) if out_dir is not None else results_dir()
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    folder = base / rep.slug / f"{stamp}-{rep.scale}"
+    folder.mkdir(parents=True, exist_ok=True)
+    data = rep.to_json()
+    data["command"] = command
+    data["timestamp"] = stamp
+    data["plots"] = []
+    for name, fig in rep.figures.items():
+        fig.savefig(folder / f"{name}.png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        data["plots"].append(f"{name}.png")
+    tmp = folder / "result.json.tmp"
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    os.replace(tmp, folder / "result.json")
+    return folder
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def latest(slug: str, scale: str, base: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """The newest ``result.json`` of ``slug`` at ``scale``, or None."""
+    folder = Path(base) if base is not None else results_dir()
+    runs = sorted((folder / slug).glob(f"*-{scale}/result.json")) if (folder / slug).exists() else []
+    for path in reversed(runs):
+        try:
+            return json.loads(path.read_text()) | {"path": str(path.parent)}
+        except (OSError, json.JSONDecodeError):
+            continue
+    return None
+
+
+def parity_record(slug: str, base: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """The record ``aicanon verify`` wrote for ``slug``'s reference-parity tests, or None."""
+    path = (Path(base) if base is not None else results_dir()) / slug / "parity.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None

@@ -1,0 +1,1 @@
+"""One module per paper (slug with hyphens as underscores): Config, run(cfg) -> Result, CLAIMS."""

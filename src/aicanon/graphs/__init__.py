@@ -1,0 +1,1 @@
+"""Graph learning: message passing on edge-index tensors with scatter operations."""

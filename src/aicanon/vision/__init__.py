@@ -1,0 +1,1 @@
+"""Vision methods: backbones, initialisation, box losses."""
