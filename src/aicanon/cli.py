@@ -1,0 +1,242 @@
+"""The ``aicanon`` command line (also ``python -m aicanon``).
+
+Exit status of ``reproduce``: 0 when every claim holds, 1 when a claim fails, 2 on bad usage or
+missing data.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aicanon import catalog
+from aicanon.core import data as _data
+from aicanon.core import results as _results
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="The 100 most-cited AI papers since 2015.")
+data_app = typer.Typer(add_completion=False, help="Registered datasets: where they were found, checksums.")
+app.add_typer(data_app, name="data")
+out = Console()
+err = Console(stderr=True)
+
+EXIT_CLAIM_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _fail_usage(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _paper(slug: str) -> catalog.Paper:
+    try:
+        return catalog.get(slug)
+    except catalog.UnknownPaper as error:
+        _fail_usage(str(error))
+        raise  # unreachable
+
+
+@app.command("list")
+def list_papers(
+    area: Optional[str] = typer.Option(None, help=f"only this area: {', '.join(catalog.AREAS)}"),
+    status: Optional[str] = typer.Option(None, help=f"only this status: {', '.join(catalog.STATUSES)}"),
+) -> None:
+    """A table of the 100 papers: rank, slug, title, area, status."""
+    if area is not None and area not in catalog.AREAS:
+        _fail_usage(f"--area must be one of {', '.join(catalog.AREAS)}; got {area!r}")
+    if status is not None and status not in catalog.STATUSES:
+        _fail_usage(f"--status must be one of {', '.join(catalog.STATUSES)}; got {status!r}")
+    table = Table("rank", "slug", "title", "area", "status")
+    for paper in catalog.papers():
+        paper_status = catalog.status(paper)
+        if (area and paper.area != area) or (status and paper_status != status):
+            continue
+        table.add_row(str(paper.rank), paper.slug, paper.title, paper.area, paper_status)
+    out.print(table)
+
+
+@app.command()
+def show(slug: str) -> None:
+    """Title, citations, what is implemented where, the claims with the paper's numbers, the last results."""
+    paper = _paper(slug)
+    out.print(f"[bold]{paper.rank}. {paper.title}[/bold] ({paper.year})")
+    out.print(f"slug {paper.slug} · area {paper.area} · kind {paper.kind} · {paper.citations:,} citations")
+    if paper.url:
+        out.print(f"paper: {paper.url}")
+    out.print(f"status: {catalog.status(paper)}")
+    out.print(f"reference: {', '.join(paper.reference) or 'none'}")
+    if not catalog.is_implemented(paper):
+        out.print("not implemented yet")
+        return
+    for module in paper.modules:
+        out.print(f"module: aicanon.{module}")
+    out.print(f"experiment: aicanon.{paper.experiment}  (aicanon reproduce {paper.slug} --quick)")
+    from aicanon.core.experiment import load_experiment
+
+    claims = Table("metric", "claim", "paper", "source", "quick", "full")
+    for c in load_experiment(paper.slug).CLAIMS:
+        sign = "≥" if c.higher_is_better else "≤"
+        claims.add_row(
+            c.metric,
+            c.description,
+            "—" if c.paper is None else f"{c.paper:g} {c.unit}",
+            c.source,
+            "reported" if c.quick is None else f"{sign} {c.quick:g}",
+            "reported" if c.full is None else f"{sign} {c.full:g}",
+        )
+    out.print(claims)
+    parity = _results.parity_record(paper.slug)
+    if parity:
+        out.print(
+            f"parity tests: {parity['passed']} passed, {parity['failed']} failed ({parity['date']}, {parity['commit']})"
+        )
+    for scale in ("quick", "full"):
+        run = _results.latest(paper.slug, scale)
+        if run:
+            _print_claims(run, title=f"last {scale} run: {run['environment'].get('date')} ({run['path']})")
+
+
+def _print_claims(run: dict, title: str) -> None:
+    from aicanon.core.report import claim_cells
+
+    table = Table("claim", "ours", "paper", "threshold", "ok", title=title)
+    for claim in run["claims"]:
+        table.add_row(claim["description"], *claim_cells(claim))
+    out.print(table)
+
+
+@app.command()
+def reproduce(
+    slugs: list[str] = typer.Argument(None, help="paper slugs"),
+    all_: bool = typer.Option(False, "--all", help="every implemented paper"),
+    quick: bool = typer.Option(False, "--quick", help="CPU-sized run (the default)"),
+    full: bool = typer.Option(False, "--full", help="the paper's setting (GPU or cluster)"),
+    seed: Optional[int] = typer.Option(None, help="first seed (default: the config's)"),
+    seeds: Optional[int] = typer.Option(None, help="number of seeds (default: the config's)"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="results folder (default: results/)"),
+    as_json: bool = typer.Option(False, "--json", help="print the result JSON on stdout"),
+) -> None:
+    """Run experiments, print ours / paper / threshold, write result.json and plots."""
+    from aicanon.core.experiment import load_experiment, make_config
+    from aicanon.core.experiment import reproduce as run_reproduction
+
+    if quick and full:
+        _fail_usage("choose one of --quick and --full")
+    if all_ and slugs:
+        _fail_usage("give slugs or --all, not both")
+    if seeds is not None and seeds < 1:
+        _fail_usage(f"--seeds must be >= 1; got {seeds}")
+    if seed is not None and seed < 0:
+        _fail_usage(f"--seed must be >= 0; got {seed}")
+    if device not in ("auto", "cpu", "cuda"):
+        _fail_usage(f"--device must be auto, cpu or cuda; got {device!r}")
+    scale = "full" if full else "quick"
+    papers = [p for p in catalog.papers() if catalog.is_implemented(p)] if all_ else [_paper(s) for s in slugs or []]
+    if not papers:
+        _fail_usage("name at least one paper slug, or --all")
+    for paper in papers:
+        if not catalog.is_implemented(paper):
+            _fail_usage(f"{paper.slug} is not implemented yet (status planned)")
+    command = "aicanon reproduce " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    reports, failed = [], False
+    for paper in papers:
+        try:
+            cfg = make_config(load_experiment(paper.slug), scale, seed=seed, seeds=seeds, device=device)
+            with err.status(f"{paper.slug} ({scale})") as spinner:
+                rep = run_reproduction(
+                    paper.slug,
+                    cfg,
+                    on_seed=lambda i, n: spinner.update(f"{paper.slug} ({scale}): seed {i + 1}/{n}"),
+                )
+        except _data.DataUnavailable as error:
+            err.print(f"[red]data unavailable:[/red] {error}")
+            raise typer.Exit(EXIT_USAGE)
+        except ValueError as error:
+            _fail_usage(f"{paper.slug}: {error}")
+        folder = _results.write(rep, out_dir, command=f"aicanon reproduce {paper.slug} --{scale}")
+        record = json.loads((folder / "result.json").read_text())
+        record["path"] = str(folder)
+        reports.append(record)
+        failed |= not rep.passed
+        if not as_json:
+            _print_claims(record, title=f"{paper.rank}. {paper.title} ({scale}, {rep.seconds:.0f} s) → {folder}")
+    if as_json:
+        sys.stdout.write(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2) + "\n")
+    raise typer.Exit(EXIT_CLAIM_FAILED if failed else 0)
+
+
+@app.command()
+def verify(slugs: list[str] = typer.Argument(None, help="paper slugs (default: every implemented paper)")) -> None:
+    """Run the reference-parity tests and record them in results/<slug>/parity.json."""
+    papers = [_paper(s) for s in slugs] if slugs else [p for p in catalog.papers() if catalog.is_implemented(p)]
+    tests = _results.project_root() / "tests"
+    if not tests.is_dir():
+        _fail_usage(f"no tests folder at {tests}: run verify from a checkout of aicanon")
+    args = [sys.executable, "-m", "pytest", str(tests), "-q", "-m", "parity", "--record-parity", "-p", "no:cacheprovider"]
+    for paper in papers:
+        args += ["--paper", paper.slug]
+    raise typer.Exit(subprocess.call(args, cwd=_results.project_root()))
+
+
+@app.command()
+def report(path: Path = typer.Option(None, help="where to write (default: RESULTS.md in the checkout)")) -> None:
+    """Rebuild RESULTS.md from the latest results."""
+    from aicanon.core.report import write
+
+    target = write(path or _results.project_root() / "RESULTS.md")
+    out.print(f"wrote {target}")
+
+
+def _data_table(check: bool) -> int:
+    table = Table("dataset", "file", "found at", "size", "checksum")
+    bad = 0
+    for dataset, files in _data.registry().items():
+        for name, entry in files.items():
+            if check:
+                path, state = _data.locate(dataset, name)
+            else:
+                path = next((p for p in _data.candidates(dataset, name) if p.is_file()), None)
+                state = "found" if path else "missing"
+            size = f"{path.stat().st_size:,}" if path else "—"
+            colour = {"ok": "green", "found": "green", "missing": "yellow"}.get(state, "red")
+            bad += state in ("corrupt",)
+            table.add_row(dataset, name, str(path or "—"), size, f"[{colour}]{state}[/{colour}]")
+    out.print(table)
+    return bad
+
+
+@data_app.callback(invoke_without_command=True)
+def data_default(ctx: typer.Context) -> None:
+    """`aicanon data` alone is `aicanon data status`."""
+    if ctx.invoked_subcommand is None:
+        _data_table(check=False)
+
+
+@data_app.command("status")
+def data_status() -> None:
+    """Each registered file: where it was found and its size (no hashing)."""
+    _data_table(check=False)
+
+
+@data_app.command("verify")
+def data_verify() -> None:
+    """Each registered file: where it was found and whether its sha256 is ok, missing or corrupt."""
+    bad = _data_table(check=True)
+    raise typer.Exit(1 if bad else 0)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

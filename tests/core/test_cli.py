@@ -1,0 +1,93 @@
+import json
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from aicanon import catalog, cli
+from aicanon.core import experiment as ex
+
+from . import fake_experiment
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    """Make `gat` resolve to the fake experiment so reproduce can be tested without training."""
+    monkeypatch.setitem(sys.modules, "aicanon.experiments.gat", fake_experiment)
+    monkeypatch.setattr(catalog, "is_implemented", lambda paper: paper.slug == "gat")
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))
+    return tmp_path
+
+
+def test_list_shows_100_papers():
+    result = runner.invoke(cli.app, ["list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert sum(1 for p in catalog.papers() if f" {p.slug} " in result.output) == 100
+
+
+def test_list_filters_and_rejects_bad_filters():
+    result = runner.invoke(cli.app, ["list", "--area", "graphs"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and " gat " in result.output and " vit " not in result.output
+    result = runner.invoke(cli.app, ["list", "--area", "cooking"])
+    assert result.exit_code == 2 and "--area must be one of" in result.output
+
+
+def test_unknown_slug_exits_2_with_suggestion():
+    result = runner.invoke(cli.app, ["show", "gta"])
+    assert result.exit_code == 2 and "did you mean gat" in result.output
+    result = runner.invoke(cli.app, ["reproduce", "gta"])
+    assert result.exit_code == 2 and "did you mean gat" in result.output
+
+
+def test_reproduce_json_pass_and_fail_exit_codes(fake):
+    result = runner.invoke(cli.app, ["reproduce", "gat", "--json", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["slug"] == "gat" and record["passed"] and record["seeds"] == [0, 1]
+    assert (fake / "gat").exists()
+    # full thresholds: score >= 1.5 holds with value 2.0; --seeds 1 --seed 5 are honoured
+    result = runner.invoke(cli.app, ["reproduce", "gat", "--full", "--seeds", "1", "--seed", "5", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["seeds"] == [5]
+
+
+def test_reproduce_claim_failure_exits_1(fake, monkeypatch):
+    original = fake_experiment.Config.full
+    monkeypatch.setattr(fake_experiment.Config, "full", classmethod(lambda cls: original().__class__(scale="full", value=1.0)))
+    result = runner.invoke(cli.app, ["reproduce", "gat", "--full"])
+    assert result.exit_code == 1
+
+
+def test_reproduce_bad_usage_exits_2(fake):
+    assert runner.invoke(cli.app, ["reproduce"]).exit_code == 2
+    assert runner.invoke(cli.app, ["reproduce", "gat", "--quick", "--full"]).exit_code == 2
+    assert runner.invoke(cli.app, ["reproduce", "gat", "--seeds", "0"]).exit_code == 2
+    assert runner.invoke(cli.app, ["reproduce", "gat", "--device", "tpu"]).exit_code == 2
+    assert runner.invoke(cli.app, ["reproduce", "vit"]).exit_code == 2  # not implemented
+
+
+def test_reproduce_missing_data_exits_2(fake, monkeypatch):
+    from aicanon.core.data import fetch
+
+    def run(cfg):
+        fetch("planetoid", "ind.pubmed.allx")
+
+    monkeypatch.setattr(fake_experiment, "run", run)
+    result = runner.invoke(cli.app, ["reproduce", "gat"])
+    assert result.exit_code == 2 and "ind.pubmed.allx" in result.output
+
+
+def test_report_writes_results_md(fake, tmp_path):
+    assert runner.invoke(cli.app, ["reproduce", "gat"]).exit_code == 0
+    target = tmp_path / "RESULTS.md"
+    result = runner.invoke(cli.app, ["report", "--path", str(target)])
+    assert result.exit_code == 0
+    text = target.read_text()
+    assert "score is high" in text and "fake experiment: no paper behind it" in text
+
+
+def test_data_status_and_verify():
+    result = runner.invoke(cli.app, ["data", "verify"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0 and "ind.cora.x" in result.output and " ok " in result.output
+    assert runner.invoke(cli.app, ["data"]).exit_code == 0

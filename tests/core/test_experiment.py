@@ -1,0 +1,71 @@
+import json
+import sys
+
+import pytest
+
+from aicanon.core import experiment as ex
+from aicanon.core import results
+
+from . import fake_experiment
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    monkeypatch.setitem(sys.modules, "aicanon.experiments.fake_paper", fake_experiment)
+    return fake_experiment
+
+
+def test_claim_check_directions_and_reported_only():
+    up = ex.Claim("m", "d", paper=1.0, source="T1", quick=0.5, full=None)
+    assert up.check(0.5, "quick") is True
+    assert up.check(0.49, "quick") is False
+    assert up.check(10.0, "full") is None
+    assert up.check(float("nan"), "quick") is False
+    down = ex.Claim("m", "d", paper=1.0, source="T1", quick=0.5, higher_is_better=False)
+    assert down.check(0.4, "quick") is True and down.check(0.6, "quick") is False
+    with pytest.raises(ValueError, match="scale must be one of"):
+        up.threshold("medium")
+
+
+def test_reproduce_averages_seeds_and_checks_means(fake):
+    cfg = ex.make_config(fake, "quick", noise=0.1, device="cpu")
+    rep = ex.reproduce("fake-paper", cfg)
+    assert rep.seeds == [0, 1]
+    assert len(rep.per_seed) == 2 and rep.per_seed[0]["score"] != rep.per_seed[1]["score"]
+    assert rep.metrics["score"] == pytest.approx(sum(m["score"] for m in rep.per_seed) / 2)
+    assert rep.metrics_std["score"] > 0
+    assert [c.passed for c in rep.claims] == [True, None]
+    assert rep.passed and rep.notes == ["fake experiment: no paper behind it"]
+
+
+def test_reproduce_fails_when_a_claim_fails(fake):
+    cfg = ex.make_config(fake, "full", value=1.0, device="cpu")  # full threshold is 1.5
+    rep = ex.reproduce("fake-paper", cfg)
+    assert [c.passed for c in rep.claims] == [False, True]
+    assert not rep.passed
+
+
+def test_same_seed_same_metrics(fake):
+    cfg = ex.make_config(fake, "quick", noise=1.0, device="cpu")
+    assert ex.reproduce("fake-paper", cfg).per_seed == ex.reproduce("fake-paper", cfg).per_seed
+
+
+def test_make_config_rejects_unknown_fields_and_scales(fake):
+    with pytest.raises(ValueError, match="has no field 'lr'"):
+        ex.make_config(fake, "quick", lr=0.1)
+    with pytest.raises(ValueError, match="scale must be one of"):
+        ex.make_config(fake, "huge")
+    with pytest.raises(ValueError, match="seeds must be >= 1"):
+        ex.reproduce("fake-paper", ex.make_config(fake, "quick", seeds=0))
+
+
+def test_results_written_and_latest_found(fake, tmp_path):
+    rep = ex.reproduce("fake-paper", ex.make_config(fake, "quick", device="cpu"))
+    folder = results.write(rep, tmp_path, command="aicanon reproduce fake-paper --quick")
+    data = json.loads((folder / "result.json").read_text())
+    assert data["passed"] is True and data["plots"] == ["curve.png"]
+    assert (folder / "curve.png").stat().st_size > 0
+    assert data["environment"]["torch"] and data["command"].endswith("--quick")
+    latest = results.latest("fake-paper", "quick", tmp_path)
+    assert latest is not None and latest["timestamp"] == data["timestamp"]
+    assert results.latest("fake-paper", "full", tmp_path) is None
