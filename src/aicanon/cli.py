@@ -188,6 +188,19 @@ def verify(slugs: list[str] = typer.Argument(None, help="paper slugs (default: e
 
 
 @app.command()
+def bench(
+    slug: str,
+    args: list[str] = typer.Argument(None, help="passed to the benchmark script (e.g. --device cuda)"),
+) -> None:
+    """Run benchmarks/bench_<slug>.py: ours against the reference library, same inputs, one process."""
+    paper = _paper(slug)
+    script = _results.project_root() / "benchmarks" / f"bench_{paper.slug.replace('-', '_')}.py"
+    if not script.exists():
+        _fail_usage(f"{paper.slug} has no benchmark (looked for {script})")
+    raise typer.Exit(subprocess.call([sys.executable, str(script), *(args or [])]))
+
+
+@app.command()
 def report(path: Path = typer.Option(None, help="where to write (default: RESULTS.md in the checkout)")) -> None:
     """Rebuild RESULTS.md from the latest results."""
     from aicanon.core.report import write
