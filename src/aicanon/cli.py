@@ -20,12 +20,13 @@ from rich.table import Table
 from aicanon import catalog
 from aicanon.core import data as _data
 from aicanon.core import results as _results
+from aicanon.core.progress import console as progress_console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="The 100 most-cited AI papers since 2015.")
 data_app = typer.Typer(add_completion=False, help="Registered datasets: where they were found, checksums.")
 app.add_typer(data_app, name="data")
 out = Console()
-err = Console(stderr=True)
+err = progress_console()
 
 EXIT_CLAIM_FAILED = 1
 EXIT_USAGE = 2
@@ -151,12 +152,12 @@ def reproduce(
     for paper in papers:
         try:
             cfg = make_config(load_experiment(paper.slug), scale, seed=seed, seeds=seeds, device=device)
-            with err.status(f"{paper.slug} ({scale})") as spinner:
-                rep = run_reproduction(
-                    paper.slug,
-                    cfg,
-                    on_seed=lambda i, n: spinner.update(f"{paper.slug} ({scale}): seed {i + 1}/{n}"),
-                )
+            # One line per seed here; the experiment's own progress bars (core.progress.track) run below it.
+            rep = run_reproduction(
+                paper.slug,
+                cfg,
+                on_seed=lambda i, n: err.print(f"{paper.slug} ({scale}): seed {cfg.seed + i} ({i + 1}/{n})"),
+            )
         except _data.DataUnavailable as error:
             err.print(f"[red]data unavailable:[/red] {error}")
             raise typer.Exit(EXIT_USAGE)

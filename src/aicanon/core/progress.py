@@ -19,9 +19,19 @@ def track(iterable: Iterable[T], description: str, total: int | None = None) -> 
     if not enabled():
         yield from iterable
         return
-    from rich.console import Console
     from rich.progress import track as rich_track
 
-    yield from rich_track(
-        iterable, description=description, total=total, console=Console(stderr=True), transient=True
-    )
+    yield from rich_track(iterable, description=description, total=total, console=console(), transient=True)
+
+
+_console = None
+
+
+def console():
+    """The one stderr console the CLI and the progress bars share (rich allows one live display each)."""
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console(stderr=True)
+    return _console
