@@ -1,0 +1,307 @@
+"""Generalized Intersection over Union: a metric and a loss for bounding-box regression.
+
+Rezatofighi, Tsoi, Gwak, Sadeghian, Reid and Savarese, CVPR 2019 (arXiv:1902.09630).
+
+Boxes are axis-aligned and written as corners ``(x1, y1, x2, y2)`` with ``x1 <= x2``, ``y1 <= y2``.
+For two shapes ``A`` and ``B`` and ``C`` the smallest convex shape enclosing both (for boxes: the
+smallest enclosing box), the paper defines (Section 3, Algorithm 1)::
+
+    IoU  = |A ∩ B| / |A ∪ B|
+    GIoU = IoU - |C \\ (A ∪ B)| / |C|                         (Algorithm 1)
+
+and, as losses for a predicted box ``B^p`` against a ground-truth box ``B^g`` (Algorithm 2)::
+
+    step 1  x̂1 = min(x1p, x2p), x̂2 = max(x1p, x2p), ŷ1 = min(y1p, y2p), ŷ2 = max(y1p, y2p)
+    step 2  A^g = (x2g - x1g)(y2g - y1g)
+    step 3  A^p = (x̂2 - x̂1)(ŷ2 - ŷ1)
+    step 4  I = max(0, min(x̂2, x2g) - max(x̂1, x1g)) * max(0, min(ŷ2, y2g) - max(ŷ1, y1g))
+    step 5  enclosing box  x1c = min(x̂1, x1g), x2c = max(x̂2, x2g), (same for y)
+    step 6  A^c = (x2c - x1c)(y2c - y1c)
+    step 7  IoU = I / U,  U = A^p + A^g - I
+    step 8  GIoU = IoU - (A^c - U) / A^c
+    step 9  L_IoU = 1 - IoU,  L_GIoU = 1 - GIoU
+
+Properties (Section 3): ``-1 < GIoU <= IoU <= 1``; ``GIoU(A, A) = 1``; GIoU is symmetric and
+invariant to the scale of the problem; ``0 <= L_GIoU < 2``. When ``A`` and ``B`` do not overlap,
+``IoU = 0`` whatever their distance, so ``L_IoU`` has zero gradient there; ``GIoU`` still falls
+as the boxes move apart, so ``L_GIoU`` pulls a disjoint prediction towards its target.
+
+Public API
+----------
+* :func:`box_iou`, :func:`generalized_box_iou`: pairwise metrics, ``[N, 4] x [M, 4] -> [N, M]``;
+* :func:`box_iou_elementwise`, :func:`generalized_box_iou_elementwise`: matched pairs,
+  ``[..., 4] x [..., 4] -> [...]``;
+* :func:`iou_loss` (the paper's ``L_IoU`` baseline) and :func:`giou_loss` (``L_GIoU``), Algorithm 2,
+  with ``reduction`` ``"mean"`` (default), ``"sum"`` or ``"none"``.
+
+Decisions and departures from the paper
+---------------------------------------
+* **Degenerate boxes and** ``eps``. The paper divides by ``U`` and ``A^c`` without guard; both are
+  zero for two zero-area boxes (two identical points, or segments on one line), giving ``0/0``. As
+  torchvision's ``generalized_box_iou_loss`` does, every denominator here is ``denominator + eps``
+  (``eps = 1e-7`` by default). Consequences, all finite, values and gradients:
+  ``IoU = 0`` and ``GIoU = 0`` for two identical zero-area boxes (loss 1); for a box of area ``a``,
+  ``IoU(A, A) = GIoU(A, A) = a / (a + eps)``, equal to 1 up to ``eps / a`` (below float32 resolution
+  once ``a >= 1``, e.g. pixel coordinates; keep boxes larger than about ``sqrt(eps)`` per side in
+  normalised coordinates). The range ``-1 < GIoU <= IoU <= 1`` holds exactly with ``eps > 0``.
+  ``eps = 0`` is allowed and gives the paper's (and torchvision's ``box_iou`` /
+  ``generalized_box_iou``) formula exactly; degenerate pairs are then NaN, the caller's choice.
+* **Invalid boxes.** The metric functions check their inputs and raise ``ValueError`` naming the
+  argument and the first offending row for a box with ``x2 < x1`` or ``y2 < y1`` or a non-finite
+  coordinate: a metric of an ill-formed box is a bug upstream, silently giving a number would hide
+  it. The losses follow Algorithm 2 step 1: the *prediction* is re-ordered with min/max, so a
+  regressor whose output has swapped corners still gets a meaningful loss and gradient (the paper's
+  reason: the prediction comes from an unconstrained network); the *target* must be a valid box.
+  Non-finite values are rejected in both arguments. (Validation costs one device synchronisation
+  per call.)
+* **Reduction default.** ``giou_loss``/``iou_loss`` default to ``reduction="mean"`` (a training
+  loss); torchvision's ``generalized_box_iou_loss`` defaults to ``"none"``. The mean of an empty
+  batch is 0 (with a gradient graph), as torchvision does.
+* **Dtypes.** Floating-point tensors only (float16, bfloat16, float32, float64), both arguments of
+  one dtype and on one device; integer boxes raise ``TypeError`` (convert with ``.float()``), where
+  torchvision silently up-casts them.
+* Only axis-aligned 2-D boxes; the paper's Algorithm 1 holds for any convex shapes, but its
+  experiments and Algorithm 2 use boxes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "box_area",
+    "box_iou",
+    "box_iou_elementwise",
+    "generalized_box_iou",
+    "generalized_box_iou_elementwise",
+    "giou_loss",
+    "iou_loss",
+]
+
+REDUCTIONS = ("mean", "sum", "none")
+DEFAULT_EPS = 1e-7
+
+
+# --------------------------------------------------------------------------- input checks
+def _check_tensor(name: str, boxes: object) -> Tensor:
+    if not isinstance(boxes, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of boxes (x1, y1, x2, y2), got {type(boxes).__name__}")
+    if not boxes.is_floating_point():
+        raise TypeError(
+            f"{name} must be a floating-point tensor (float16/bfloat16/float32/float64), got {boxes.dtype}; "
+            "convert integer boxes with .float()"
+        )
+    if boxes.ndim < 1 or boxes.shape[-1] != 4:
+        raise ValueError(f"{name} must have a last dimension of size 4 (x1, y1, x2, y2), got shape {tuple(boxes.shape)}")
+    return boxes
+
+
+def _check_pair(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
+    if a.dtype != b.dtype:
+        raise TypeError(f"{name_a} and {name_b} must share a dtype, got {a.dtype} and {b.dtype}")
+    if a.device != b.device:
+        raise ValueError(f"{name_a} and {name_b} must be on one device, got {a.device} and {b.device}")
+
+
+def _check_eps(eps: object) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
+        raise TypeError(f"eps must be a float >= 0, got {type(eps).__name__}")
+    eps = float(eps)
+    if not eps >= 0.0 or eps == float("inf"):
+        raise ValueError(f"eps must be a finite float >= 0, got {eps}")
+    return eps
+
+
+def _where(position: int, leading_shape: torch.Size) -> str:
+    """Index of the ``position``-th box (in row-major order) within ``leading_shape``."""
+    if len(leading_shape) == 0:
+        return "the single box"
+    index = []
+    for size in reversed(leading_shape):
+        index.append(position % size)
+        position //= size
+    index.reverse()
+    return f"index {index[0]}" if len(index) == 1 else f"index {tuple(index)}"
+
+
+def _check_values(name: str, boxes: Tensor, require_ordered: bool) -> None:
+    """Reject non-finite coordinates and, for a metric or a target, boxes with x2 < x1 or y2 < y1."""
+    if boxes.numel() == 0:
+        return
+    with torch.no_grad():
+        flat = boxes.detach().reshape(-1, 4)
+        not_finite = ~torch.isfinite(flat).all(dim=1)
+        bad = not_finite
+        if require_ordered:
+            reversed_ = (flat[:, 2] < flat[:, 0]) | (flat[:, 3] < flat[:, 1])
+            bad = not_finite | reversed_
+        if not bool(bad.any()):  # the one synchronisation per argument
+            return
+        if bool(not_finite.any()):
+            position = int(torch.nonzero(not_finite)[0])
+            raise ValueError(
+                f"{name} must have finite coordinates, got a non-finite box at {_where(position, boxes.shape[:-1])}"
+            )
+        position = int(torch.nonzero(reversed_)[0])
+        raise ValueError(
+            f"{name} must hold boxes (x1, y1, x2, y2) with x1 <= x2 and y1 <= y2, "
+            f"got {flat[position].tolist()} at {_where(position, boxes.shape[:-1])}"
+        )
+
+
+def _check_reduction(reduction: object) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- core formulas
+def box_area(boxes: Tensor) -> Tensor:
+    """Area ``(x2 - x1)(y2 - y1)`` of boxes ``[..., 4] -> [...]`` (Algorithm 2, steps 2-3)."""
+    boxes = _check_tensor("boxes", boxes)
+    _check_values("boxes", boxes, require_ordered=True)
+    return _area(boxes)
+
+
+def _area(boxes: Tensor) -> Tensor:
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+
+
+def _inter_union_enclosure(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Intersection, union and enclosing-box area of broadcastable box tensors ``a``, ``b``.
+
+    Algorithm 2 steps 4-6. The intersection's sides are clamped at 0 (step 4's "if x2I > x1I and
+    y2I > y1I ... else 0"), which is the same function and keeps gradients defined everywhere.
+    """
+    inter_wh = (torch.minimum(a[..., 2:], b[..., 2:]) - torch.maximum(a[..., :2], b[..., :2])).clamp(min=0)
+    inter = inter_wh[..., 0] * inter_wh[..., 1]
+    union = _area(a) + _area(b) - inter
+    # Step 5: the smallest enclosing box C. It contains both boxes, so its sides are >= 0 already.
+    enclose_wh = torch.maximum(a[..., 2:], b[..., 2:]) - torch.minimum(a[..., :2], b[..., :2])
+    enclosure = enclose_wh[..., 0] * enclose_wh[..., 1]
+    return inter, union, enclosure
+
+
+def _iou_giou(a: Tensor, b: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+    inter, union, enclosure = _inter_union_enclosure(a, b)
+    iou = inter / (union + eps)  # step 7 (eps: see module docstring)
+    giou = iou - (enclosure - union) / (enclosure + eps)  # step 8 / Algorithm 1
+    return iou, giou
+
+
+def _order_corners(pred: Tensor) -> Tensor:
+    """Algorithm 2 step 1: x̂1 = min(x1, x2), x̂2 = max(x1, x2), same for y."""
+    x1, y1, x2, y2 = pred.unbind(dim=-1)
+    return torch.stack(
+        (torch.minimum(x1, x2), torch.minimum(y1, y2), torch.maximum(x1, x2), torch.maximum(y1, y2)), dim=-1
+    )
+
+
+# --------------------------------------------------------------------------- metrics
+def _check_pairwise(boxes1: object, boxes2: object, eps: object) -> float:
+    a = _check_tensor("boxes1", boxes1)
+    b = _check_tensor("boxes2", boxes2)
+    for name, boxes in (("boxes1", a), ("boxes2", b)):
+        if boxes.ndim != 2:
+            raise ValueError(f"{name} must have shape [N, 4], got shape {tuple(boxes.shape)}")
+    _check_pair("boxes1", a, "boxes2", b)
+    eps = _check_eps(eps)
+    _check_values("boxes1", a, require_ordered=True)
+    _check_values("boxes2", b, require_ordered=True)
+    return eps
+
+
+def _check_elementwise(name_a: str, a: object, name_b: str, b: object, eps: object) -> float:
+    a = _check_tensor(name_a, a)
+    b = _check_tensor(name_b, b)
+    _check_pair(name_a, a, name_b, b)
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{name_a} and {name_b} must have the same shape [..., 4], got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    return _check_eps(eps)
+
+
+def box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = DEFAULT_EPS) -> Tensor:
+    """Pairwise IoU (Jaccard index) of ``boxes1 [N, 4]`` and ``boxes2 [M, 4]``, returned ``[N, M]``.
+
+    ``IoU = |A ∩ B| / (|A ∪ B| + eps)``; ``eps=0`` is the plain ratio (torchvision's ``box_iou``).
+    Raises ``ValueError`` for boxes with ``x2 < x1``, ``y2 < y1`` or non-finite coordinates.
+    """
+    eps = _check_pairwise(boxes1, boxes2, eps)
+    iou, _ = _iou_giou(boxes1[:, None, :], boxes2[None, :, :], eps)
+    return iou
+
+
+def generalized_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = DEFAULT_EPS) -> Tensor:
+    """Pairwise GIoU (Algorithm 1) of ``boxes1 [N, 4]`` and ``boxes2 [M, 4]``, returned ``[N, M]``.
+
+    ``GIoU = IoU - (|C| - |A ∪ B|) / (|C| + eps)`` with ``C`` the smallest enclosing box; in
+    ``(-1, 1]``. ``eps=0`` is torchvision's ``generalized_box_iou``. Invalid boxes raise ``ValueError``.
+    """
+    eps = _check_pairwise(boxes1, boxes2, eps)
+    _, giou = _iou_giou(boxes1[:, None, :], boxes2[None, :, :], eps)
+    return giou
+
+
+def box_iou_elementwise(boxes1: Tensor, boxes2: Tensor, eps: float = DEFAULT_EPS) -> Tensor:
+    """IoU of matched pairs: ``boxes1[i]`` with ``boxes2[i]``, ``[..., 4] x [..., 4] -> [...]``."""
+    eps = _check_elementwise("boxes1", boxes1, "boxes2", boxes2, eps)
+    _check_values("boxes1", boxes1, require_ordered=True)
+    _check_values("boxes2", boxes2, require_ordered=True)
+    iou, _ = _iou_giou(boxes1, boxes2, eps)
+    return iou
+
+
+def generalized_box_iou_elementwise(boxes1: Tensor, boxes2: Tensor, eps: float = DEFAULT_EPS) -> Tensor:
+    """GIoU of matched pairs (Algorithm 1): ``boxes1[i]`` with ``boxes2[i]``, ``[..., 4] -> [...]``."""
+    eps = _check_elementwise("boxes1", boxes1, "boxes2", boxes2, eps)
+    _check_values("boxes1", boxes1, require_ordered=True)
+    _check_values("boxes2", boxes2, require_ordered=True)
+    _, giou = _iou_giou(boxes1, boxes2, eps)
+    return giou
+
+
+# --------------------------------------------------------------------------- losses
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    # The mean of an empty batch is 0, still attached to the graph (as torchvision does).
+    return loss.mean() if loss.numel() > 0 else 0.0 * loss.sum()
+
+
+def _loss_terms(pred: object, target: object, reduction: object, eps: object) -> tuple[Tensor, Tensor, str, float]:
+    eps = _check_elementwise("pred", pred, "target", target, eps)
+    reduction = _check_reduction(reduction)
+    # Step 1 makes any finite prediction a box; the target has to be one already.
+    _check_values("pred", pred, require_ordered=False)
+    _check_values("target", target, require_ordered=True)
+    return _order_corners(pred), target, reduction, eps  # type: ignore[arg-type]
+
+
+def iou_loss(pred: Tensor, target: Tensor, reduction: str = "mean", eps: float = DEFAULT_EPS) -> Tensor:
+    """The paper's ``L_IoU = 1 - IoU`` baseline (Algorithm 2, step 9), values in ``[0, 1]``.
+
+    ``pred`` and ``target`` are matched boxes ``[..., 4]``; ``pred``'s corners are ordered first
+    (step 1). Its gradient is exactly zero when the boxes do not overlap: the weakness GIoU removes.
+    """
+    pred_box, target, reduction, eps = _loss_terms(pred, target, reduction, eps)
+    iou, _ = _iou_giou(pred_box, target, eps)
+    return _reduce(1.0 - iou, reduction)
+
+
+def giou_loss(pred: Tensor, target: Tensor, reduction: str = "mean", eps: float = DEFAULT_EPS) -> Tensor:
+    """``L_GIoU = 1 - GIoU`` (Algorithm 2), values in ``[0, 2)``.
+
+    ``pred`` and ``target`` are matched boxes ``[..., 4]`` (``x1, y1, x2, y2``). The prediction's
+    corners are ordered with min/max (step 1), so swapped corners are allowed; ``target`` must be a
+    valid box. ``reduction``: ``"mean"`` (default), ``"sum"`` or ``"none"``. ``eps`` is added to
+    each denominator, as in torchvision's ``generalized_box_iou_loss`` (whose values and gradients
+    this matches for valid predictions).
+    """
+    pred_box, target, reduction, eps = _loss_terms(pred, target, reduction, eps)
+    _, giou = _iou_giou(pred_box, target, eps)
+    return _reduce(1.0 - giou, reduction)
