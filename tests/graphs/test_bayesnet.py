@@ -204,7 +204,9 @@ def test_em_log_likelihood_non_decreasing(seed):
     rng = np.random.default_rng(seed)
     data = net.sample(150, rng)
     mask = rng.random(data.shape) < 0.3
-    em = expectation_maximization(data, net, mask=mask, init="random", generator=rng, max_iterations=15, tolerance=0)
+    em = expectation_maximization(
+        data, net, mask=mask, init="random", generator=rng, max_iterations=15, tolerance=0
+    )
     lls = np.asarray(em.log_likelihoods)
     assert np.all(np.diff(lls) >= -1e-9 * np.abs(lls[:-1]))
 
@@ -245,9 +247,14 @@ def _pgmpy_model(net: BayesianNetwork):
         pa = [net.names[p] for p in net.parents[i]]
         values = net.cpts[i].reshape(-1, net.cardinalities[i]).T  # [r_i, q_i], first parent slowest
         model.add_cpds(
-            TabularCPD(v, net.cardinalities[i], values, evidence=pa or None,
-                       evidence_card=[net.cardinalities[p] for p in net.parents[i]] or None,
-                       state_names={u: list(range(net.cardinalities[net.index(u)])) for u in [v, *pa]})
+            TabularCPD(
+                v,
+                net.cardinalities[i],
+                values,
+                evidence=pa or None,
+                evidence_card=[net.cardinalities[p] for p in net.parents[i]] or None,
+                state_names={u: list(range(net.cardinalities[net.index(u)])) for u in [v, *pa]},
+            )
         )
     return model
 
@@ -300,7 +307,9 @@ def test_parity_parameter_estimators_pgmpy():
 def _ours_layout(cpd, net: BayesianNetwork, i: int) -> np.ndarray:
     """A pgmpy CPD ``[r_i, q_i]`` (its own parent order) as our ``[r_p1, .., r_pm, r_i]``."""
     theirs = list(cpd.variables[1:])
-    values = cpd.get_values().reshape([net.cardinalities[i]] + [net.cardinalities[net.index(u)] for u in theirs])
+    values = cpd.get_values().reshape(
+        [net.cardinalities[i]] + [net.cardinalities[net.index(u)] for u in theirs]
+    )
     ours = [net.names[p] for p in net.parents[i]]
     return np.transpose(values, [1 + theirs.index(u) for u in ours] + [0])
 
@@ -377,7 +386,9 @@ def test_bad_learning_arguments():
     with pytest.raises(ValueError, match=r"alpha\[0\] must have shape \(2,\)"):
         DirichletPosterior(net, [np.ones(3)] + [np.ones(net.family_shape(i)) for i in range(1, 4)])
     with pytest.raises(ValueError, match="alpha must be >= 1 everywhere"):
-        expectation_maximization(np.zeros((2, 4), dtype=int), net, alpha=DirichletPosterior.bdeu(net, 1.0).alpha)
+        expectation_maximization(
+            np.zeros((2, 4), dtype=int), net, alpha=DirichletPosterior.bdeu(net, 1.0).alpha
+        )
     with pytest.raises(ValueError, match="init must be 'network' or 'random'"):
         expectation_maximization(np.zeros((2, 4), dtype=int), net, init="zeros")
     with pytest.raises(ValueError, match="max_iterations must be an int >= 1"):

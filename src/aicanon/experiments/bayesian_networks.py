@@ -28,17 +28,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import aicanon.core as core
+from aicanon import core
 from aicanon.core.experiment import Claim, ExperimentConfig, Result
 from aicanon.core.progress import track
-from aicanon.graphs.bayesnet import BayesianNetwork, DirichletPosterior, expectation_maximization, maximum_likelihood_cpts
+from aicanon.graphs.bayesnet import (
+    BayesianNetwork,
+    DirichletPosterior,
+    expectation_maximization,
+    maximum_likelihood_cpts,
+)
 from aicanon.graphs.bayesnet_structure import FamilyScorer, hill_climb, structural_hamming_distance
 
 # The Asia ("chest clinic") network, Lauritzen & Spiegelhalter (1988); state 0 = yes, 1 = no.
 ASIA_NAMES = ["asia", "tub", "smoke", "lung", "bronc", "either", "xray", "dysp"]
 ASIA_PARENTS = {
-    "tub": ["asia"], "lung": ["smoke"], "bronc": ["smoke"], "either": ["lung", "tub"],
-    "xray": ["either"], "dysp": ["bronc", "either"],
+    "tub": ["asia"],
+    "lung": ["smoke"],
+    "bronc": ["smoke"],
+    "either": ["lung", "tub"],
+    "xray": ["either"],
+    "dysp": ["bronc", "either"],
 }
 
 
@@ -72,7 +81,7 @@ class Config(ExperimentConfig):
     """The sample size the SHD <= 2 claim is checked at (the ablation sets it to 50)."""
     ablation_samples: int = 50
     """The too-small sample of the ablation."""
-    replicates: int = 5
+    replicates: int = 8
     """Independent data sets per sample size; SHDs are averaged over them."""
     search: bool = True
     """Run hill climbing; False returns the empty graph (the no-search ablation)."""
@@ -94,14 +103,19 @@ class Config(ExperimentConfig):
     """EM iterations at most."""
 
     @classmethod
-    def quick(cls) -> "Config":
+    def quick(cls) -> Config:
         return cls(scale="quick", seeds=1)
 
     @classmethod
-    def full(cls) -> "Config":
+    def full(cls) -> Config:
         return cls(
-            scale="full", seeds=3, replicates=30, restarts=50, sample_sizes=(100, 500, 1000, 5000, 20000, 50000),
-            em_samples=5000, em_iterations=100,
+            scale="full",
+            seeds=3,
+            replicates=30,
+            restarts=50,
+            sample_sizes=(100, 500, 1000, 5000, 20000, 50000),
+            em_samples=5000,
+            em_iterations=100,
         )
 
 
@@ -168,8 +182,8 @@ CLAIMS = [
         source="Section 6 (EM; Dempster, Laird & Rubin 1977)",
     ),
     Claim(
-        metric="em_max_abs_param_error",
-        description="EM with missing values vs ML on the complete data: max |theta difference|",
+        metric="em_mean_abs_param_error",
+        description="EM with missing values vs ML on the complete data: mean |theta difference|",
         paper=None,
         source="Section 6; reported",
         higher_is_better=False,
@@ -182,8 +196,14 @@ def _learn(data: np.ndarray, cfg: Config, rng: np.random.Generator) -> np.ndarra
     if not cfg.search:
         return np.zeros((n, n), dtype=bool)
     adjacency, _ = hill_climb(
-        data, [2] * n, score="bdeu", equivalent_sample_size=cfg.equivalent_sample_size, restarts=cfg.restarts,
-        perturbation=cfg.perturbation, tabu_length=cfg.tabu_length, generator=rng,
+        data,
+        [2] * n,
+        score="bdeu",
+        equivalent_sample_size=cfg.equivalent_sample_size,
+        restarts=cfg.restarts,
+        perturbation=cfg.perturbation,
+        tabu_length=cfg.tabu_length,
+        generator=rng,
     )
     return adjacency
 
@@ -239,13 +259,18 @@ def run(cfg: Config) -> Result:
     complete = net.sample(cfg.em_samples, rng)
     hidden = rng.random(complete.shape) < cfg.em_missing_fraction
     em = expectation_maximization(
-        complete, net.with_cpts([np.full(net.family_shape(i), 1.0 / 2) for i in range(net.n_vars)]),
-        mask=hidden, max_iterations=cfg.em_iterations, tolerance=1e-6,
+        complete,
+        net.with_cpts([np.full(net.family_shape(i), 1.0 / 2) for i in range(net.n_vars)]),
+        mask=hidden,
+        max_iterations=cfg.em_iterations,
+        tolerance=1e-6,
     )
     ml = maximum_likelihood_cpts(complete, net)
     lls = np.asarray(em.log_likelihoods)
     metrics["em_loglik_nondecreasing"] = float(bool((np.diff(lls) >= -1e-9 * np.abs(lls[:-1])).all()))
-    metrics["em_max_abs_param_error"] = max(float(np.abs(a - b).max()) for a, b in zip(em.network.cpts, ml))
+    errors = np.concatenate([np.abs(a - b).ravel() for a, b in zip(em.network.cpts, ml)])
+    metrics["em_mean_abs_param_error"] = float(errors.mean())
+    details["em_max_abs_param_error"] = float(errors.max())  # rare parent configurations (asia = yes)
     details["em_log_likelihoods"] = lls.tolist()
     details["em_iterations"] = em.iterations
 
@@ -254,10 +279,14 @@ def run(cfg: Config) -> Result:
         figures={"shd_curve": _figure(sizes, mean, cfg)},
         details=details,
         notes=[
-            "No table in the tutorial: claims are its Section 5 identity and structure recovery on Asia "
-            "(Lauritzen & Spiegelhalter 1988) sampled with our forward sampler.",
-            f"BDeu with ESS {cfg.equivalent_sample_size}; Asia's deterministic 'either' node makes larger ESS "
-            "(pgmpy's default 10) overfit.",
+            (
+                "No table in the tutorial: claims are its Section 5 identity and structure recovery on Asia "
+                "(Lauritzen & Spiegelhalter 1988) sampled with our forward sampler."
+            ),
+            (
+                f"BDeu with ESS {cfg.equivalent_sample_size}; Asia's deterministic 'either' node makes larger "
+                "ESS (pgmpy's default 10) overfit."
+            ),
             "SHD of the skeleton is the claim; CPDAG and DAG SHDs are reported in metrics.",
         ],
     )

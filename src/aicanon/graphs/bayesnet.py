@@ -144,11 +144,15 @@ def as_data(
             mask = mask.detach().cpu().numpy()
         mask = np.asarray(mask)
         if mask.dtype != bool or mask.shape != values.shape:
-            raise ValueError(f"mask must be a boolean array of shape {values.shape}, got {mask.dtype} {mask.shape}")
+            raise ValueError(
+                f"mask must be a boolean array of shape {values.shape}, got {mask.dtype} {mask.shape}"
+            )
         values[mask] = -1
     missing = values < 0
     if missing.any() and not allow_missing:
-        raise ValueError(f"{argument} must be complete here (no -1/masked values); use expectation_maximization")
+        raise ValueError(
+            f"{argument} must be complete here (no -1/masked values); use expectation_maximization"
+        )
     if (values < -1).any():
         raise ValueError(f"{argument} holds negative states other than -1 (missing): min {values.min()}")
     cards = np.asarray(cardinalities, dtype=np.int64)
@@ -217,7 +221,9 @@ class BayesianNetwork:
             if unknown:
                 raise ValueError(f"parents[{child!r}] names unknown variables {unknown}")
             if len(set(pa)) != len(pa) or child in pa:
-                raise ValueError(f"parents[{child!r}] must be distinct variables other than itself, got {list(pa)}")
+                raise ValueError(
+                    f"parents[{child!r}] must be distinct variables other than itself, got {list(pa)}"
+                )
             parent_index[self._index[child]] = tuple(self._index[p] for p in pa)
         self.parents = parent_index
         self.order = topological_order(self.parents, "parents")
@@ -275,22 +281,30 @@ class BayesianNetwork:
 
     @classmethod
     def from_adjacency(
-        cls, names: Sequence[str], cardinalities: Sequence[int], adjacency: Any, cpts: Mapping[str, Any] | None = None
-    ) -> "BayesianNetwork":
+        cls,
+        names: Sequence[str],
+        cardinalities: Sequence[int],
+        adjacency: Any,
+        cpts: Mapping[str, Any] | None = None,
+    ) -> BayesianNetwork:
         a = np.asarray(adjacency, dtype=bool)
         if a.shape != (len(names), len(names)):
             raise ValueError(f"adjacency must have shape {(len(names), len(names))}, got {a.shape}")
         parents = {names[c]: [names[p] for p in np.nonzero(a[:, c])[0]] for c in range(len(names))}
         return cls(names, cardinalities, parents, cpts)
 
-    def with_cpts(self, cpts: Sequence[np.ndarray]) -> "BayesianNetwork":
+    def with_cpts(self, cpts: Sequence[np.ndarray]) -> BayesianNetwork:
         return BayesianNetwork(
-            self.names, self.cardinalities, {self.names[c]: [self.names[p] for p in pa] for c, pa in enumerate(self.parents)},
+            self.names,
+            self.cardinalities,
+            {self.names[c]: [self.names[p] for p in pa] for c, pa in enumerate(self.parents)},
             dict(zip(self.names, cpts)),
         )
 
     # -- sampling and likelihood -----------------------------------------------------------------
-    def sample(self, n_samples: int, generator: np.random.Generator | torch.Generator | None = None) -> np.ndarray:
+    def sample(
+        self, n_samples: int, generator: np.random.Generator | torch.Generator | None = None
+    ) -> np.ndarray:
         """Forward (ancestral) sampling: ``[n_samples, n_vars]`` int64, parents drawn first."""
         if not isinstance(n_samples, (int, np.integer)) or isinstance(n_samples, bool) or n_samples < 0:
             raise ValueError(f"n_samples must be a non-negative int, got {n_samples!r}")
@@ -300,7 +314,9 @@ class BayesianNetwork:
         elif generator is None or isinstance(generator, np.random.Generator):
             uniforms = (generator or np.random.default_rng()).random(shape)
         else:
-            raise TypeError(f"generator must be a numpy Generator or torch.Generator, got {type(generator).__name__}")
+            raise TypeError(
+                f"generator must be a numpy Generator or torch.Generator, got {type(generator).__name__}"
+            )
         out = np.zeros(shape, dtype=np.int64)
         for i in self.order:
             rows = self.cpts[i][tuple(out[:, p] for p in self.parents[i])]  # [n, r_i]
@@ -392,6 +408,7 @@ class BayesianNetwork:
                 neighbours.setdefault(a, set()).update(b for b in scope if b != a)
         remaining, result = set(hidden), []
         while remaining:
+
             def cost(v: int) -> tuple[int, int]:
                 nb = list(neighbours[v])
                 fill = sum(1 for a, b in itertools.combinations(nb, 2) if b not in neighbours[a])
@@ -460,7 +477,10 @@ def _product(factors: list[tuple[tuple[int, ...], np.ndarray]]) -> tuple[tuple[i
 def maximum_likelihood_cpts(data: np.ndarray, network: BayesianNetwork) -> list[np.ndarray]:
     """``theta_ijk = N_ijk / N_ij`` for every family of ``network`` (complete data)."""
     x = as_data(data, network.cardinalities)
-    return [_normalise_rows(family_counts(x, i, network.parents[i], network.cardinalities)) for i in range(network.n_vars)]
+    return [
+        _normalise_rows(family_counts(x, i, network.parents[i], network.cardinalities))
+        for i in range(network.n_vars)
+    ]
 
 
 class DirichletPosterior:
@@ -488,14 +508,14 @@ class DirichletPosterior:
             self.alpha.append(a)
 
     @classmethod
-    def bdeu(cls, network: BayesianNetwork, equivalent_sample_size: float = 1.0) -> "DirichletPosterior":
+    def bdeu(cls, network: BayesianNetwork, equivalent_sample_size: float = 1.0) -> DirichletPosterior:
         """The uniform BDe prior (BDeu): ``alpha_ijk = ess / (r_i q_i)`` (Section 10.1 of the tutorial)."""
         if not equivalent_sample_size > 0:
             raise ValueError(f"equivalent_sample_size must be > 0, got {equivalent_sample_size}")
         shapes = [network.family_shape(i) for i in range(network.n_vars)]
         return cls(network, [np.full(s, equivalent_sample_size / np.prod(s)) for s in shapes])
 
-    def copy(self) -> "DirichletPosterior":
+    def copy(self) -> DirichletPosterior:
         return DirichletPosterior(self.network, [a.copy() for a in self.alpha])
 
     def update(self, case: Any) -> float:
@@ -505,8 +525,11 @@ class DirichletPosterior:
         counts are added, so summing the returned values over a data set gives ``log p(D)`` by the
         chain rule.
         """
-        x = as_data(np.asarray(case).reshape(1, -1) if not isinstance(case, torch.Tensor) else case.reshape(1, -1),
-                    self.network.cardinalities, argument="case")[0]
+        x = as_data(
+            np.asarray(case).reshape(1, -1) if not isinstance(case, torch.Tensor) else case.reshape(1, -1),
+            self.network.cardinalities,
+            argument="case",
+        )[0]
         log_predictive = 0.0
         for i, a in enumerate(self.alpha):
             row = tuple(int(x[p]) for p in self.network.parents[i])
@@ -514,7 +537,7 @@ class DirichletPosterior:
             a[row + (int(x[i]),)] += 1.0
         return log_predictive
 
-    def update_batch(self, data: Any) -> "DirichletPosterior":
+    def update_batch(self, data: Any) -> DirichletPosterior:
         """Batch updating: ``alpha_ijk += N_ijk`` over all cases at once."""
         x = as_data(data, self.network.cardinalities)
         for i, a in enumerate(self.alpha):
@@ -559,7 +582,9 @@ def _expected_counts(x: np.ndarray, net: BayesianNetwork) -> tuple[list[np.ndarr
         joint = net._unnormalised(missing, evidence, "min_fill")  # p(missing, y_l)
         evidence_probability = joint.sum()
         if evidence_probability <= 0:
-            raise ValueError(f"data holds a case of probability zero under the current parameters: {row.tolist()}")
+            raise ValueError(
+                f"data holds a case of probability zero under the current parameters: {row.tolist()}"
+            )
         log_likelihood += weight * float(np.log(evidence_probability))
         posterior = weight * joint / evidence_probability
         for i in range(net.n_vars):
@@ -568,7 +593,9 @@ def _expected_counts(x: np.ndarray, net: BayesianNetwork) -> tuple[list[np.ndarr
             # marginal of the family's missing variables, placed at the observed values of the rest
             marginal = posterior.sum(axis=tuple(k for k, v in enumerate(missing) if v not in scope))
             index = tuple(slice(None) if v in hidden else evidence[v] for v in scope)
-            counts[i][index] += _expand(marginal, [v for v in missing if v in scope], [v for v in scope if v in hidden])
+            counts[i][index] += _expand(
+                marginal, [v for v in missing if v in scope], [v for v in scope if v in hidden]
+            )
     return counts, log_likelihood
 
 
@@ -607,8 +634,12 @@ def expectation_maximization(
         net = network
     elif init == "random":
         rng = generator or np.random.default_rng()
-        net = network.with_cpts([rng.dirichlet(np.ones(s[-1]), size=s[:-1]) for s in
-                                 (network.family_shape(i) for i in range(network.n_vars))])
+        net = network.with_cpts(
+            [
+                rng.dirichlet(np.ones(s[-1]), size=s[:-1])
+                for s in (network.family_shape(i) for i in range(network.n_vars))
+            ]
+        )
     else:
         raise ValueError(f"init must be 'network' or 'random', got {init!r}")
     result = EMResult(network=net)

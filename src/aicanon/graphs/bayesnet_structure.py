@@ -148,7 +148,9 @@ class FamilyScorer:
             elif self.score == "bic":
                 value = bic_local_score(counts)
             else:
-                value = bde_local_score(counts, bde_hyperparameters(self.prior_network, key[0], key[1], self.ess))
+                value = bde_local_score(
+                    counts, bde_hyperparameters(self.prior_network, key[0], key[1], self.ess)
+                )
             self._cache[key] = value
             self.evaluations += 1
         return self._cache[key]
@@ -160,7 +162,10 @@ class FamilyScorer:
 
 
 def network_score(
-    data: Any, network: BayesianNetwork, score: str = "bdeu", equivalent_sample_size: float = 1.0,
+    data: Any,
+    network: BayesianNetwork,
+    score: str = "bdeu",
+    equivalent_sample_size: float = 1.0,
     prior_network: BayesianNetwork | None = None,
 ) -> float:
     """The score of ``network``'s structure on ``data`` (see :class:`FamilyScorer`)."""
@@ -229,9 +234,12 @@ def _legal_moves(a: np.ndarray, max_parents: int | None):
                     a[u, v] = True
                     if not cyclic:
                         yield ("reverse", u, v)
-            elif not a[v, u] and (max_parents is None or n_parents[v] < max_parents):
-                if not _reaches(a, v, u):  # adding u->v makes a cycle iff v ~> u already
-                    yield ("add", u, v)
+            elif (
+                not a[v, u]
+                and (max_parents is None or n_parents[v] < max_parents)
+                and not _reaches(a, v, u)  # adding u->v makes a cycle iff v ~> u already
+            ):
+                yield ("add", u, v)
 
 
 def _delta(scorer: FamilyScorer, a: np.ndarray, move: tuple[str, int, int]) -> float:
@@ -243,8 +251,12 @@ def _delta(scorer: FamilyScorer, a: np.ndarray, move: tuple[str, int, int]) -> f
     if op == "delete":
         return scorer.local(v, pa_v - {u}) - scorer.local(v, pa_v)
     pa_u = set(np.nonzero(a[:, u])[0].tolist())
-    return (scorer.local(v, pa_v - {u}) - scorer.local(v, pa_v)
-            + scorer.local(u, pa_u | {v}) - scorer.local(u, pa_u))
+    return (
+        scorer.local(v, pa_v - {u})
+        - scorer.local(v, pa_v)
+        + scorer.local(u, pa_u | {v})
+        - scorer.local(u, pa_u)
+    )
 
 
 def _apply(a: np.ndarray, move: tuple[str, int, int]) -> None:
@@ -255,7 +267,11 @@ def _apply(a: np.ndarray, move: tuple[str, int, int]) -> None:
 
 
 def _climb(
-    scorer: FamilyScorer, a: np.ndarray, max_parents: int | None, tabu_length: int, max_iterations: int,
+    scorer: FamilyScorer,
+    a: np.ndarray,
+    max_parents: int | None,
+    tabu_length: int,
+    max_iterations: int,
     epsilon: float,
 ) -> tuple[np.ndarray, int]:
     tabu: list[tuple[str, int, int]] = []
@@ -307,8 +323,12 @@ def hill_climb(
         scorer = FamilyScorer(data, cardinalities, score, equivalent_sample_size, prior_network)
     n = scorer.n_vars
     a = np.zeros((n, n), dtype=bool) if start is None else _check_adjacency(start, n, "start").copy()
-    for name, value, low in (("restarts", restarts, 0), ("perturbation", perturbation, 0),
-                             ("tabu_length", tabu_length, 0), ("max_iterations", max_iterations, 1)):
+    for name, value, low in (
+        ("restarts", restarts, 0),
+        ("perturbation", perturbation, 0),
+        ("tabu_length", tabu_length, 0),
+        ("max_iterations", max_iterations, 1),
+    ):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
     if max_parents is not None and (not isinstance(max_parents, int) or max_parents < 0):
@@ -349,7 +369,7 @@ def cpdag(adjacency: Any) -> np.ndarray:
     for c in range(n):
         pa = np.nonzero(a[:, c])[0]
         for i, p in enumerate(pa):
-            for q in pa[i + 1:]:
+            for q in pa[i + 1 :]:
                 if not adjacent[p, q]:
                     directed[p, c] = directed[q, c] = True
     undirected = adjacent & ~directed & ~directed.T
@@ -366,7 +386,7 @@ def cpdag(adjacency: Any) -> np.ndarray:
                 r2 = any(directed[u, w] and directed[w, v] for w in range(n))
                 # R3: u - w1 -> v, u - w2 -> v, w1 and w2 not adjacent  =>  u -> v
                 ws = [w for w in range(n) if undirected[u, w] and directed[w, v]]
-                r3 = any(not adjacent[w1, w2] for i, w1 in enumerate(ws) for w2 in ws[i + 1:])
+                r3 = any(not adjacent[w1, w2] for i, w1 in enumerate(ws) for w2 in ws[i + 1 :])
                 if r1 or r2 or r3:
                     directed[u, v] = True
                     undirected[u, v] = undirected[v, u] = False
