@@ -355,6 +355,12 @@ def test_bad_data():
     with pytest.raises(ValueError, match="mask must be a boolean array"):
         as_data(np.array([[0, 1]]), cards, mask=np.array([[1, 0]]))
     np.testing.assert_array_equal(as_data(torch.tensor([[1, 2]]), cards), [[1, 2]])
+    with pytest.raises(ValueError, match="child must be variable indices in 0..1, got 5"):
+        family_counts(np.array([[0, 1]]), 5, [0], cards)
+    with pytest.raises(ValueError, match="parents must be distinct and exclude child"):
+        family_counts(np.array([[0, 1]]), 1, [1], cards)
+    with pytest.raises(TypeError, match="network must be a BayesianNetwork"):
+        maximum_likelihood_cpts(np.array([[0, 1]]), "net")
 
 
 def test_bad_queries_and_sampling():
@@ -391,6 +397,8 @@ def test_bad_learning_arguments():
         )
     with pytest.raises(ValueError, match="init must be 'network' or 'random'"):
         expectation_maximization(np.zeros((2, 4), dtype=int), net, init="zeros")
+    with pytest.raises(ValueError, match="tolerance must be a number >= 0"):
+        expectation_maximization(np.zeros((2, 4), dtype=int), net, tolerance=-1.0)
     with pytest.raises(ValueError, match="max_iterations must be an int >= 1"):
         expectation_maximization(np.zeros((2, 4), dtype=int), net, max_iterations=0)
     with pytest.raises(TypeError, match="network must be a BayesianNetwork"):

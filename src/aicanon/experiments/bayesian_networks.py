@@ -92,7 +92,8 @@ class Config(ExperimentConfig):
     perturbation: int = 4
     """Random moves applied to the best graph before each restart."""
     tabu_length: int = 10
-    """Moves undoing one of the last ``tabu_length`` moves are forbidden within a climb."""
+    """Tabu search: undoing one of the last ``tabu_length`` moves is forbidden, and a climb goes on
+    through worsening moves until ``tabu_length`` steps pass without a new best (0: plain greedy)."""
     sequential_samples: int = 5000
     """Cases fed one at a time to the Dirichlet posterior for the sequential == batch identity."""
     em_samples: int = 1000
@@ -113,6 +114,7 @@ class Config(ExperimentConfig):
             seeds=3,
             replicates=30,
             restarts=50,
+            tabu_length=30,
             sample_sizes=(100, 500, 1000, 5000, 20000, 50000),
             em_samples=5000,
             em_iterations=100,

@@ -67,7 +67,7 @@ __all__ = [
     "topological_order",
 ]
 
-_SUM_TOL = 1e-8
+_SUM_TOL = 1e-8  # CPT rows must sum to 1 within this (renormalise rounded tables first)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -166,10 +166,21 @@ def as_data(
     return values
 
 
-def family_counts(
+def family_counts(data: Any, child: int, parents: Sequence[int], cardinalities: Sequence[int]) -> np.ndarray:
+    """``N_ijk`` for one family as an array ``[r_p1, .., r_pm, r_child]`` (complete data)."""
+    cards = tuple(int(c) for c in cardinalities)
+    x = as_data(data, cards)
+    for name, value in (("child", child), *(("parents", p) for p in parents)):
+        if not isinstance(value, (int, np.integer)) or not 0 <= int(value) < len(cards):
+            raise ValueError(f"{name} must be variable indices in 0..{len(cards) - 1}, got {value!r}")
+    if len({int(p) for p in parents} | {int(child)}) != len(parents) + 1:
+        raise ValueError(f"parents must be distinct and exclude child {child}, got {list(parents)}")
+    return _family_counts(x, int(child), [int(p) for p in parents], cards)
+
+
+def _family_counts(
     data: np.ndarray, child: int, parents: Sequence[int], cardinalities: Sequence[int]
 ) -> np.ndarray:
-    """``N_ijk`` for one family as an array ``[r_p1, .., r_pm, r_child]`` (complete data)."""
     columns = [*parents, child]
     shape = tuple(cardinalities[c] for c in columns)
     index = np.zeros(data.shape[0], dtype=np.int64)
@@ -251,7 +262,7 @@ class BayesianNetwork:
             if np.abs(sums - 1.0).max() > _SUM_TOL:
                 raise ValueError(
                     f"cpts[{v!r}] rows must sum to 1 over the last axis, got sums in "
-                    f"[{sums.min():.6g}, {sums.max():.6g}]"
+                    f"[{sums.min():.12g}, {sums.max():.12g}]"
                 )
             self.cpts.append(table)
 
@@ -476,9 +487,11 @@ def _product(factors: list[tuple[tuple[int, ...], np.ndarray]]) -> tuple[tuple[i
 # ----------------------------------------------------------------------------------------------
 def maximum_likelihood_cpts(data: np.ndarray, network: BayesianNetwork) -> list[np.ndarray]:
     """``theta_ijk = N_ijk / N_ij`` for every family of ``network`` (complete data)."""
+    if not isinstance(network, BayesianNetwork):
+        raise TypeError(f"network must be a BayesianNetwork, got {type(network).__name__}")
     x = as_data(data, network.cardinalities)
     return [
-        _normalise_rows(family_counts(x, i, network.parents[i], network.cardinalities))
+        _normalise_rows(_family_counts(x, i, network.parents[i], network.cardinalities))
         for i in range(network.n_vars)
     ]
 
@@ -541,7 +554,7 @@ class DirichletPosterior:
         """Batch updating: ``alpha_ijk += N_ijk`` over all cases at once."""
         x = as_data(data, self.network.cardinalities)
         for i, a in enumerate(self.alpha):
-            a += family_counts(x, i, self.network.parents[i], self.network.cardinalities)
+            a += _family_counts(x, i, self.network.parents[i], self.network.cardinalities)
         return self
 
     def mean(self) -> list[np.ndarray]:
@@ -573,7 +586,7 @@ def _expected_counts(x: np.ndarray, net: BayesianNetwork) -> tuple[list[np.ndarr
     if complete.any():
         xc = x[complete]
         for i in range(net.n_vars):
-            counts[i] += family_counts(xc, i, net.parents[i], net.cardinalities)
+            counts[i] += _family_counts(xc, i, net.parents[i], net.cardinalities)
         log_likelihood += net.log_likelihood(xc)
     rows, multiplicity = np.unique(x[~complete], axis=0, return_counts=True)
     for row, weight in zip(rows, multiplicity):
@@ -626,6 +639,8 @@ def expectation_maximization(
     x = as_data(data, network.cardinalities, mask=mask, allow_missing=True)
     if not isinstance(max_iterations, int) or max_iterations < 1:
         raise ValueError(f"max_iterations must be an int >= 1, got {max_iterations!r}")
+    if not isinstance(tolerance, (int, float)) or tolerance < 0:
+        raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
     if alpha is not None:
         prior = DirichletPosterior(network, alpha).alpha
         if any((a < 1).any() for a in prior):

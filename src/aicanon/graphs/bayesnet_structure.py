@@ -34,8 +34,8 @@ Departures from the tutorial, and why:
 * The tutorial scores ``log p(D | S^h) + log p(S^h)``; we take the structure prior uniform (the
   constant drops out of the search), as pgmpy's default does.
 * The tutorial's Section 11 describes local search with the same operators but does not fix a
-  restart or tabu scheme; ours (perturb-by-random-moves restarts, pgmpy-style tabu list) is one
-  common choice and is documented on :func:`hill_climb`.
+  restart or tabu scheme; ours (perturb-by-random-moves restarts, a tabu search that may take
+  worsening moves) is one common choice and is documented on :func:`hill_climb`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from scipy.special import gammaln
 
-from aicanon.graphs.bayesnet import BayesianNetwork, as_data, family_counts
+from aicanon.graphs.bayesnet import BayesianNetwork, _family_counts, as_data
 
 __all__ = [
     "FamilyScorer",
@@ -64,30 +64,49 @@ __all__ = [
 SCORES = ("bdeu", "bic", "bde")
 
 
-def bde_local_score(counts: np.ndarray, alpha: np.ndarray) -> float:
-    """Eq. 35 for one family: ``counts`` and ``alpha`` shaped ``[.., r_i]`` (parents first)."""
+def _check_counts(counts: Any) -> np.ndarray:
     counts = np.asarray(counts, dtype=np.float64)
-    alpha = np.broadcast_to(np.asarray(alpha, dtype=np.float64), counts.shape)
+    if counts.ndim < 1 or counts.size == 0 or not np.isfinite(counts).all() or (counts < 0).any():
+        raise ValueError(
+            f"counts must be a non-empty array [.., r_i] of finite counts >= 0, got shape {counts.shape}"
+        )
+    return counts
+
+
+def bde_local_score(counts: Any, alpha: Any) -> float:
+    """Eq. 35 for one family: ``counts`` and ``alpha`` shaped ``[.., r_i]`` (parents first)."""
+    counts = _check_counts(counts)
+    alpha = np.asarray(alpha, dtype=np.float64)
+    try:
+        alpha = np.broadcast_to(alpha, counts.shape)
+    except ValueError:
+        raise ValueError(f"alpha must broadcast to counts' shape {counts.shape}, got {alpha.shape}") from None
+    if not (alpha > 0).all():
+        raise ValueError("alpha must be > 0 (Dirichlet hyperparameters)")
     n_ij, a_ij = counts.sum(axis=-1), alpha.sum(axis=-1)
     return float(
         (gammaln(a_ij) - gammaln(a_ij + n_ij)).sum() + (gammaln(alpha + counts) - gammaln(alpha)).sum()
     )
 
 
-def bdeu_local_score(counts: np.ndarray, equivalent_sample_size: float) -> float:
+def bdeu_local_score(counts: Any, equivalent_sample_size: float) -> float:
     """BDeu for one family: Eq. 35 with ``alpha_ijk = ess / (r_i q_i)``."""
-    counts = np.asarray(counts, dtype=np.float64)
+    counts = _check_counts(counts)
+    if not isinstance(equivalent_sample_size, (int, float)) or not equivalent_sample_size > 0:
+        raise ValueError(f"equivalent_sample_size must be a number > 0, got {equivalent_sample_size!r}")
     return bde_local_score(counts, np.full(counts.shape, equivalent_sample_size / counts.size))
 
 
-def bic_local_score(counts: np.ndarray) -> float:
+def bic_local_score(counts: Any) -> float:
     """BIC for one family: ``sum_jk N_ijk log(N_ijk / N_ij) - q_i (r_i - 1) / 2 * log N``."""
-    counts = np.asarray(counts, dtype=np.float64)
+    counts = _check_counts(counts)
     rows = counts.reshape(-1, counts.shape[-1])
     n_ij = rows.sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_likelihood = np.where(rows > 0, rows * np.log(rows / n_ij), 0.0).sum()
     n = rows.sum()
+    if n <= 0:
+        raise ValueError("counts must hold at least one case for BIC (log N)")
     return float(log_likelihood - 0.5 * np.log(n) * rows.shape[0] * (rows.shape[1] - 1))
 
 
@@ -141,8 +160,15 @@ class FamilyScorer:
     def local(self, child: int, parents: Sequence[int]) -> float:
         """The family score of ``child`` with ``parents`` (order-free; cached)."""
         key = (int(child), tuple(sorted(int(p) for p in parents)))
+        if key not in self._cache and (
+            not all(0 <= v < self.n_vars for v in (key[0], *key[1]))
+            or len(set(key[1]) | {key[0]}) != len(key[1]) + 1
+        ):
+            raise ValueError(
+                f"child and parents must be distinct variable indices in 0..{self.n_vars - 1}, got {child}, {parents}"
+            )
         if key not in self._cache:
-            counts = family_counts(self.data, key[0], key[1], self.cardinalities)
+            counts = _family_counts(self.data, key[0], key[1], self.cardinalities)
             if self.score == "bdeu":
                 value = bdeu_local_score(counts, self.ess)
             elif self.score == "bic":
@@ -274,24 +300,35 @@ def _climb(
     max_iterations: int,
     epsilon: float,
 ) -> tuple[np.ndarray, int]:
+    """Greedy ascent; with ``tabu_length > 0``, tabu search: at a local optimum keep taking the best
+    move that is not tabu (even a worsening one) for up to ``tabu_length`` steps without a new best,
+    and return the best graph seen."""
     tabu: list[tuple[str, int, int]] = []
-    steps = 0
+    current = best_value = scorer.total(a)
+    best_graph, stale, steps = a.copy(), 0, 0
     for steps in range(1, max_iterations + 1):
-        best, best_delta = None, epsilon
-        for move in _legal_moves(a, max_parents):
-            if move in tabu:
+        move, gain = None, -np.inf if tabu_length > 0 else epsilon
+        for candidate in _legal_moves(a, max_parents):
+            if candidate in tabu:
                 continue
-            d = _delta(scorer, a, move)
-            if d > best_delta:
-                best, best_delta = move, d
-        if best is None:
-            return a, steps - 1
-        _apply(a, best)
-        op, u, v = best
+            d = _delta(scorer, a, candidate)
+            if d > gain:
+                move, gain = candidate, d
+        if move is None:
+            break
+        _apply(a, move)
+        current += gain
+        if current > best_value + epsilon:
+            best_graph, best_value, stale = a.copy(), current, 0
+        else:
+            stale += 1
+            if stale > tabu_length:
+                break
+        op, u, v = move
         # forbid undoing this move for the next tabu_length steps
         undo = {"add": ("delete", u, v), "delete": ("add", u, v), "reverse": ("reverse", v, u)}[op]
         tabu = (tabu + [undo])[-tabu_length:] if tabu_length > 0 else []
-    return a, steps
+    return best_graph, steps
 
 
 def hill_climb(
@@ -316,8 +353,10 @@ def hill_climb(
     Each step applies the add/delete/reverse move of largest score gain that keeps the graph
     acyclic, until no move gains more than ``epsilon``. Then, ``restarts`` times: copy the best
     graph, apply ``perturbation`` random legal moves (from ``generator``), climb again, and keep the
-    result if it scores higher. With ``tabu_length > 0`` a move that undoes one of the last
-    ``tabu_length`` moves is not allowed within a climb.
+    result if it scores higher. With ``tabu_length > 0`` the climb is a tabu search: a move that
+    undoes one of the last ``tabu_length`` moves is not allowed, and at a local optimum the best
+    allowed move is taken even if it lowers the score, until ``tabu_length`` steps pass without a
+    new best; the best graph seen is kept.
     """
     if scorer is None:
         scorer = FamilyScorer(data, cardinalities, score, equivalent_sample_size, prior_network)
