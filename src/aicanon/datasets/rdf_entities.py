@@ -39,7 +39,7 @@ import csv
 import functools
 import gzip
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -71,11 +71,12 @@ class RDFEntities:
         num_nodes: entities (distinct subjects and objects).
         edge_index: int64 ``[2, 2T]``: the ``T`` triples subject -> object, then their inverses.
         edge_type: int64 ``[2T]``: ``2k`` for predicate ``k``, ``2k + 1`` for its inverse.
-        relations: ``2 |predicates|`` names, ``<iri>`` and ``<iri>^-1`` in edge-type order.
+        relations: ``2 |predicates|`` names in edge-type order: each predicate IRI, then ``<IRI>^-1``.
         train_index, test_index: int64 node ids of the labelled training / test entities.
         train_labels, test_labels: int64 class ids of those entities.
         classes: the label texts, in class-id order.
         removed_leaking_triples: triples dropped for having a label-leaking predicate.
+        nodes: each node's RDF term in N-Triples syntax (``<iri>``, ``"literal"``, ``_:blank``).
     """
 
     name: str
@@ -89,6 +90,7 @@ class RDFEntities:
     test_labels: Tensor
     classes: list[str]
     removed_leaking_triples: int
+    nodes: list[str] = field(default_factory=list, repr=False)
 
     @property
     def num_relations(self) -> int:
@@ -108,7 +110,7 @@ class RDFEntities:
             self.name, self.num_nodes, self.edge_index.to(device), self.edge_type.to(device),
             list(self.relations), self.train_index.to(device), self.train_labels.to(device),
             self.test_index.to(device), self.test_labels.to(device), list(self.classes),
-            self.removed_leaking_triples,
+            self.removed_leaking_triples, list(self.nodes),
         )
 
 
@@ -215,7 +217,8 @@ def _build(name: str) -> tuple:
             index.append(node_id[term])
             labels.append(class_id[label])
         splits.append((np.array(index, dtype=np.int64), np.array(labels, dtype=np.int64)))
-    return len(nodes), edge_index, edge_type, relations, splits, classes, removed
+    names = tuple(term.n3() for term in nodes)
+    return len(nodes), edge_index, edge_type, relations, splits, classes, removed, names
 
 
 def load_rdf_entities(name: str) -> RDFEntities:
@@ -229,7 +232,7 @@ def load_rdf_entities(name: str) -> RDFEntities:
     key = name.lower()
     if key not in NAMES:
         raise ValueError(f"name must be one of {NAMES}, got {name!r}")
-    num_nodes, edge_index, edge_type, relations, splits, classes, removed = _build(key)
+    num_nodes, edge_index, edge_type, relations, splits, classes, removed, names = _build(key)
     (train_index, train_labels), (test_index, test_labels) = splits
     return RDFEntities(
         name=key,
@@ -243,4 +246,5 @@ def load_rdf_entities(name: str) -> RDFEntities:
         test_labels=torch.from_numpy(test_labels.copy()),
         classes=list(classes),
         removed_leaking_triples=removed,
+        nodes=list(names),
     )

@@ -273,6 +273,11 @@ class RGCNConv(nn.Module):
 
     def _check_input(self, x: Tensor | None, num_nodes: int | None) -> tuple[Tensor | None, Tensor | None, int]:
         """Return (dense features, node ids, N); exactly one of the first two is set."""
+        if self.num_blocks is not None and (x is None or (isinstance(x, Tensor) and x.dim() == 1)):
+            raise ValueError(
+                "x must be dense features [N, in_features] with num_blocks: the block-diagonal "
+                "decomposition (Eq. 4) cannot split one-hot node ids into blocks"
+            )
         if x is None:
             if num_nodes is not None and num_nodes != self.in_features:
                 raise ValueError(
@@ -304,11 +309,6 @@ class RGCNConv(nn.Module):
             raise ValueError(f"x must be 2-D features [N, in_features] or 1-D node ids [N], got shape {tuple(x.shape)}")
         if num_nodes is not None and num_nodes != n:
             raise ValueError(f"num_nodes must equal x's number of rows ({n}), got {num_nodes}")
-        if ids is not None and self.num_blocks is not None:
-            raise ValueError(
-                "x must be dense features [N, in_features] with num_blocks: the block-diagonal "
-                "decomposition (Eq. 4) cannot split one-hot node ids into blocks"
-            )
         return (None, ids, n) if ids is not None else (x, None, n)
 
     def forward(
