@@ -46,11 +46,24 @@ Departures from the paper and its code (github.com/PetarV-/GAT), and why:
 * Existing self loops are removed and exactly one added per node (when ``add_self_loops``), so a
   node's own features enter its neighbourhood once, as in the paper's dense mask ``A + I``.
   Duplicated edges are kept: each copy is a separate term of the softmax, as in PyG.
+* PPI skip connection: the paper's code adds, per head, a 1x1-convolution projection of the layer
+  input (with its own bias) before the ELU; ours is one bias-free linear map to all heads' output
+  (the same function: the heads' projections stacked, their biases absorbed by the layer's bias).
+
+Implementation choices that do not change the function:
+
+* Eq. (4)'s aggregation runs through :func:`aicanon.graphs.scatter.gather_weighted_sum`, which
+  works in cache-sized edge chunks and recomputes the gathered rows in the backward pass (2x faster
+  than gather-multiply-``index_add_`` through autograd on a 1M-edge graph). It is differentiable
+  once: no double backward through a GAT layer.
+* :func:`dropout` draws its mask as ``uniform >= p`` (the distribution of ``F.dropout``, cheaper on CPU).
+* :class:`SparseFeatures` feeds bag-of-words inputs (Cora: 1.3% nonzero) without densifying them.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -80,7 +93,9 @@ class SparseFeatures:
             raise ValueError(f"x must be a 2-D dense, COO or CSR tensor, got layout {x.layout}, shape {tuple(x.shape)}")
         if not x.is_floating_point():
             raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
-        csr = x if x.layout == torch.sparse_csr else x.to_sparse_csr()
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": we use its stable core only
+            warnings.simplefilter("ignore", UserWarning)
+            csr = x if x.layout == torch.sparse_csr else x.to_sparse_csr()
         rows, cols = int(x.size(0)), int(x.size(1))
         self.shape = torch.Size((rows, cols))
         self.crow = csr.crow_indices().long()
@@ -124,7 +139,7 @@ class SparseFeatures:
         return new
 
     def to_dense(self) -> Tensor:
-        return torch.sparse_csr_tensor(self.crow, self.col, self.values, self.shape).to_dense()
+        return torch.sparse_csr_tensor(self.crow, self.col, self.values, self.shape, check_invariants=False).to_dense()
 
     def matmul_transposed(self, weight: Tensor) -> Tensor:
         """``x W^T`` for ``weight`` ``[out, F]``, differentiable in ``weight`` and in the stored values."""
@@ -138,7 +153,7 @@ class _SparseLinear(torch.autograd.Function):
     def forward(ctx, values: Tensor, weight: Tensor, x: SparseFeatures) -> Tensor:  # type: ignore[override]
         ctx.x = x
         ctx.save_for_backward(values, weight)
-        matrix = torch.sparse_csr_tensor(x.crow, x.col, values, x.shape)
+        matrix = torch.sparse_csr_tensor(x.crow, x.col, values, x.shape, check_invariants=False)
         return matrix @ weight.t()
 
     @staticmethod
@@ -148,7 +163,8 @@ class _SparseLinear(torch.autograd.Function):
         grad_values = grad_weight = None
         if ctx.needs_input_grad[1]:
             transposed = torch.sparse_csr_tensor(
-                x.transpose_crow, x.transpose_col, values[x.transpose_order], (x.shape[1], x.shape[0])
+                x.transpose_crow, x.transpose_col, values[x.transpose_order], (x.shape[1], x.shape[0]),
+                check_invariants=False,
             )
             grad_weight = (transposed @ grad).t()
         if ctx.needs_input_grad[0]:
