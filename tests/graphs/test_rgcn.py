@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aicanon.graphs import rgcn
 from aicanon.graphs.rgcn import (
     RGCNConv,
     RGCNEntityClassifier,
@@ -65,8 +66,11 @@ def test_golden_two_relations_by_hand():
     assert torch.allclose(relation_norm(edge_index, edge_type, 3, 2), torch.tensor([0.5, 0.5, 1.0]))
 
 
+@pytest.mark.parametrize("path", ["gathered", "per-relation"])
 @pytest.mark.parametrize("kwargs", DECOMPOSITIONS, ids=["none", "basis", "block"])
-def test_matches_loop_over_nodes_and_relations(kwargs):
+def test_matches_loop_over_nodes_and_relations(kwargs, path, monkeypatch):
+    if path == "per-relation":  # the large-weight path: one matmul per relation segment
+        monkeypatch.setattr(rgcn, "GATHER_LIMIT", 0)
     torch.manual_seed(0)
     layer = RGCNConv(4, 6, num_relations=3, **kwargs)
     edge_index, edge_type = _graph(9, 40, 3)

@@ -26,7 +26,8 @@ sources' features within each pair first (one ``index_add``), then applies ``W_r
 mean once: ``O(E d + P d d')`` for ``P <= E`` non-empty pairs, never an ``N x N`` or an
 ``N x |R| x d`` tensor (the reference library loops over all relations, each time over all nodes).
 With the basis decomposition the pair means are multiplied by all bases in one matmul and mixed by
-``a_rb``; without a decomposition or with blocks, one matmul per relation that has edges. For
+``a_rb``; without a decomposition or with blocks, one batched matmul over per-pair gathered weights
+when they are small (``GATHER_LIMIT``), else one matmul per relation that has edges. For
 featureless input the table of rows ``W_r[j]`` (``|R| x N x d'``, the size of the undecomposed
 weight) is gathered per edge.
 
@@ -70,6 +71,11 @@ __all__ = [
     "drop_edges",
     "relation_norm",
 ]
+
+
+GATHER_LIMIT = 1 << 24
+"""Largest ``pairs x |W_r|`` for which the layer gathers a weight per (relation, target) pair and uses
+one batched matmul; above it, one matmul per relation (the gathered weights would be too large)."""
 
 
 def _check_positive_int(value: Any, name: str) -> int:
@@ -392,6 +398,15 @@ class RGCNConv(nn.Module):
             projected = (mean @ bases).view(num_pairs, self.num_bases, self.out_features)
             coefficients = self.comp.index_select(0, pair_relation)  # [P, B]
             transformed = torch.bmm(coefficients.unsqueeze(1), projected).squeeze(1)
+        elif num_pairs * self.weight[0].numel() <= GATHER_LIMIT:
+            # Small weights: gather each pair's W_r (or its blocks) and apply all in one batched matmul
+            # (a handful of kernels instead of a few per relation).
+            weights = self.weight.index_select(0, pair_relation)
+            if self.num_blocks is not None:
+                blocks = mean.view(num_pairs, self.num_blocks, 1, -1)  # [P, B, 1, in/B]
+                transformed = torch.matmul(blocks, weights).reshape(num_pairs, self.out_features)
+            else:
+                transformed = torch.bmm(mean.unsqueeze(1), weights).squeeze(1)
         else:
             # One W_r (or its blocks, Eq. 4) per relation segment; pairs are sorted by relation.
             sizes = torch.bincount(pair_relation, minlength=self.num_relations).tolist()
