@@ -41,10 +41,15 @@ def _dense_reference(
         adjacency[k, v, u] += 1
     for step in range(conv.num_layers):
         w = conv.weight[step if conv.weight_per_step else 0]
-        incoming = sum(adjacency[k] @ (h @ w[k]) for k in range(types))
+        b = (
+            torch.zeros(w.size(0), d)
+            if conv.message_bias is None
+            else conv.message_bias[step if conv.weight_per_step else 0]
+        )
+        incoming = sum(adjacency[k] @ (h @ w[k] + b[k]) for k in range(types))
         parts = [incoming]
         if conv.directed_weights:
-            parts.append(sum(adjacency[k].t() @ (h @ w[types + k]) for k in range(types)))
+            parts.append(sum(adjacency[k].t() @ (h @ w[types + k] + b[types + k]) for k in range(types)))
         a = torch.cat(parts, dim=1)
         w_r, w_z, w_n = conv.weight_ih.chunk(3)
         u_r, u_z, u_n = conv.weight_hh.chunk(3)
@@ -63,11 +68,18 @@ def _dense_reference(
 @pytest.mark.parametrize("directed", [True, False])
 @pytest.mark.parametrize("per_step", [False, True])
 @pytest.mark.parametrize("reset_after", [False, True])
-def test_matches_dense_equations(directed, per_step, reset_after):
+@pytest.mark.parametrize("message_bias", [False, True])
+def test_matches_dense_equations(directed, per_step, reset_after, message_bias):
     torch.manual_seed(0)
     edge_index, edge_type, _ = _graph(7, 15, 3, seed=1)
     conv = GatedGraphConv(
-        6, 3, num_edge_types=3, directed_weights=directed, weight_per_step=per_step, reset_after=reset_after
+        6,
+        3,
+        num_edge_types=3,
+        directed_weights=directed,
+        weight_per_step=per_step,
+        reset_after=reset_after,
+        message_bias=message_bias,
     )
     x = torch.randn(7, 2)
     torch.testing.assert_close(

@@ -52,7 +52,8 @@ Departures from the paper and its code (github.com/yujiali/ggnn), and why:
 * Eq. (2)'s bias ``b`` is not a separate parameter: ``W^z b``, ``W^r b``, ``W b`` are constants that
   the biases of Eq. (3)-(5) (which the paper's code has, and we have) absorb exactly.
 * The paper's code gives every edge type's message network its own bias, added once per edge (so a
-  node's input grows with its degree); Eq. (2) has one bias, which is what we do.
+  node's input carries its degree per edge type and direction); Eq. (2) has one bias. We follow
+  Eq. (2) by default; ``message_bias=True`` is the code's version.
 * ``reset_after=True`` applies the reset gate after the recurrent matrix, ``r . (U h + b)``, as
   ``torch.nn.GRUCell``, cuDNN and PyTorch Geometric do, instead of Eq. (5)'s ``U (r . h)``.
   The default is the paper's Eq. (5).
@@ -169,6 +170,8 @@ class GatedGraphConv(nn.Module):
         weight_per_step: one set of message matrices per step (PyG) instead of one shared set (paper).
         reset_after: ``r . (U h + b)`` as ``torch.nn.GRUCell`` instead of Eq. (5)'s ``U (r . h)``.
         bias: learned biases in the GRU (Eq. 3-5; they absorb Eq. 2's ``b``).
+        message_bias: a bias per edge type and direction added to every message (the paper's code):
+            node ``v`` then receives ``sum_k deg_k(v) b_k``, its typed degrees, beside Eq. (2)'s sum.
 
     Parameters: ``weight`` ``[S, K, D, D]`` (``S`` = ``T`` if ``weight_per_step`` else 1; ``K`` =
     ``num_edge_types`` blocks for messages along edges, followed, when ``directed_weights``, by
@@ -186,6 +189,7 @@ class GatedGraphConv(nn.Module):
         weight_per_step: bool = False,
         reset_after: bool = False,
         bias: bool = True,
+        message_bias: bool = False,
     ) -> None:
         super().__init__()
         self.out_features = _check_positive_int("out_features", out_features)
@@ -201,6 +205,10 @@ class GatedGraphConv(nn.Module):
         self.weight_hh = nn.Parameter(torch.empty(3 * d, d))
         self.bias_ih = nn.Parameter(torch.empty(3 * d)) if bias else None
         self.bias_hh = nn.Parameter(torch.empty(3 * d)) if bias else None
+        # The paper's code: every edge type and direction's message network has a bias, added per edge.
+        self.message_bias = (
+            nn.Parameter(torch.empty(steps, directions * self.num_edge_types, d)) if message_bias else None
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -264,6 +272,8 @@ class GatedGraphConv(nn.Module):
         for step in range(self.num_layers):
             weight = self.weight[step if self.weight_per_step else 0]  # [K, D, D]
             transformed = torch.matmul(h, weight.permute(1, 0, 2).reshape(d, blocks * d))
+            if self.message_bias is not None:
+                transformed = transformed + self.message_bias[step if self.weight_per_step else 0].reshape(-1)
             messages = transformed.reshape(num_nodes * blocks, d).index_select(0, rows)
             a = scatter_sum(messages, slots, num_nodes * directions, check=False).view(
                 num_nodes, directions * d
@@ -275,7 +285,7 @@ class GatedGraphConv(nn.Module):
         return (
             f"{self.out_features}, num_layers={self.num_layers}, num_edge_types={self.num_edge_types}, "
             f"directed_weights={self.directed_weights}, weight_per_step={self.weight_per_step}, "
-            f"reset_after={self.reset_after}"
+            f"reset_after={self.reset_after}, message_bias={self.message_bias is not None}"
         )
 
 
@@ -447,6 +457,7 @@ class GGNN(nn.Module):
         output: str = "node_selection",
         num_classes: int | None = None,
         directed_weights: bool = True,
+        message_bias: bool = False,
     ) -> None:
         super().__init__()
         self.annotation_features = _check_positive_int("annotation_features", annotation_features)
@@ -455,7 +466,11 @@ class GGNN(nn.Module):
                 f"state_features must be >= annotation_features={annotation_features} (Eq. 1), got {state_features}"
             )
         self.propagation = GatedGraphConv(
-            state_features, num_steps, num_edge_types, directed_weights=directed_weights
+            state_features,
+            num_steps,
+            num_edge_types,
+            directed_weights=directed_weights,
+            message_bias=message_bias,
         )
         self.head = _OutputHead(output, state_features, annotation_features, num_classes)
 
@@ -493,6 +508,7 @@ class GGSNN(nn.Module):
         num_classes: int | None = None,
         share_propagation: bool = True,
         directed_weights: bool = True,
+        message_bias: bool = False,
     ) -> None:
         super().__init__()
         self.annotation_features = _check_positive_int("annotation_features", annotation_features)
@@ -501,13 +517,12 @@ class GGSNN(nn.Module):
                 f"state_features must be >= annotation_features={annotation_features} (Eq. 1), got {state_features}"
             )
         self.share_propagation = bool(share_propagation)
-        self.output_propagation = GatedGraphConv(
-            state_features, num_steps, num_edge_types, directed_weights=directed_weights
-        )
+        propagation = {"directed_weights": directed_weights, "message_bias": message_bias}
+        self.output_propagation = GatedGraphConv(state_features, num_steps, num_edge_types, **propagation)
         self.annotation_propagation = (
             None
             if self.share_propagation
-            else GatedGraphConv(state_features, num_steps, num_edge_types, directed_weights=directed_weights)
+            else GatedGraphConv(state_features, num_steps, num_edge_types, **propagation)
         )
         self.head = _OutputHead(output, state_features, annotation_features, num_classes)
         self.annotation_output = AnnotationOutput(state_features, annotation_features)
