@@ -225,7 +225,9 @@ def test_property_translation_invariance(a, b, dx, dy):
 @given(box_lists(), box_lists(), st.floats(0.05, 20.0))
 def test_property_scale_invariance(a, b, scale):
     # Exact in the paper's formula (eps = 0); eps > 0 breaks it only by eps / area.
-    assert torch.allclose(generalized_box_iou(a * scale, b * scale, eps=0.0), generalized_box_iou(a, b, eps=0.0), atol=1e-9)
+    assert torch.allclose(
+        generalized_box_iou(a * scale, b * scale, eps=0.0), generalized_box_iou(a, b, eps=0.0), atol=1e-9
+    )
     assert torch.allclose(box_iou(a * scale, b * scale, eps=0.0), box_iou(a, b, eps=0.0), atol=1e-9)
 
 
@@ -290,7 +292,9 @@ def test_parity_box_iou_and_generalized_box_iou(dtype, atol):
     # default eps = 1e-7 moves values by at most eps / union <= 1e-7 for boxes of at least unit area
     atol = max(atol, 1e-7)
     torch.testing.assert_close(box_iou(a, b), torchvision_ops.box_iou(a, b), atol=atol, rtol=0)
-    torch.testing.assert_close(generalized_box_iou(a, b), torchvision_ops.generalized_box_iou(a, b), atol=atol, rtol=0)
+    torch.testing.assert_close(
+        generalized_box_iou(a, b), torchvision_ops.generalized_box_iou(a, b), atol=atol, rtol=0
+    )
 
 
 @pytest.mark.parity
@@ -334,10 +338,15 @@ def test_parity_giou_loss_values_and_gradients(dtype, atol, reduction, eps):
 @pytest.mark.parity
 def test_parity_giou_loss_empty_and_single_box():
     empty = torch.zeros(0, 4)
-    assert giou_loss(empty, empty).item() == torchvision_ops.generalized_box_iou_loss(empty, empty, reduction="mean").item()
+    assert (
+        giou_loss(empty, empty).item()
+        == torchvision_ops.generalized_box_iou_loss(empty, empty, reduction="mean").item()
+    )
     a = torch.tensor([1.0, 2.0, 5.0, 7.0])
     b = torch.tensor([0.0, 3.0, 4.0, 9.0])
-    torch.testing.assert_close(giou_loss(a, b, reduction="none"), torchvision_ops.generalized_box_iou_loss(a, b))
+    torch.testing.assert_close(
+        giou_loss(a, b, reduction="none"), torchvision_ops.generalized_box_iou_loss(a, b)
+    )
 
 
 # --------------------------------------------------------------------------- bad input
@@ -397,7 +406,9 @@ def test_elementwise_rejects_shape_mismatch(fn):
 def test_metrics_reject_reversed_boxes_naming_argument(fn):
     bad = torch.tensor([[0.0, 0.0, 1.0, 1.0], [2.0, 0.0, 1.0, 1.0]])
     good = VALID.repeat(2, 1)
-    with pytest.raises(ValueError, match=r"boxes1 must hold boxes .* x1 <= x2 .*got \[2.0, 0.0, 1.0, 1.0\] at index 1"):
+    with pytest.raises(
+        ValueError, match=r"boxes1 must hold boxes .* x1 <= x2 .*got \[2.0, 0.0, 1.0, 1.0\] at index 1"
+    ):
         fn(bad, good)
     with pytest.raises(ValueError, match="boxes2 must hold boxes"):
         fn(good, torch.tensor([[0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 1.0, 1.0]]))
@@ -423,7 +434,16 @@ def test_losses_reject_reversed_target_but_accept_reversed_pred(fn):
 
 
 @pytest.mark.parametrize("fn", ALL)
-@pytest.mark.parametrize(("eps", "error"), [(-1e-7, ValueError), (math.nan, ValueError), (math.inf, ValueError), ("1e-7", TypeError), (True, TypeError)])
+@pytest.mark.parametrize(
+    ("eps", "error"),
+    [
+        (-1e-7, ValueError),
+        (math.nan, ValueError),
+        (math.inf, ValueError),
+        ("1e-7", TypeError),
+        (True, TypeError),
+    ],
+)
 def test_rejects_bad_eps(fn, eps, error):
     with pytest.raises(error, match="eps must be"):
         fn(VALID, VALID, eps=eps)

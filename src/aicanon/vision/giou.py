@@ -86,14 +86,18 @@ DEFAULT_EPS = 1e-7
 # --------------------------------------------------------------------------- input checks
 def _check_tensor(name: str, boxes: object) -> Tensor:
     if not isinstance(boxes, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of boxes (x1, y1, x2, y2), got {type(boxes).__name__}")
+        raise TypeError(
+            f"{name} must be a torch.Tensor of boxes (x1, y1, x2, y2), got {type(boxes).__name__}"
+        )
     if not boxes.is_floating_point():
         raise TypeError(
             f"{name} must be a floating-point tensor (float16/bfloat16/float32/float64), got {boxes.dtype}; "
             "convert integer boxes with .float()"
         )
     if boxes.ndim < 1 or boxes.shape[-1] != 4:
-        raise ValueError(f"{name} must have a last dimension of size 4 (x1, y1, x2, y2), got shape {tuple(boxes.shape)}")
+        raise ValueError(
+            f"{name} must have a last dimension of size 4 (x1, y1, x2, y2), got shape {tuple(boxes.shape)}"
+        )
     return boxes
 
 
@@ -273,7 +277,9 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     return loss.mean() if loss.numel() > 0 else 0.0 * loss.sum()
 
 
-def _loss_terms(pred: object, target: object, reduction: object, eps: object) -> tuple[Tensor, Tensor, str, float]:
+def _loss_terms(
+    pred: object, target: object, reduction: object, eps: object
+) -> tuple[Tensor, Tensor, str, float]:
     eps = _check_elementwise("pred", pred, "target", target, eps)
     reduction = _check_reduction(reduction)
     # Step 1 makes any finite prediction a box; the target has to be one already.
