@@ -19,6 +19,7 @@ import warnings
 
 import torch
 
+from aicanon.core import DataUnavailable
 from aicanon.graphs.gat import GATConv, SparseFeatures
 
 
@@ -40,8 +41,14 @@ def step(layer, x, edge_index) -> None:
     out.square().sum().backward()
 
 
-def compare(name: str, x: torch.Tensor, edge_index: torch.Tensor, device: torch.device, repeats: int,
-            sparse: bool = False) -> None:
+def compare(
+    name: str,
+    x: torch.Tensor,
+    edge_index: torch.Tensor,
+    device: torch.device,
+    repeats: int,
+    sparse: bool = False,
+) -> None:
     from torch_geometric.nn import GATConv as PyGGATConv
 
     torch.manual_seed(0)
@@ -84,8 +91,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"forward + backward of one 8-head x 8-feature layer, median of {args.repeats}")
+    print(
+        f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"forward + backward of one 8-head x 8-feature layer, median of {args.repeats}"
+    )
 
     try:
         from aicanon.datasets.planetoid import load_planetoid
@@ -93,7 +102,10 @@ def main() -> None:
         cora = load_planetoid("cora", normalize_features=True)
         compare("Cora (2708 nodes, 10556 edges)", cora.x, cora.edge_index, device, args.repeats)
         compare("Cora, SparseFeatures input", cora.x, cora.edge_index, device, args.repeats, sparse=True)
-    except Exception as error:  # data not staged: say so and go on with the synthetic graph
+    except (
+        DataUnavailable,
+        ValueError,
+    ) as error:  # data not staged: say so and go on with the synthetic graph
         print(f"Cora skipped: {type(error).__name__}: {str(error).splitlines()[0]}")
 
     if not args.skip_random:

@@ -35,7 +35,9 @@ def test_counts_match_the_published_numbers(dataset):
     assert dataset.num_classes == classes and int(dataset.y.max()) == classes - 1
     assert dataset.edge_index.shape == (2, edges) and dataset.edge_index.dtype == torch.int64
     assert (int(dataset.train_mask.sum()), int(dataset.val_mask.sum()), int(dataset.test_mask.sum())) == (
-        train, val, test,
+        train,
+        val,
+        test,
     )
 
 
@@ -43,7 +45,7 @@ def test_split_is_the_public_split(dataset):
     train, val, test = dataset.train_mask, dataset.val_mask, dataset.test_mask
     assert not (train & val).any() and not (train & test).any() and not (val & test).any()
     num_train = int(train.sum())
-    assert train[:num_train].all() and val[num_train:num_train + 500].all()
+    assert train[:num_train].all() and val[num_train : num_train + 500].all()
     # 20 labelled nodes per class for training (Planetoid's protocol).
     assert torch.bincount(dataset.y[train]).tolist() == [20] * dataset.num_classes
     test_index = np.loadtxt(fetch("planetoid", f"ind.{dataset.name}.test.index"), dtype=np.int64)
@@ -101,8 +103,12 @@ def test_parity_with_torch_geometric_reader(name):
     labelled = ours.y >= 0
     assert torch.equal(ours.y[labelled], reference.y[labelled])
     assert torch.all(reference.y[~labelled] == 0)  # PyG's argmax of an all-zero one-hot row
-    assert torch.equal(ours.edge_index, reference.edge_index[:, torch.argsort(
-        reference.edge_index[0] * ours.num_nodes + reference.edge_index[1])])
+    assert torch.equal(
+        ours.edge_index,
+        reference.edge_index[
+            :, torch.argsort(reference.edge_index[0] * ours.num_nodes + reference.edge_index[1])
+        ],
+    )
     for mask in ("train_mask", "val_mask", "test_mask"):
         assert torch.equal(getattr(ours, mask), getattr(reference, mask)), mask
 

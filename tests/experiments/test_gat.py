@@ -42,9 +42,18 @@ def test_same_seed_gives_the_same_metrics():
 
 def test_configs_follow_the_paper():
     full = experiment.Config.full()
-    assert (full.seeds, full.datasets, full.patience, full.max_epochs) == (100, ("cora", "citeseer"), 100, 100_000)
+    assert (full.seeds, full.datasets, full.patience, full.max_epochs) == (
+        100,
+        ("cora", "citeseer"),
+        100,
+        100_000,
+    )
     assert (full.learning_rate, full.weight_decay, full.dropout, full.heads, full.hidden_features) == (
-        0.005, 5e-4, 0.6, 8, 8,
+        0.005,
+        5e-4,
+        0.6,
+        8,
+        8,
     )
     quick = experiment.Config.quick()
     assert quick.scale == "quick" and quick.seeds == 3 and quick.datasets == ("cora",)

@@ -28,8 +28,13 @@ def _reference_copy(ours: GATConv):
     from torch_geometric.nn import GATConv as PyGGATConv
 
     reference = PyGGATConv(
-        ours.in_features, ours.out_features, heads=ours.heads, concat=ours.concat,
-        negative_slope=ours.negative_slope, dropout=ours.dropout, add_self_loops=ours.add_self_loops,
+        ours.in_features,
+        ours.out_features,
+        heads=ours.heads,
+        concat=ours.concat,
+        negative_slope=ours.negative_slope,
+        dropout=ours.dropout,
+        add_self_loops=ours.add_self_loops,
     )
     with torch.no_grad():
         reference.lin.weight.copy_(ours.weight)
@@ -60,7 +65,10 @@ def test_parity_with_torch_geometric(heads, concat, self_loops):
     torch.testing.assert_close(alpha, alpha_ref, atol=1e-5, rtol=0)
     # Gradients of a loss that weighs every output and every attention coefficient.
     gen = torch.Generator().manual_seed(5)
-    weights_out, weights_alpha = torch.randn(out.shape, generator=gen), torch.randn(alpha.shape, generator=gen)
+    weights_out, weights_alpha = (
+        torch.randn(out.shape, generator=gen),
+        torch.randn(alpha.shape, generator=gen),
+    )
     ((out * weights_out).sum() + (alpha * weights_alpha).sum()).backward()
     ((out_ref * weights_out).sum() + (alpha_ref * weights_alpha).sum()).backward()
     torch.testing.assert_close(x_ours.grad, x_ref.grad, atol=1e-5, rtol=0)
@@ -223,7 +231,7 @@ def test_sparse_features_match_dense():
     weight = torch.randn(7, 60, dtype=torch.float64, requires_grad=True)
     sparse64 = SparseFeatures(dense.double())
     values = sparse64.values.clone().requires_grad_()
-    fn = lambda v, w: SparseFeatures._with_values(sparse64, v).matmul_transposed(w)  # noqa: E731
+    fn = lambda v, w: SparseFeatures._with_values(sparse64, v).matmul_transposed(w)
     assert torch.autograd.gradcheck(fn, (values, weight))
     torch.testing.assert_close(fn(values, weight), dense.double() @ weight.t())
 
@@ -280,7 +288,9 @@ def test_bad_constructor_arguments():
         GATConv(4, 4, dropout=1.0)
     with pytest.raises(ValueError, match="negative_slope must be >= 0, got -0.1"):
         GATConv(4, 4, negative_slope=-0.1)
-    with pytest.raises(ValueError, match="hidden_features and heads must have one entry per hidden layer, got 2 and 1"):
+    with pytest.raises(
+        ValueError, match="hidden_features and heads must have one entry per hidden layer, got 2 and 1"
+    ):
         GAT(4, 3, hidden_features=(8, 8), heads=(8,))
     with pytest.raises(ValueError, match="hidden_features must hold positive ints"):
         GAT(4, 3, hidden_features=0)
@@ -297,11 +307,17 @@ def test_bad_forward_input(module):
         module(torch.ones(6, 5, dtype=torch.long), edge_index)
     with pytest.raises(TypeError, match="x must be dense; wrap a sparse"):
         module(x.to_sparse(), edge_index)
-    with pytest.raises(ValueError, match=r"edge_index must have shape \[2, E\] \(sources, targets\), got \(3, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"edge_index must have shape \[2, E\] \(sources, targets\), got \(3, 2\)"
+    ):
         module(x, torch.zeros(3, 2, dtype=torch.long))
-    with pytest.raises(TypeError, match="edge_index must be an int64 \\(or int32\\) tensor, got torch.float32"):
+    with pytest.raises(
+        TypeError, match="edge_index must be an int64 \\(or int32\\) tensor, got torch.float32"
+    ):
         module(x, edge_index.float())
-    with pytest.raises(ValueError, match=r"edge_index values must be node indices in \[0, N=6\), got values in \[0, 6\]"):
+    with pytest.raises(
+        ValueError, match=r"edge_index values must be node indices in \[0, N=6\), got values in \[0, 6\]"
+    ):
         module(x, torch.tensor([[0, 6], [1, 2]]))
     with pytest.raises(ValueError, match=r"got values in \[-1, 2\]"):
         module(x, torch.tensor([[0, -1], [1, 2]]))
@@ -312,7 +328,9 @@ def test_bad_forward_input(module):
 def test_sparse_features_bad_input():
     with pytest.raises(TypeError, match="x must be a torch.Tensor"):
         SparseFeatures([[1.0]])  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"x must be a 2-D dense, COO or CSR tensor, got layout torch.strided, shape \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"x must be a 2-D dense, COO or CSR tensor, got layout torch.strided, shape \(3,\)"
+    ):
         SparseFeatures(torch.ones(3))
     with pytest.raises(TypeError, match="x must be a floating-point tensor, got torch.int64"):
         SparseFeatures(torch.ones(3, 3, dtype=torch.long))

@@ -40,7 +40,7 @@ def test_trailing_dimensions_are_carried():
 def test_softmax_is_stable_for_huge_scores():
     out = scatter_softmax(torch.tensor([1e4, 1e4 - 1.0, -1e4]), torch.tensor([0, 0, 1]), 2)
     assert torch.isfinite(out).all()
-    assert torch.allclose(out, torch.tensor([1 / (1 + torch.e ** -1), 1 / (1 + torch.e), 1.0]))
+    assert torch.allclose(out, torch.tensor([1 / (1 + torch.e**-1), 1 / (1 + torch.e), 1.0]))
 
 
 def _dense_softmax(src, index, n):
@@ -68,7 +68,11 @@ def test_softmax_and_sum_match_dense_references(case):
     n, index, width, seed = case
     index = torch.tensor(index, dtype=torch.long)
     src = torch.randn(len(index), width, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    one_hot = torch.nn.functional.one_hot(index, n).to(src.dtype) if len(index) else torch.zeros(0, n, dtype=src.dtype)
+    one_hot = (
+        torch.nn.functional.one_hot(index, n).to(src.dtype)
+        if len(index)
+        else torch.zeros(0, n, dtype=src.dtype)
+    )
     assert torch.allclose(scatter_sum(src, index, n), one_hot.t() @ src)
     soft = scatter_softmax(src, index, n)
     assert torch.allclose(soft, _dense_softmax(src, index, n))
@@ -90,7 +94,9 @@ def test_gather_weighted_sum_matches_autograd_reference(monkeypatch, chunk):
     assert torch.allclose(out, expected)
     assert torch.autograd.gradcheck(lambda a, b: gather_weighted_sum(a, b, source, target, 5), (x, weight))
     scalar_weight = weight[:, 0].detach().clone().requires_grad_()
-    assert torch.autograd.gradcheck(lambda a, b: gather_weighted_sum(a, b, source, target, 5), (x, scalar_weight))
+    assert torch.autograd.gradcheck(
+        lambda a, b: gather_weighted_sum(a, b, source, target, 5), (x, scalar_weight)
+    )
 
 
 def test_softmax_gradients_including_second_order():
@@ -126,7 +132,9 @@ def test_parity_with_torch_geometric():
     (g_ref,) = torch.autograd.grad(reference, src, grad)
     assert torch.allclose(g_ours, g_ref, atol=1e-5)
     for reduce, ours_fn in (("sum", scatter_sum), ("mean", scatter_mean), ("max", scatter_max)):
-        assert torch.allclose(ours_fn(src, index, 60), pyg_scatter(src, index, 0, 60, reduce=reduce), atol=1e-6)
+        assert torch.allclose(
+            ours_fn(src, index, 60), pyg_scatter(src, index, 0, 60, reduce=reduce), atol=1e-6
+        )
 
 
 @pytest.mark.parametrize("fn", [scatter_sum, scatter_mean, scatter_max, scatter_softmax])
@@ -138,7 +146,9 @@ def test_bad_input(fn):
         fn(src, torch.zeros(4), 3)
     with pytest.raises(ValueError, match=r"one entry per row of src \(4\), got 3"):
         fn(src, torch.zeros(3, dtype=torch.long), 3)
-    with pytest.raises(ValueError, match=r"index values must lie in \[0, dim_size=3\), got values in \[0, 3\]"):
+    with pytest.raises(
+        ValueError, match=r"index values must lie in \[0, dim_size=3\), got values in \[0, 3\]"
+    ):
         fn(src, torch.tensor([0, 1, 2, 3]), 3)
     with pytest.raises(ValueError, match="dim_size must be >= 0, got -1"):
         fn(src, torch.zeros(4, dtype=torch.long), -1)

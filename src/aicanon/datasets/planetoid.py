@@ -37,7 +37,7 @@ import collections
 import io
 import pickle
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -89,11 +89,17 @@ class Planetoid:
         """Directed edges (each undirected edge counts twice)."""
         return int(self.edge_index.size(1))
 
-    def to(self, device: torch.device | str) -> "Planetoid":
+    def to(self, device: torch.device | str) -> Planetoid:
         """A copy with every tensor on ``device``."""
         return Planetoid(
-            self.name, self.x.to(device), self.y.to(device), self.edge_index.to(device),
-            self.train_mask.to(device), self.val_mask.to(device), self.test_mask.to(device), self.num_classes,
+            self.name,
+            self.x.to(device),
+            self.y.to(device),
+            self.edge_index.to(device),
+            self.train_mask.to(device),
+            self.val_mask.to(device),
+            self.test_mask.to(device),
+            self.num_classes,
         )
 
 
@@ -141,7 +147,7 @@ def _numpy_reconstruct():
 class _RestrictedUnpickler(pickle.Unpickler):
     """Resolves only the names that the Planetoid files use; anything else is refused."""
 
-    _ALLOWED = {
+    _ALLOWED: ClassVar[dict[tuple[str, str], Any]] = {
         ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct(),
         ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct(),
         ("numpy", "ndarray"): np.ndarray,
@@ -157,7 +163,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
         try:
             return self._ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: not a Planetoid data type") from None
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name}: not a Planetoid data type"
+            ) from None
 
 
 def _unpickle(data: bytes) -> Any:
@@ -182,12 +190,23 @@ def _read_part(name: str, part: str) -> Any:
         obj = _unpickle(raw)
         if part == "graph":
             if not isinstance(obj, dict):
-                raise pickle.UnpicklingError(f"graph must be a dict of adjacency lists, got {type(obj).__name__}")
+                raise pickle.UnpicklingError(
+                    f"graph must be a dict of adjacency lists, got {type(obj).__name__}"
+                )
             return obj
         return _as_matrix(obj, part)
-    except (pickle.UnpicklingError, ValueError, TypeError, EOFError, UnicodeDecodeError, AttributeError) as error:
+    except (
+        pickle.UnpicklingError,
+        ValueError,
+        TypeError,
+        EOFError,
+        UnicodeDecodeError,
+        AttributeError,
+    ) as error:
         entry = data_file(_DATASET, filename)
-        raise DataUnavailable(_DATASET, filename, entry.url, entry.sha256, f"it could not be parsed ({error})") from error
+        raise DataUnavailable(
+            _DATASET, filename, entry.url, entry.sha256, f"it could not be parsed ({error})"
+        ) from error
 
 
 def row_normalize(x: Tensor) -> Tensor:
@@ -232,7 +251,7 @@ def load_planetoid(name: str, normalize_features: bool = False) -> Planetoid:
     for part in _PARTS:
         fetch(_DATASET, f"ind.{key}.{part}")
     parts = {part: _read_part(key, part) for part in _PARTS}
-    x, y, tx, ty, allx, ally = (parts[p] for p in ("x", "y", "tx", "ty", "allx", "ally"))
+    y, tx, ty, allx, ally = (parts[p] for p in ("y", "tx", "ty", "allx", "ally"))
     graph, test_index = parts["graph"], parts["test.index"]
     sorted_test = np.sort(test_index)
     num_classes = y.shape[1]
@@ -255,7 +274,10 @@ def load_planetoid(name: str, normalize_features: bool = False) -> Planetoid:
     if len(graph) != num_nodes:
         entry = data_file(_DATASET, f"ind.{key}.graph")
         raise DataUnavailable(
-            _DATASET, f"ind.{key}.graph", entry.url, entry.sha256,
+            _DATASET,
+            f"ind.{key}.graph",
+            entry.url,
+            entry.sha256,
             f"it lists {len(graph)} nodes but the feature files hold {num_nodes}",
         )
     labels = labels_onehot.argmax(axis=1).astype(np.int64)

@@ -73,7 +73,13 @@ from torch import Tensor, nn
 from aicanon.graphs.scatter import gather_weighted_sum, scatter_softmax
 
 __all__ = [
-    "GAT", "GATConv", "SparseFeatures", "add_self_loops", "check_graph", "dropout", "remove_self_loops",
+    "GAT",
+    "GATConv",
+    "SparseFeatures",
+    "add_self_loops",
+    "check_graph",
+    "dropout",
+    "remove_self_loops",
 ]
 
 
@@ -90,7 +96,9 @@ class SparseFeatures:
         if not isinstance(x, Tensor):
             raise TypeError(f"x must be a torch.Tensor [N, F] (dense, COO or CSR), got {type(x).__name__}")
         if x.layout not in (torch.strided, torch.sparse_coo, torch.sparse_csr) or x.dim() != 2:
-            raise ValueError(f"x must be a 2-D dense, COO or CSR tensor, got layout {x.layout}, shape {tuple(x.shape)}")
+            raise ValueError(
+                f"x must be a 2-D dense, COO or CSR tensor, got layout {x.layout}, shape {tuple(x.shape)}"
+            )
         if not x.is_floating_point():
             raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
         with warnings.catch_warnings():  # "sparse CSR support is in beta": we use its stable core only
@@ -109,7 +117,7 @@ class SparseFeatures:
         self.transpose_crow = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
 
     @classmethod
-    def _with_values(cls, base: "SparseFeatures", values: Tensor) -> "SparseFeatures":
+    def _with_values(cls, base: SparseFeatures, values: Tensor) -> SparseFeatures:
         new = cls.__new__(cls)
         new.__dict__.update(base.__dict__)
         new.values = values
@@ -132,14 +140,16 @@ class SparseFeatures:
     def is_floating_point(self) -> bool:
         return self.values.is_floating_point()
 
-    def to(self, device: torch.device | str) -> "SparseFeatures":
+    def to(self, device: torch.device | str) -> SparseFeatures:
         new = self._with_values(self, self.values.to(device))
         for name in ("crow", "col", "transpose_order", "transpose_col", "transpose_crow"):
             setattr(new, name, getattr(self, name).to(device))
         return new
 
     def to_dense(self) -> Tensor:
-        return torch.sparse_csr_tensor(self.crow, self.col, self.values, self.shape, check_invariants=False).to_dense()
+        return torch.sparse_csr_tensor(
+            self.crow, self.col, self.values, self.shape, check_invariants=False
+        ).to_dense()
 
     def matmul_transposed(self, weight: Tensor) -> Tensor:
         """``x W^T`` for ``weight`` ``[out, F]``, differentiable in ``weight`` and in the stored values."""
@@ -163,7 +173,10 @@ class _SparseLinear(torch.autograd.Function):
         grad_values = grad_weight = None
         if ctx.needs_input_grad[1]:
             transposed = torch.sparse_csr_tensor(
-                x.transpose_crow, x.transpose_col, values[x.transpose_order], (x.shape[1], x.shape[0]),
+                x.transpose_crow,
+                x.transpose_col,
+                values[x.transpose_order],
+                (x.shape[1], x.shape[0]),
                 check_invariants=False,
             )
             grad_weight = (transposed @ grad).t()
@@ -200,7 +213,9 @@ def check_graph(
     if not isinstance(edge_index, Tensor):
         raise TypeError(f"edge_index must be a torch.Tensor [2, E], got {type(edge_index).__name__}")
     if edge_index.dim() != 2 or edge_index.size(0) != 2:
-        raise ValueError(f"edge_index must have shape [2, E] (sources, targets), got {tuple(edge_index.shape)}")
+        raise ValueError(
+            f"edge_index must have shape [2, E] (sources, targets), got {tuple(edge_index.shape)}"
+        )
     if edge_index.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"edge_index must be an int64 (or int32) tensor, got {edge_index.dtype}")
     if edge_index.device != x.device:
@@ -302,7 +317,9 @@ class GATConv(nn.Module):
         self.weight = nn.Parameter(torch.empty(heads * out_features, in_features))
         self.att_source = nn.Parameter(torch.empty(heads, out_features))
         self.att_target = nn.Parameter(torch.empty(heads, out_features))
-        self.bias = nn.Parameter(torch.empty(heads * out_features if concat else out_features)) if bias else None
+        self.bias = (
+            nn.Parameter(torch.empty(heads * out_features if concat else out_features)) if bias else None
+        )
         self.reset_parameters()
 
     @property
@@ -426,37 +443,57 @@ class GAT(nn.Module):
         width = in_features
         for index, (features, count) in enumerate(zip(hidden, head_counts)):
             layer = GATConv(
-                width, features, heads=count, concat=True, negative_slope=negative_slope,
-                dropout=attention_dropout, add_self_loops=add_self_loops,
+                width,
+                features,
+                heads=count,
+                concat=True,
+                negative_slope=negative_slope,
+                dropout=attention_dropout,
+                add_self_loops=add_self_loops,
             )
             self.layers.append(layer)
             # PPI (Section 3.3): skip connections across the intermediate attentional layer(s).
             use_skip = skip_connections and index > 0
-            self.skips.append(nn.Linear(width, layer.output_features, bias=False) if use_skip else nn.Identity())
+            self.skips.append(
+                nn.Linear(width, layer.output_features, bias=False) if use_skip else nn.Identity()
+            )
             if use_skip:
                 _glorot_(self.skips[-1].weight, width, layer.output_features)
             width = layer.output_features
         self.has_skip = [skip_connections and i > 0 for i in range(len(hidden))]
         self.output = GATConv(
-            width, num_classes, heads=output_heads, concat=False, negative_slope=negative_slope,
-            dropout=attention_dropout, add_self_loops=add_self_loops,
+            width,
+            num_classes,
+            heads=output_heads,
+            concat=False,
+            negative_slope=negative_slope,
+            dropout=attention_dropout,
+            add_self_loops=add_self_loops,
         )
 
     @classmethod
     def transductive(
         cls, in_features: int, num_classes: int, output_heads: int = 1, dropout: float = 0.6
-    ) -> "GAT":
+    ) -> GAT:
         """Cora/CiteSeer (``output_heads=1``) and PubMed (``output_heads=8``): 8 heads x 8 features,
         ELU, dropout 0.6 on layer inputs and attention, one averaged output layer."""
-        return cls(in_features, num_classes, hidden_features=8, heads=8, output_heads=output_heads, dropout=dropout)
+        return cls(
+            in_features, num_classes, hidden_features=8, heads=8, output_heads=output_heads, dropout=dropout
+        )
 
     @classmethod
-    def inductive(cls, in_features: int = 50, num_classes: int = 121) -> "GAT":
+    def inductive(cls, in_features: int = 50, num_classes: int = 121) -> GAT:
         """PPI: three layers, 4 heads x 256 features twice, 6 averaged output heads, a skip connection
         across the intermediate layer, no dropout (Section 3.3). Output logits go to a sigmoid loss."""
         return cls(
-            in_features, num_classes, hidden_features=(256, 256), heads=(4, 4), output_heads=6,
-            dropout=0.0, attention_dropout=0.0, skip_connections=True,
+            in_features,
+            num_classes,
+            hidden_features=(256, 256),
+            heads=(4, 4),
+            output_heads=6,
+            dropout=0.0,
+            attention_dropout=0.0,
+            skip_connections=True,
         )
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:

@@ -100,7 +100,9 @@ def _group_max(src: Tensor, index: Tensor, dim_size: int) -> Tensor:
     return out.scatter_reduce_(0, _expand(index, src), src, reduce="amax", include_self=True)
 
 
-def scatter_max(src: Tensor, index: Tensor, dim_size: int, *, fill: float = 0.0, check: bool = True) -> Tensor:
+def scatter_max(
+    src: Tensor, index: Tensor, dim_size: int, *, fill: float = 0.0, check: bool = True
+) -> Tensor:
     """Maximum of the rows of ``src`` in each group; an empty group gives ``fill``.
 
     Differentiable: the gradient of a group's maximum goes to the rows that attain it (split evenly
@@ -214,7 +216,11 @@ def gather_weighted_sum(
     if check:
         if not isinstance(x, Tensor) or not isinstance(weight, Tensor):
             raise TypeError("gather_weighted_sum: x and weight must be torch.Tensors")
-        if weight.dim() < 1 or weight.dim() > x.dim() or tuple(weight.shape[1:]) != tuple(x.shape[1:weight.dim()]):
+        if (
+            weight.dim() < 1
+            or weight.dim() > x.dim()
+            or tuple(weight.shape[1:]) != tuple(x.shape[1 : weight.dim()])
+        ):
             raise ValueError(
                 f"gather_weighted_sum: weight must have shape [E, *x.shape[1:k]] for some k, got weight "
                 f"{tuple(weight.shape)} against x {tuple(x.shape)}"
