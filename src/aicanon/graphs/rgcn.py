@@ -25,9 +25,9 @@ Cost. For dense features the layer groups the edges by (relation, target) pair a
 sources' features within each pair first (one ``index_add``), then applies ``W_r`` to each pair's
 mean once: ``O(E d + P d d')`` for ``P <= E`` non-empty pairs, never an ``N x N`` or an
 ``N x |R| x d`` tensor (the reference library loops over all relations, each time over all nodes).
-With the basis decomposition the pair means are multiplied by all bases in one matmul and mixed by
-``a_rb``; without a decomposition or with blocks, one batched matmul over per-pair gathered weights
-when they are small (``GATHER_LIMIT``), else one matmul per relation that has edges. For
+The basis decomposition is expanded to ``W_r`` first (``|R| x d x d'``, small for dense features).
+Then one batched matmul over per-pair gathered weights when they are small (``GATHER_LIMIT``), else
+one matmul per relation that has edges (blocks: one batched block product per relation). For
 featureless input the table of rows ``W_r[j]`` (``|R| x N x d'``, the size of the undecomposed
 weight) is gathered per edge.
 
@@ -392,16 +392,13 @@ class RGCNConv(nn.Module):
         mean = summed / counts.to(x.dtype).unsqueeze(1)
         pair_relation = torch.div(pairs, n, rounding_mode="floor")
         pair_target = pairs - pair_relation * n
-        if self.num_bases is not None:
-            # Eq. (3): W_r m = sum_b a_rb (V_b m): every basis in one matmul, mixed per pair.
-            bases = self.weight.permute(1, 0, 2).reshape(self.in_features, -1)  # [in, B * out]
-            projected = (mean @ bases).view(num_pairs, self.num_bases, self.out_features)
-            coefficients = self.comp.index_select(0, pair_relation)  # [P, B]
-            transformed = torch.bmm(coefficients.unsqueeze(1), projected).squeeze(1)
-        elif num_pairs * self.weight[0].numel() <= GATHER_LIMIT:
+        # Eq. (3) expanded once (|R| x in x out, small for dense features), as the reference does:
+        # cheaper than projecting every pair onto all B bases (P B in out) whenever P > |R|.
+        weight = self.relation_weights() if self.num_bases is not None else self.weight
+        if num_pairs * weight[0].numel() <= GATHER_LIMIT:
             # Small weights: gather each pair's W_r (or its blocks) and apply all in one batched matmul
             # (a handful of kernels instead of a few per relation).
-            weights = self.weight.index_select(0, pair_relation)
+            weights = weight.index_select(0, pair_relation)
             if self.num_blocks is not None:
                 blocks = mean.view(num_pairs, self.num_blocks, 1, -1)  # [P, B, 1, in/B]
                 transformed = torch.matmul(blocks, weights).reshape(num_pairs, self.out_features)
@@ -409,19 +406,18 @@ class RGCNConv(nn.Module):
                 transformed = torch.bmm(mean.unsqueeze(1), weights).squeeze(1)
         else:
             # One W_r (or its blocks, Eq. 4) per relation segment; pairs are sorted by relation.
+            # split/unbind (not slicing) so that backward makes one gradient buffer, not one per relation.
             sizes = torch.bincount(pair_relation, minlength=self.num_relations).tolist()
-            pieces, start = [], 0
+            segments, per_relation = mean.split(sizes), weight.unbind(0)
+            pieces = []
             for r, size in enumerate(sizes):
                 if size == 0:
                     continue
-                segment = mean[start : start + size]
-                if self.num_blocks is not None:
-                    blocks = self.weight[r]  # [B, in/B, out/B]
-                    piece = torch.einsum("pbi,bio->pbo", segment.view(size, self.num_blocks, -1), blocks)
+                if self.num_blocks is not None:  # per_relation[r]: [B, in/B, out/B]
+                    piece = torch.einsum("pbi,bio->pbo", segments[r].view(size, self.num_blocks, -1), per_relation[r])
                     pieces.append(piece.reshape(size, self.out_features))
                 else:
-                    pieces.append(segment @ self.weight[r])
-                start += size
+                    pieces.append(segments[r] @ per_relation[r])
             transformed = torch.cat(pieces, dim=0)
         return scatter_sum(transformed, pair_target, n, check=False)
 
