@@ -45,7 +45,9 @@ def test_standardize_uses_training_statistics():
     std = load_digits_split(0.25, seed=0, standardize=True)
     assert torch.allclose(std.x_train.mean(0), torch.zeros(64), atol=1e-5)
     active = raw.x_train.std(0) > 0
-    assert torch.allclose(std.x_train.std(0, unbiased=False)[active], torch.ones(int(active.sum())), atol=1e-4)
+    assert torch.allclose(
+        std.x_train.std(0, unbiased=False)[active], torch.ones(int(active.sum())), atol=1e-4
+    )
     mean, scale = raw.x_train.mean(0), raw.x_train.std(0, unbiased=False)
     scale[scale == 0] = 1
     assert torch.allclose(std.x_test, (raw.x_test - mean) / scale, rtol=1e-4, atol=1e-4)

@@ -21,7 +21,7 @@ CLAIMS = {c.metric: c for c in experiment.CLAIMS}
 
 def _short(**overrides):
     """Only the 30-layer Figure 3 pair, one seed: what the ablations need."""
-    fields = dict(seeds=1, mid_depth=0, compare_depth=0)
+    fields = {"seeds": 1, "mid_depth": 0, "compare_depth": 0}
     fields.update(overrides)
     return make_config(load_experiment(SLUG), "quick", **fields)
 
@@ -86,7 +86,13 @@ def test_full_config_is_the_cifar10_conv_setting():
     assert (cfg.scale, cfg.dataset, cfg.architecture, cfg.depth, cfg.mid_depth, cfg.compare_depth) == (
         "full", "cifar10", "conv", 30, 22, 14,
     )  # fmt: skip
-    assert (cfg.batch_size, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.prelu_init) == (128, 0.01, 0.9, 5e-4, 0.25)
+    assert (cfg.batch_size, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.prelu_init) == (
+        128,
+        0.01,
+        0.9,
+        5e-4,
+        0.25,
+    )
 
 
 @pytest.mark.parametrize("depth, convs", [(30, 27), (22, 19), (14, 11)])

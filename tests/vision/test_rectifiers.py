@@ -240,7 +240,9 @@ def test_xavier_init_matches_torch(shape):
     ours, reference = torch.empty(shape), torch.empty(shape)
     # The paper's form, std sqrt(1/n_l), equals kaiming_normal_ for a linear layer ...
     xavier_init_(ours, mode="fan_in", generator=torch.Generator().manual_seed(generator_state))
-    nn.init.kaiming_normal_(reference, nonlinearity="linear", generator=torch.Generator().manual_seed(generator_state))
+    nn.init.kaiming_normal_(
+        reference, nonlinearity="linear", generator=torch.Generator().manual_seed(generator_state)
+    )
     assert torch.equal(ours, reference)
     # ... and Glorot and Bengio's own normal form equals xavier_normal_.
     xavier_init_(ours, mode="fan_avg", generator=torch.Generator().manual_seed(generator_state))

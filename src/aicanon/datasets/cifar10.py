@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["DATASET", "FILE", "CLASS_NAMES", "decode_jpeg_array", "load_cifar10_jpeg"]
+__all__ = ["CLASS_NAMES", "DATASET", "FILE", "decode_jpeg_array", "load_cifar10_jpeg"]
 
 DATASET = "cifar10-jpeg"
 FILE = "cifar10_jpeg.npz"
@@ -28,7 +28,9 @@ SPLITS = ("train", "test")
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
-def decode_jpeg_array(buffer: np.ndarray, offsets: np.ndarray, indices: np.ndarray | None = None) -> np.ndarray:
+def decode_jpeg_array(
+    buffer: np.ndarray, offsets: np.ndarray, indices: np.ndarray | None = None
+) -> np.ndarray:
     """Decode the JPEG files packed in ``buffer`` at ``offsets`` into uint8 ``[n, 32, 32, 3]`` RGB."""
     from PIL import Image
 

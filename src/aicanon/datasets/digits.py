@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-__all__ = ["DigitsSplit", "load_digits_split", "NUM_CLASSES", "IMAGE_SIZE"]
+__all__ = ["IMAGE_SIZE", "NUM_CLASSES", "DigitsSplit", "load_digits_split"]
 
 NUM_CLASSES = 10
 IMAGE_SIZE = 8

@@ -71,7 +71,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-__all__ = ["PReLU", "he_init_", "xavier_init_", "he_std", "xavier_std", "fans", "param_groups"]
+__all__ = ["PReLU", "fans", "he_init_", "he_std", "param_groups", "xavier_init_", "xavier_std"]
 
 _FAN_MODES = ("fan_in", "fan_out")
 _XAVIER_MODES = ("fan_in", "fan_out", "fan_avg")
@@ -268,9 +268,7 @@ def xavier_init_(
     return _apply_init(module_or_tensor, std_of, generator)
 
 
-def param_groups(
-    model: nn.Module, weight_decay: float, decay_biases: bool = True
-) -> list[dict[str, object]]:
+def param_groups(model: nn.Module, weight_decay: float, decay_biases: bool = True) -> list[dict[str, object]]:
     """Optimiser parameter groups with no weight decay on PReLU coefficients (Section 2.1).
 
     Returns ``[{"params": decayed, "weight_decay": weight_decay}, {"params": exempt,
@@ -303,4 +301,3 @@ def param_groups(
     if exempt:
         groups.append({"params": exempt, "weight_decay": 0.0})
     return groups
-
