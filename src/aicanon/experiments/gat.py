@@ -150,7 +150,7 @@ def _train_one(data: Planetoid, cfg: Config, device: torch.device, use_graph: bo
         loss.backward()
         optimizer.step()
         _, val_loss, val_accuracy = evaluate()
-        curves["train_loss"].append(float(loss))
+        curves["train_loss"].append(loss.item())
         curves["val_loss"].append(val_loss)
         curves["val_accuracy"].append(val_accuracy)
         # The paper's code: keep the model when it is best on both, reset patience when best on either.
