@@ -70,12 +70,15 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from torch_geometric.nn import FastRGCNConv, RGCNConv as PyGRGCNConv
+        from torch_geometric.nn import FastRGCNConv
+        from torch_geometric.nn import RGCNConv as PyGRGCNConv
 
     device = torch.device(args.device)
     generator = torch.Generator().manual_seed(0)
     print(f"device {device}, threads {torch.get_num_threads()}; best of {args.repeats}")
-    print(f"{'graph':<9} {'layer':<12} {'ours (s)':>9} {'PyG (s)':>9} {'ratio':>6} {'Fast (s)':>9} {'ratio':>6}")
+    print(
+        f"{'graph':<9} {'layer':<12} {'ours (s)':>9} {'PyG (s)':>9} {'ratio':>6} {'Fast (s)':>9} {'ratio':>6}"
+    )
     for graph in args.graphs.split(","):
         edge_index, edge_type, n, r = _graph(graph, device, generator)
         layers = [
@@ -89,9 +92,13 @@ def main() -> None:
             in_features = n if width is None else width
             out_features = args.hidden if width is None else width
             ours = RGCNConv(in_features, out_features, r, **kwargs).to(device)
-            x = None if width is None else torch.randn(n, width, generator=generator).to(device).requires_grad_(True)
+            x = (
+                None
+                if width is None
+                else torch.randn(n, width, generator=generator).to(device).requires_grad_(True)
+            )
 
-            def step(layer):
+            def step(layer, x=x, edge_index=edge_index, edge_type=edge_type):
                 def run():
                     layer.zero_grad(set_to_none=True)
                     layer(x, edge_index, edge_type).square().sum().backward()
@@ -102,7 +109,9 @@ def main() -> None:
             results = []
             for reference_class in (PyGRGCNConv, FastRGCNConv):
                 per_edge = edge_type.numel() * in_features * out_features
-                if reference_class is FastRGCNConv and (per_edge > args.fast_limit or "num_blocks" in kwargs and width is None):
+                if reference_class is FastRGCNConv and (
+                    per_edge > args.fast_limit or "num_blocks" in kwargs and width is None
+                ):
                     results.append(None)
                     continue
                 reference = reference_class(in_features, out_features, r, aggr="mean", **kwargs).to(device)

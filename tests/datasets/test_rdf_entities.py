@@ -53,10 +53,15 @@ def test_inverse_edges_mirror_the_forward_edges_and_frequency_order():
     t = data.num_triples
     forward, backward = data.edge_index[:, :t], data.edge_index[:, t:]
     assert torch.equal(backward, forward.flip(0))
-    assert torch.equal(data.edge_type[t:], data.edge_type[:t] + 1) and bool((data.edge_type[:t] % 2 == 0).all())
+    assert torch.equal(data.edge_type[t:], data.edge_type[:t] + 1) and bool(
+        (data.edge_type[:t] % 2 == 0).all()
+    )
     counts = torch.bincount(data.edge_type[:t] // 2).tolist()
     assert counts == sorted(counts, reverse=True)  # relations by decreasing frequency (the paper's code)
-    assert data.relations[:2] == ["http://swrc.ontoware.org/ontology#publication", "http://swrc.ontoware.org/ontology#publication^-1"]
+    assert data.relations[:2] == [
+        "http://swrc.ontoware.org/ontology#publication",
+        "http://swrc.ontoware.org/ontology#publication^-1",
+    ]
 
 
 def test_deterministic_and_independent_copies():
@@ -90,7 +95,9 @@ def test_parity_with_torch_geometric_entities(tmp_path):
     assert reference.num_nodes == ours.num_nodes
     assert reference.edge_index.size(1) == ours.edge_index.size(1)
     # Same relation sizes (PyG orders relations by frequency too; ties may differ in order).
-    assert sorted(torch.bincount(reference.edge_type).tolist()) == sorted(torch.bincount(ours.edge_type).tolist())
+    assert sorted(torch.bincount(reference.edge_type).tolist()) == sorted(
+        torch.bincount(ours.edge_type).tolist()
+    )
 
     # Both read trainingSet.tsv / testSet.tsv row by row, so position k is the same entity in both:
     # its label must map one-to-one (PyG numbers classes in set order, we in sorted order) and its
@@ -102,8 +109,12 @@ def test_parity_with_torch_geometric_entities(tmp_path):
         pairs = set(zip(ref_labels.tolist(), our_labels.tolist()))
         assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs})
         for k in range(ref_index.numel()):
-            ref_profile = sorted(Counter(reference.edge_type[reference.edge_index[1] == ref_index[k]].tolist()).values())
-            our_profile = sorted(Counter(ours.edge_type[ours.edge_index[1] == our_index[k]].tolist()).values())
+            ref_profile = sorted(
+                Counter(reference.edge_type[reference.edge_index[1] == ref_index[k]].tolist()).values()
+            )
+            our_profile = sorted(
+                Counter(ours.edge_type[ours.edge_index[1] == our_index[k]].tolist()).values()
+            )
             assert ref_profile == our_profile, k
 
 

@@ -49,8 +49,15 @@ def test_link_prediction_path_smoke():
     """Section 5.2's path (R-GCN encoder with blocks, edge and self-loop dropout, DistMult, negative
     sampling, filtered ranking) on the first 300 FB15k-237 training triples."""
     cfg = make_config(
-        experiment, "full", datasets=(), seeds=1, lp_max_train_triples=300, lp_steps=30, lp_dim=20,
-        lp_num_blocks=4, device="cpu",
+        experiment,
+        "full",
+        datasets=(),
+        seeds=1,
+        lp_max_train_triples=300,
+        lp_steps=30,
+        lp_dim=20,
+        lp_num_blocks=4,
+        device="cpu",
     )
     result = experiment.run(cfg)
     metrics = result.metrics

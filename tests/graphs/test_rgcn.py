@@ -126,7 +126,13 @@ def test_permutation_equivariance(n, e, r, mode, seed):
 
 
 @settings(max_examples=20, deadline=None)
-@given(n=st.integers(1, 10), e=st.integers(0, 30), r=st.integers(1, 3), bases=st.booleans(), seed=st.integers(0, 999))
+@given(
+    n=st.integers(1, 10),
+    e=st.integers(0, 30),
+    r=st.integers(1, 3),
+    bases=st.booleans(),
+    seed=st.integers(0, 999),
+)
 def test_featureless_equals_one_hot_identity(n, e, r, bases, seed):
     torch.manual_seed(seed)
     layer = RGCNConv(n, 3, num_relations=r, num_bases=2 if bases else None)
@@ -134,7 +140,9 @@ def test_featureless_equals_one_hot_identity(n, e, r, bases, seed):
     dense = layer(torch.eye(n), edge_index, edge_type)
     assert torch.allclose(layer(None, edge_index, edge_type), dense, atol=1e-6)
     ids = torch.randint(0, n, (n,))
-    assert torch.allclose(layer(ids, edge_index, edge_type), layer(torch.eye(n)[ids], edge_index, edge_type), atol=1e-6)
+    assert torch.allclose(
+        layer(ids, edge_index, edge_type), layer(torch.eye(n)[ids], edge_index, edge_type), atol=1e-6
+    )
 
 
 def test_duplicate_edges_count_in_the_mean_and_isolated_nodes_get_root_only():
@@ -201,13 +209,17 @@ def test_link_predictor_scores_are_distmult_of_the_encoding():
 def _pyg():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from torch_geometric.nn import FastRGCNConv, RGCNConv as ReferenceRGCNConv
+        from torch_geometric.nn import FastRGCNConv
+        from torch_geometric.nn import RGCNConv as ReferenceRGCNConv
     return ReferenceRGCNConv, FastRGCNConv
 
 
 CASES = [
-    ("none", {}, True), ("basis", {"num_bases": 3}, True), ("block", {"num_blocks": 2}, True),
-    ("none-featureless", {}, False), ("basis-featureless", {"num_bases": 3}, False),
+    ("none", {}, True),
+    ("basis", {"num_bases": 3}, True),
+    ("block", {"num_blocks": 2}, True),
+    ("none-featureless", {}, False),
+    ("basis-featureless", {"num_bases": 3}, False),
 ]
 
 
@@ -220,7 +232,9 @@ def test_parity_with_torch_geometric(name, kwargs, dense, fast):
     num_nodes, num_relations = 25, 5
     in_features = 8 if dense else num_nodes
     ours = RGCNConv(in_features, 6, num_relations, **kwargs)
-    reference = reference_class(in_features, 6, num_relations, aggr="mean", root_weight=True, bias=True, **kwargs)
+    reference = reference_class(
+        in_features, 6, num_relations, aggr="mean", root_weight=True, bias=True, **kwargs
+    )
     # Same parameter names and shapes: the state dict carries over as it is.
     reference.load_state_dict(ours.state_dict())
     with torch.no_grad():
@@ -261,9 +275,14 @@ def test_bad_forward_inputs():
     layer = RGCNConv(3, 2, num_relations=2)
     x = torch.randn(4, 3)
     edge_index, edge_type = torch.tensor([[0, 1], [1, 2]]), torch.tensor([0, 1])
-    with pytest.raises(ValueError, match=r"edge_index values must be node indices in \[0, N=4\), got values in \[0, 7\]"):
+    with pytest.raises(
+        ValueError, match=r"edge_index values must be node indices in \[0, N=4\), got values in \[0, 7\]"
+    ):
         layer(x, torch.tensor([[0, 7], [1, 2]]), edge_type)
-    with pytest.raises(ValueError, match=r"edge_type values must be relation ids in \[0, num_relations=2\), got values in \[-1, 0\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"edge_type values must be relation ids in \[0, num_relations=2\), got values in \[-1, 0\]",
+    ):
         layer(x, edge_index, torch.tensor([-1, 0]))
     with pytest.raises(ValueError, match=r"edge_type values must be relation ids .* got values in \[0, 2\]"):
         layer(x, edge_index, torch.tensor([0, 2]))
@@ -271,7 +290,9 @@ def test_bad_forward_inputs():
         layer(x, edge_index, torch.tensor([0, 1, 1]))
     with pytest.raises(ValueError, match=r"edge_index must have shape \[2, E\]"):
         layer(x, torch.tensor([0, 1]), edge_type)
-    with pytest.raises(TypeError, match="edge_index must be an int64 \\(or int32\\) tensor, got torch.float32"):
+    with pytest.raises(
+        TypeError, match="edge_index must be an int64 \\(or int32\\) tensor, got torch.float32"
+    ):
         layer(x, edge_index.float(), edge_type)
     with pytest.raises(TypeError, match="edge_type must be a torch.Tensor"):
         layer(x, edge_index, [0, 1])

@@ -104,13 +104,21 @@ class RDFEntities:
     def num_triples(self) -> int:
         return int(self.edge_type.numel()) // 2
 
-    def to(self, device: torch.device | str) -> "RDFEntities":
+    def to(self, device: torch.device | str) -> RDFEntities:
         """A copy with every tensor on ``device``."""
         return RDFEntities(
-            self.name, self.num_nodes, self.edge_index.to(device), self.edge_type.to(device),
-            list(self.relations), self.train_index.to(device), self.train_labels.to(device),
-            self.test_index.to(device), self.test_labels.to(device), list(self.classes),
-            self.removed_leaking_triples, list(self.nodes),
+            self.name,
+            self.num_nodes,
+            self.edge_index.to(device),
+            self.edge_type.to(device),
+            list(self.relations),
+            self.train_index.to(device),
+            self.train_labels.to(device),
+            self.test_index.to(device),
+            self.test_labels.to(device),
+            list(self.classes),
+            self.removed_leaking_triples,
+            list(self.nodes),
         )
 
 
@@ -135,7 +143,9 @@ def _parse_ntriples(name: str) -> list[tuple]:
             W3CNTriplesParser(sink).parse(handle)
     except Exception as error:  # rdflib raises ParseError, gzip OSError/EOFError
         entry = data_file(_DATASET, filename)
-        raise DataUnavailable(_DATASET, filename, entry.url, entry.sha256, f"it could not be parsed ({error})") from error
+        raise DataUnavailable(
+            _DATASET, filename, entry.url, entry.sha256, f"it could not be parsed ({error})"
+        ) from error
     return sink.triples
 
 
@@ -147,7 +157,10 @@ def _read_labels(name: str, part: str) -> list[tuple[str, str]]:
     if not rows or entity_column not in rows[0] or label_column not in rows[0]:
         entry = data_file(_DATASET, filename)
         raise DataUnavailable(
-            _DATASET, filename, entry.url, entry.sha256,
+            _DATASET,
+            filename,
+            entry.url,
+            entry.sha256,
             f"it lacks the columns {entity_column!r} and {label_column!r}",
         )
     return [(row[entity_column], _label_key(row[label_column])) for row in rows]
@@ -205,13 +218,19 @@ def _build(name: str) -> tuple:
             if term not in node_id:
                 entry = data_file(_DATASET, f"{name}/{part}.tsv")
                 raise DataUnavailable(
-                    _DATASET, f"{name}/{part}.tsv", entry.url, entry.sha256,
+                    _DATASET,
+                    f"{name}/{part}.tsv",
+                    entry.url,
+                    entry.sha256,
                     f"its entity {entity!r} is not a node of the graph",
                 )
             if label not in class_id:
                 entry = data_file(_DATASET, f"{name}/{part}.tsv")
                 raise DataUnavailable(
-                    _DATASET, f"{name}/{part}.tsv", entry.url, entry.sha256,
+                    _DATASET,
+                    f"{name}/{part}.tsv",
+                    entry.url,
+                    entry.sha256,
                     f"its label {label!r} is not in completeDataset.tsv",
                 )
             index.append(node_id[term])

@@ -100,11 +100,15 @@ def check_relational_graph(edge_index: Tensor, edge_type: Tensor, num_nodes: int
     if not isinstance(edge_index, Tensor):
         raise TypeError(f"edge_index must be a torch.Tensor [2, E], got {type(edge_index).__name__}")
     if edge_index.dim() != 2 or edge_index.size(0) != 2:
-        raise ValueError(f"edge_index must have shape [2, E] (sources, targets), got {tuple(edge_index.shape)}")
+        raise ValueError(
+            f"edge_index must have shape [2, E] (sources, targets), got {tuple(edge_index.shape)}"
+        )
     if edge_index.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"edge_index must be an int64 (or int32) tensor, got {edge_index.dtype}")
     if not isinstance(edge_type, Tensor):
-        raise TypeError(f"edge_type must be a torch.Tensor [E] of relation ids, got {type(edge_type).__name__}")
+        raise TypeError(
+            f"edge_type must be a torch.Tensor [E] of relation ids, got {type(edge_type).__name__}"
+        )
     if edge_type.dim() != 1 or edge_type.numel() != edge_index.size(1):
         raise ValueError(
             f"edge_type must have shape [E] with E={edge_index.size(1)} (one relation per edge), "
@@ -113,7 +117,9 @@ def check_relational_graph(edge_index: Tensor, edge_type: Tensor, num_nodes: int
     if edge_type.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"edge_type must be an int64 (or int32) tensor, got {edge_type.dtype}")
     if edge_type.device != edge_index.device:
-        raise ValueError(f"edge_type must be on edge_index's device ({edge_index.device}), got {edge_type.device}")
+        raise ValueError(
+            f"edge_type must be on edge_index's device ({edge_index.device}), got {edge_type.device}"
+        )
     if edge_index.numel() > 0:
         low, high = int(edge_index.min()), int(edge_index.max())
         if low < 0 or high >= num_nodes:
@@ -277,7 +283,9 @@ class RGCNConv(nn.Module):
             return torch.stack([torch.block_diag(*blocks) for blocks in self.weight])
         return self.weight
 
-    def _check_input(self, x: Tensor | None, num_nodes: int | None) -> tuple[Tensor | None, Tensor | None, int]:
+    def _check_input(
+        self, x: Tensor | None, num_nodes: int | None
+    ) -> tuple[Tensor | None, Tensor | None, int]:
         """Return (dense features, node ids, N); exactly one of the first two is set."""
         if self.num_blocks is not None and (x is None or (isinstance(x, Tensor) and x.dim() == 1)):
             raise ValueError(
@@ -312,7 +320,9 @@ class RGCNConv(nn.Module):
                 raise ValueError(f"x must have in_features={self.in_features} columns, got {x.size(1)}")
             ids, n = None, x.size(0)
         else:
-            raise ValueError(f"x must be 2-D features [N, in_features] or 1-D node ids [N], got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"x must be 2-D features [N, in_features] or 1-D node ids [N], got shape {tuple(x.shape)}"
+            )
         if num_nodes is not None and num_nodes != n:
             raise ValueError(f"num_nodes must equal x's number of rows ({n}), got {num_nodes}")
         return (None, ids, n) if ids is not None else (x, None, n)
@@ -355,10 +365,15 @@ class RGCNConv(nn.Module):
         if self.root is not None:
             own = self.root.index_select(0, ids) if features is None else features @ self.root
             if self_loop_mask is not None:
-                if not isinstance(self_loop_mask, Tensor) or self_loop_mask.shape != (n,) or self_loop_mask.dtype != torch.bool:
+                if (
+                    not isinstance(self_loop_mask, Tensor)
+                    or self_loop_mask.shape != (n,)
+                    or self_loop_mask.dtype != torch.bool
+                ):
                     got = (
                         f"{tuple(self_loop_mask.shape)} {self_loop_mask.dtype}"
-                        if isinstance(self_loop_mask, Tensor) else type(self_loop_mask).__name__
+                        if isinstance(self_loop_mask, Tensor)
+                        else type(self_loop_mask).__name__
                     )
                     raise ValueError(f"self_loop_mask must be a bool tensor of shape [{n}], got {got}")
                 own = own * self_loop_mask.unsqueeze(1).to(own.dtype)
@@ -414,7 +429,9 @@ class RGCNConv(nn.Module):
                 if size == 0:
                     continue
                 if self.num_blocks is not None:  # per_relation[r]: [B, in/B, out/B]
-                    piece = torch.einsum("pbi,bio->pbo", segments[r].view(size, self.num_blocks, -1), per_relation[r])
+                    piece = torch.einsum(
+                        "pbi,bio->pbo", segments[r].view(size, self.num_blocks, -1), per_relation[r]
+                    )
                     pieces.append(piece.reshape(size, self.out_features))
                 else:
                     pieces.append(segments[r] @ per_relation[r])
@@ -462,8 +479,12 @@ class RGCNEntityClassifier(nn.Module):
         super().__init__()
         self.dropout = _check_probability(dropout, "dropout")
         self.num_nodes = _check_positive_int(num_nodes, "num_nodes")
-        self.layer1 = RGCNConv(num_nodes, hidden_features, num_relations, num_bases=num_bases, bias=bias, self_loop=self_loop)
-        self.layer2 = RGCNConv(hidden_features, num_classes, num_relations, num_bases=num_bases, bias=bias, self_loop=self_loop)
+        self.layer1 = RGCNConv(
+            num_nodes, hidden_features, num_relations, num_bases=num_bases, bias=bias, self_loop=self_loop
+        )
+        self.layer2 = RGCNConv(
+            hidden_features, num_classes, num_relations, num_bases=num_bases, bias=bias, self_loop=self_loop
+        )
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         self.layer1.reset_parameters(generator)
@@ -478,7 +499,9 @@ class RGCNEntityClassifier(nn.Module):
     def first_layer_penalty(self) -> Tensor:
         """``sum w^2`` over the first layer's weights: the L2 term the paper puts on them (Section 5.1,
         Keras ``l2`` on the input weights)."""
-        return sum((p.pow(2).sum() for name, p in self.layer1.named_parameters() if name != "bias"), torch.zeros(()))
+        return sum(
+            (p.pow(2).sum() for name, p in self.layer1.named_parameters() if name != "bias"), torch.zeros(())
+        )
 
 
 class RGCNLinkPredictor(nn.Module):
@@ -527,9 +550,7 @@ class RGCNLinkPredictor(nn.Module):
         for layer in self.layers:
             layer.reset_parameters(generator)
 
-    def encode(
-        self, edge_index: Tensor, edge_type: Tensor, self_loop_mask: Tensor | None = None
-    ) -> Tensor:
+    def encode(self, edge_index: Tensor, edge_type: Tensor, self_loop_mask: Tensor | None = None) -> Tensor:
         """Entity representations ``e_i = h_i^(L)`` ``[N, dim]`` from the graph (with inverse relations).
 
         The result is also kept for :meth:`score_tails`/:meth:`score_heads` (ranking evaluation).
@@ -556,7 +577,9 @@ class RGCNLinkPredictor(nn.Module):
             raise RuntimeError("call encode(edge_index, edge_type) before scoring")
         return self._embeddings
 
-    def score(self, heads: Tensor, relations: Tensor, tails: Tensor, embeddings: Tensor | None = None) -> Tensor:
+    def score(
+        self, heads: Tensor, relations: Tensor, tails: Tensor, embeddings: Tensor | None = None
+    ) -> Tensor:
         """Eq. (6): ``f(s, r, o) = e_s^T diag(r_r) e_o`` for each triple, ``[B]``."""
         e = self._entities() if embeddings is None else embeddings
         heads = self._check_triple_part(heads, "heads", self.num_entities)
@@ -582,5 +605,7 @@ class RGCNLinkPredictor(nn.Module):
         """The L2 term on the decoder (Section 5.2, penalty 0.01): mean squared entry of the
         relation vectors and of the entity representations the batch scores."""
         return (
-            embeddings[heads].pow(2).mean() + embeddings[tails].pow(2).mean() + self.relation[relations].pow(2).mean()
+            embeddings[heads].pow(2).mean()
+            + embeddings[tails].pow(2).mean()
+            + self.relation[relations].pow(2).mean()
         )
