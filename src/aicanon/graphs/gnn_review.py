@@ -207,8 +207,6 @@ class NodeClassifier(nn.Module):
             h = h.matmul_transposed(weight) if isinstance(h, SparseFeatures) else F.linear(h, weight)
             h = self.layers[0](h + self.embedding.bias, edge_index)
             return self.classifier(dropout(h, self.dropout, self.training))
-        if isinstance(h, SparseFeatures) and self.skip == "residual":
-            h = h.to_dense()  # the projection shortcut needs a dense input
         if self.skip == "jk":
             outputs = []
             for index, layer in enumerate(self.layers):

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from aicanon.graphs.gat import SparseFeatures
 from aicanon.graphs.gcn import glorot_
 
 __all__ = ["JumpingKnowledge", "ResidualConnection"]
@@ -60,14 +61,23 @@ class ResidualConnection(nn.Module):
         else:
             self.projection = nn.Parameter(glorot_(torch.empty(out_features, in_features)))
 
-    def forward(self, h: Tensor, *args, **kwargs) -> Tensor:
+    def forward(self, h: Tensor | SparseFeatures, *args, **kwargs) -> Tensor:
+        """``h`` ``[N, in_features]`` (dense, or SparseFeatures when the widths differ); ``args`` and
+        ``kwargs`` go to ``layer`` (e.g. ``edge_index``)."""
+        if not isinstance(h, (Tensor, SparseFeatures)):
+            raise TypeError(f"h must be a torch.Tensor [N, in_features], got {type(h).__name__}")
+        if h.dim() != 2 or h.size(1) != self.in_features:
+            raise ValueError(f"h must have shape [N, in_features={self.in_features}], got {tuple(h.size())}")
         out = self.layer(h, *args, **kwargs)
         if self.activation is not None:
             out = self.activation(out)
-        if h.size(-1) != self.in_features:
-            raise ValueError(f"h must have in_features={self.in_features} columns, got {h.size(-1)}")
-        shortcut = h if self.projection is None else h @ self.projection.t()
-        return out + shortcut
+        if self.projection is None:
+            if isinstance(h, SparseFeatures):
+                h = h.to_dense()
+            return out + h
+        if isinstance(h, SparseFeatures):
+            return out + h.matmul_transposed(self.projection)
+        return out + h @ self.projection.t()
 
 
 class JumpingKnowledge(nn.Module):
