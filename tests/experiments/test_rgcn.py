@@ -21,6 +21,7 @@ def _aifb(reproduction):
 def test_quick_reproduction_passes_every_quick_claim():
     cfg = make_config(experiment, "quick")
     assert cfg.seeds == 3 and cfg.datasets == ("aifb",) and cfg.epochs == 50 and cfg.aifb_num_bases == 0
+    assert cfg.self_loop == "relation"  # the paper's code
     result = reproduce(SLUG, cfg)
     claimed = [c for c in result.claims if c.threshold is not None]
     assert [c.metric for c in claimed] == ["aifb_test_accuracy"]
@@ -71,5 +72,9 @@ def test_bad_config():
         experiment.run(make_config(experiment, "quick", datasets=("am",)))
     with pytest.raises(ValueError, match=r"relations must be one of \('typed', 'collapsed'\), got 'none'"):
         experiment.run(make_config(experiment, "quick", relations="none"))
+    with pytest.raises(
+        ValueError, match=r"self_loop must be one of \('separate', 'relation', 'none'\), got 'x'"
+    ):
+        experiment.run(make_config(experiment, "quick", self_loop="x"))
     with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
         experiment.run(make_config(experiment, "quick", epochs=0))

@@ -191,6 +191,24 @@ def test_entity_classifier_shapes_and_penalty():
     assert torch.allclose(model.first_layer_penalty(), expected)
 
 
+def test_self_loop_as_relation_equals_separate_root_without_decomposition():
+    torch.manual_seed(0)
+    edge_index, edge_type = _graph(15, 50, 4)
+    separate = RGCNEntityClassifier(15, 4, 3, hidden_features=5, self_loop="separate")
+    as_relation = RGCNEntityClassifier(15, 4, 3, hidden_features=5, self_loop="relation")
+    assert as_relation.layer1.weight.shape == (5, 15, 5) and as_relation.layer1.root is None
+    with torch.no_grad():
+        for ours, theirs in ((as_relation.layer1, separate.layer1), (as_relation.layer2, separate.layer2)):
+            ours.weight[:4] = theirs.weight
+            ours.weight[4] = theirs.root  # the self-loop relation's W (c_{i,r} = 1) is W_0
+    assert torch.allclose(as_relation(edge_index, edge_type), separate(edge_index, edge_type), atol=1e-5)
+    # With bases the self-loop shares them: W_0 = sum_b a_{R,b} V_b.
+    shared = RGCNEntityClassifier(15, 4, 3, hidden_features=5, num_bases=2, self_loop="relation")
+    assert shared.layer1.comp.shape == (5, 2) and shared.layer1.root is None
+    none = RGCNEntityClassifier(15, 4, 3, hidden_features=5, self_loop="none")
+    assert none.layer1.root is None and none.layer1.num_relations == 4
+
+
 def test_link_predictor_scores_are_distmult_of_the_encoding():
     torch.manual_seed(0)
     edge_index, edge_type = _graph(10, 30, 6)
@@ -269,6 +287,10 @@ def test_bad_constructor_arguments():
         RGCNConv(5, 4, 2, num_blocks=2)
     with pytest.raises(ValueError, match="dropout must be in \\[0, 1\\), got 1.5"):
         RGCNEntityClassifier(5, 2, 2, dropout=1.5)
+    with pytest.raises(ValueError, match="self_loop must be one of .* got 'both'"):
+        RGCNEntityClassifier(5, 2, 2, self_loop="both")
+    with pytest.raises(ValueError, match=r"edge_type values must be relation ids in \[0, num_relations=2\)"):
+        RGCNEntityClassifier(5, 2, 2, self_loop="relation")(torch.tensor([[0], [1]]), torch.tensor([2]))
 
 
 def test_bad_forward_inputs():

@@ -15,7 +15,11 @@ edges and 0.2 on the self-loops, L2 0.01 on the decoder, Adam 0.01, one negative
 
 The quick run trains AIFB only, three seeds. ``relations="collapsed"`` (every edge one relation, a
 plain mean-aggregation GCN with a self-loop) and ``use_graph=False`` (no edges: only the
-self-connection) are the ablations; the quick test shows the graph-free one fails the AIFB claim.
+self-connection) are the ablations. The graph-free one fails the AIFB claim (about 23 %, chance
+level: a test entity's own input row never receives a gradient), which the quick test checks. The
+collapsed one does *not* fail it: on AIFB a single-relation GCN on one-hot ids reached 96.3 % over
+three seeds in our runs (97.2, 94.4, 97.2), so the relation types are not what carries AIFB at this
+setting; the paper reports no such baseline, and we state it rather than claim it.
 """
 
 from __future__ import annotations
@@ -32,7 +36,13 @@ from matplotlib.figure import Figure
 
 from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device, track
 from aicanon.datasets.rdf_entities import load_rdf_entities
-from aicanon.graphs.rgcn import RGCNEntityClassifier, RGCNLinkPredictor, add_inverse_relations, drop_edges
+from aicanon.graphs.rgcn import (
+    SELF_LOOP_MODES,
+    RGCNEntityClassifier,
+    RGCNLinkPredictor,
+    add_inverse_relations,
+    drop_edges,
+)
 
 RELATION_MODES = ("typed", "collapsed")
 
@@ -57,6 +67,9 @@ class Config(ExperimentConfig):
     """Bases (Eq. 3) for MUTAG (paper: 30)."""
     mutag_l2: float = 5e-4
     """L2 penalty on the first layer's weights for MUTAG (paper: 5e-4)."""
+    self_loop: str = "relation"
+    """How W_0 enters: ``relation`` (the paper's code: the identity as one more relation, so with bases
+    W_0 is a combination of the bases), ``separate`` (its own weight, as PyG) or ``none``."""
     relations: str = "typed"
     """``typed`` (R-GCN) or ``collapsed``: every edge one relation, a GCN with self-loop (ablation)."""
     use_graph: bool = True
@@ -147,6 +160,8 @@ def _check_config(cfg: Config) -> None:
     for name in cfg.datasets:
         if name not in ("aifb", "mutag"):
             raise ValueError(f"datasets must hold 'aifb' and/or 'mutag', got {name!r}")
+    if cfg.self_loop not in SELF_LOOP_MODES:
+        raise ValueError(f"self_loop must be one of {SELF_LOOP_MODES}, got {cfg.self_loop!r}")
     if cfg.relations not in RELATION_MODES:
         raise ValueError(f"relations must be one of {RELATION_MODES}, got {cfg.relations!r}")
     for field in ("hidden_features", "epochs"):
@@ -172,6 +187,7 @@ def _classify(name: str, cfg: Config, device: torch.device) -> dict:
         cfg.hidden_features,
         num_bases=bases or None,
         dropout=cfg.dropout,
+        self_loop=cfg.self_loop,
     ).to(device)
     # Fused Adam: one pass over the 12M first-layer weights instead of several (same update rule).
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
@@ -308,8 +324,8 @@ def run(cfg: Config) -> Result:
     figures = {"training_curves": _curve_figure(runs)} if runs else {}
     notes = [
         (
-            "The self-connection W_0 is its own weight, never decomposed (Eq. 2, PyG); the paper's Keras "
-            "code treats it as one more relation, so with bases its W_0 is a combination of the bases."
+            f"self_loop={cfg.self_loop!r}: 'relation' is the paper's code (the identity as one more "
+            "relation, so with bases W_0 is a combination of the bases); PyG keeps W_0 separate."
         ),
         "Test accuracy after the last of 50 epochs, no early stopping, as the paper's train.py --testing.",
         (
