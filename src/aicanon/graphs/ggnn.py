@@ -251,7 +251,10 @@ class GatedGraphConv(nn.Module):
                 f"x must have at most out_features={self.out_features} columns (Eq. 1 pads the annotations "
                 f"with zeros to the state size), got {x.size(1)}"
             )
-        edge_type = _check_edge_type(edge_type, edge_index, self.num_edge_types)
+        # One untyped edge set (PyG's case) needs no type ids at all.
+        untyped = edge_type is None and self.num_edge_types == 1
+        if not untyped:
+            edge_type = _check_edge_type(edge_type, edge_index, self.num_edge_types)
         num_nodes, d = x.size(0), self.out_features
         # Eq. (1): the annotations padded with zeros into the initial state.
         h = F.pad(x, (0, d - x.size(1))) if x.size(1) < d else x
@@ -264,14 +267,21 @@ class GatedGraphConv(nn.Module):
         # block (h @ [W_1 ... W_K], [N, K D] viewed as [N K, D]); edge e of type k from u to v
         # reads row u K + k into slot (v, incoming) and, with directed weights, row
         # v K + types + k into slot (u, outgoing).
-        rows = source * blocks + edge_type
-        slots = target * directions
-        if self.directed_weights:
-            rows = torch.cat([rows, target * blocks + types + edge_type])
-            slots = torch.cat([slots, source * directions + 1])
+        if untyped:
+            rows, slots = (source, target) if blocks == 1 else (source * blocks, target * directions)
+            if self.directed_weights:
+                rows = torch.cat([rows, target * blocks + types])
+                slots = torch.cat([slots, source * directions + 1])
+        else:
+            rows = source * blocks + edge_type
+            slots = target * directions
+            if self.directed_weights:
+                rows = torch.cat([rows, target * blocks + types + edge_type])
+                slots = torch.cat([slots, source * directions + 1])
         for step in range(self.num_layers):
             weight = self.weight[step if self.weight_per_step else 0]  # [K, D, D]
-            transformed = torch.matmul(h, weight.permute(1, 0, 2).reshape(d, blocks * d))
+            stacked = weight[0] if blocks == 1 else weight.permute(1, 0, 2).reshape(d, blocks * d)
+            transformed = torch.matmul(h, stacked)
             if self.message_bias is not None:
                 transformed = transformed + self.message_bias[step if self.weight_per_step else 0].reshape(-1)
             messages = transformed.reshape(num_nodes * blocks, d).index_select(0, rows)
