@@ -47,8 +47,13 @@ Departures from the paper and its code (github.com/tkipf/relational-gcn), and wh
   adjacency, so with the basis decomposition its ``W_0`` is also a combination of the bases;
   :class:`RGCNEntityClassifier` offers both (``self_loop="separate"`` or ``"relation"``), and the
   experiment uses the paper code's (on MUTAG, 30 bases, it matters: see the experiment).
-* Duplicated edges each count in ``|N_i^r|`` and in the sum (the paper's sparse adjacency matrices
-  would merge them; RDF graphs hold no duplicates, so the datasets are unaffected).
+* Duplicated edges each count in ``|N_i^r|`` and in the sum (as in the reference library; scipy
+  sums duplicate entries of the paper's adjacency matrices, which gives the same; RDF graphs hold
+  no duplicates anyway).
+* :class:`RGCNLinkPredictor` feeds a learned entity embedding to the first layer (block-diagonal
+  layers need dense input); its decoder L2 term is the mean squared entry of the scored entity
+  representations and relation vectors, our reading of Section 5.2's "l2 regularization to the
+  decoder with a penalty of 0.01". Self-loop dropout removes ``W_0 h_i`` for the dropped nodes.
 * Block-diagonal decomposition needs dense input features (a one-hot input has no blocks to split),
   as in the reference library.
 """
