@@ -25,8 +25,14 @@ pytestmark = pytest.mark.paper("graph-networks")
 E, V, U = 3, 4, 2  # edge, node and global attribute widths used throughout
 
 
-def random_graph(nodes: int, edges: int, generator: torch.Generator, e: int = E, v: int = V, u: int = U) -> GraphsTuple:
-    edge_index = torch.randint(0, max(nodes, 1), (2, edges), generator=generator) if nodes else torch.zeros(2, 0, dtype=torch.long)
+def random_graph(
+    nodes: int, edges: int, generator: torch.Generator, e: int = E, v: int = V, u: int = U
+) -> GraphsTuple:
+    edge_index = (
+        torch.randint(0, max(nodes, 1), (2, edges), generator=generator)
+        if nodes
+        else torch.zeros(2, 0, dtype=torch.long)
+    )
     return GraphsTuple.from_edge_index(
         torch.randn(nodes, v, generator=generator),
         edge_index,
@@ -44,11 +50,19 @@ def presets(seed: int = 0) -> dict[str, GNBlock]:
     torch.manual_seed(seed)
     return {
         "full": GNBlock.full(E, V, U, edge_output=5, node_output=6, global_output=7, hidden=(8,)),
-        "full_mean": GNBlock.full(E, V, U, edge_output=5, node_output=6, global_output=7, hidden=(8,), aggregation="mean"),
-        "full_max": GNBlock.full(E, V, U, edge_output=5, node_output=6, global_output=7, hidden=(8,), aggregation="max"),
-        "independent": GNBlock.independent(E, V, U, edge_output=5, node_output=6, global_output=7, hidden=(8,)),
+        "full_mean": GNBlock.full(
+            E, V, U, edge_output=5, node_output=6, global_output=7, hidden=(8,), aggregation="mean"
+        ),
+        "full_max": GNBlock.full(
+            E, V, U, edge_output=5, node_output=6, global_output=7, hidden=(8,), aggregation="max"
+        ),
+        "independent": GNBlock.independent(
+            E, V, U, edge_output=5, node_output=6, global_output=7, hidden=(8,)
+        ),
         "message_passing": GNBlock.message_passing(E, V, message_size=5, node_output=6, hidden=(8,)),
-        "message_passing_readout": GNBlock.message_passing(E, V, message_size=5, node_output=6, hidden=(8,), readout_size=3),
+        "message_passing_readout": GNBlock.message_passing(
+            E, V, message_size=5, node_output=6, hidden=(8,), readout_size=3
+        ),
         "non_local": GNBlock.non_local(V, value_size=3, node_output=6, heads=2, hidden=(8,)),
         "relation_network": GNBlock.relation_network(V, global_output=3, edge_latent=5, hidden=(8,)),
         "deep_sets": GNBlock.deep_sets(V, U, node_output=6, global_output=3, hidden=(8,)),
@@ -64,8 +78,11 @@ def close(a: torch.Tensor | None, b: torch.Tensor | None, atol: float = 1e-5) ->
 # ------------------------------------------------------------------------------ golden values
 def loop_reference(block: GNBlock, graph: GraphsTuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Algorithm 1 written as the paper's loops, one edge / node / graph at a time (full block)."""
-    reduce = {"sum": lambda xs: torch.stack(xs).sum(0), "mean": lambda xs: torch.stack(xs).mean(0),
-              "max": lambda xs: torch.stack(xs).max(0).values}
+    reduce = {
+        "sum": lambda xs: torch.stack(xs).sum(0),
+        "mean": lambda xs: torch.stack(xs).mean(0),
+        "max": lambda xs: torch.stack(xs).max(0).values,
+    }
     edge_graph, node_graph = graph.edge_graph_index().tolist(), graph.node_graph_index().tolist()
     new_edges = []
     for k in range(graph.num_edges):
@@ -77,7 +94,9 @@ def loop_reference(block: GNBlock, graph: GraphsTuple) -> tuple[torch.Tensor, to
     for i in range(graph.num_nodes):
         received = [new_edges[k] for k in range(graph.num_edges) if int(graph.receivers[k]) == i]
         aggregate = reduce[block.edge_aggregation](received) if received else torch.zeros(width)
-        new_nodes.append(block.node_model(torch.cat([aggregate, graph.nodes[i], graph.globals[node_graph[i]]])[None])[0])
+        new_nodes.append(
+            block.node_model(torch.cat([aggregate, graph.nodes[i], graph.globals[node_graph[i]]])[None])[0]
+        )
     new_globals = []
     for g in range(graph.num_graphs):
         edges_g = [new_edges[k] for k in range(graph.num_edges) if edge_graph[k] == g]
@@ -108,8 +127,10 @@ def _ones_linear(inputs: int) -> nn.Linear:
 def test_hand_computed_sum_block():
     # Scalar attributes, every phi the sum of its arguments: a triangle 0 -> 1, 2 -> 1, 1 -> 0.
     graph = GraphsTuple.from_edge_index(
-        torch.tensor([[1.0], [2.0], [3.0]]), torch.tensor([[0, 2, 1], [1, 1, 0]]),
-        torch.tensor([[10.0], [20.0], [30.0]]), torch.tensor([100.0]),
+        torch.tensor([[1.0], [2.0], [3.0]]),
+        torch.tensor([[0, 2, 1], [1, 1, 0]]),
+        torch.tensor([[10.0], [20.0], [30.0]]),
+        torch.tensor([100.0]),
     )
     block = GNBlock(_ones_linear(4), _ones_linear(3), _ones_linear(3))
     out = block(graph)
@@ -125,7 +146,9 @@ def test_non_local_aggregation_is_a_softmax_weighted_mean():
     torch.manual_seed(0)
     attention = DotProductAttention(V, 3, heads=1)
     value = nn.Linear(V, 2)
-    block = GNBlock(value, nn.Identity(), None, edge_inputs=("senders",), node_inputs=("edges",), attention=attention)
+    block = GNBlock(
+        value, nn.Identity(), None, edge_inputs=("senders",), node_inputs=("edges",), attention=attention
+    )
     nodes = torch.randn(3, V)
     graph = GraphsTuple.from_edge_index(nodes, torch.tensor([[1, 2, 0], [0, 0, 1]]), None, torch.zeros(1))
     out = block(graph).nodes
@@ -145,8 +168,13 @@ def test_non_local_heads_weight_their_own_slice():
     logits = block.attention(graph.nodes[graph.receivers], graph.nodes[graph.senders])
     assert logits.shape == (12, 2)
     # a constant value gives back that constant at every node with an incoming edge (weights sum to 1)
-    constant = GNBlock(lambda x: torch.ones(x.size(0), 6), nn.Identity(), edge_inputs=("senders",),
-                       node_inputs=("edges",), attention=block.attention)
+    constant = GNBlock(
+        lambda x: torch.ones(x.size(0), 6),
+        nn.Identity(),
+        edge_inputs=("senders",),
+        node_inputs=("edges",),
+        attention=block.attention,
+    )
     received = torch.zeros(5, dtype=torch.bool).index_fill_(0, graph.receivers, True)
     out = constant(graph).nodes
     assert torch.allclose(out[received], torch.ones(int(received.sum()), 6), atol=1e-6)
@@ -193,7 +221,9 @@ def test_mlp_shape_and_layer_norm():
 def test_blocks_move_devices_and_dtypes():
     block = presets()["full"].to(torch.float64)
     graph = random_batch([(3, 4)])
-    graph = graph.replace(nodes=graph.nodes.double(), edges=graph.edges.double(), globals=graph.globals.double())
+    graph = graph.replace(
+        nodes=graph.nodes.double(), edges=graph.edges.double(), globals=graph.globals.double()
+    )
     assert block(graph).nodes.dtype == torch.float64
     assert graph.to("cpu").num_nodes == 3
 
@@ -237,8 +267,11 @@ def test_relation_network_keeps_nodes_and_sums_pairs():
 def test_independent_block_shares_nothing_between_elements():
     block = presets()["independent"]
     graph = random_batch([(4, 6), (3, 2)])
-    changed = graph.replace(nodes=graph.nodes.clone().index_fill_(0, torch.tensor([0]), 9.0),
-                            senders=graph.receivers, receivers=graph.senders)
+    changed = graph.replace(
+        nodes=graph.nodes.clone().index_fill_(0, torch.tensor([0]), 9.0),
+        senders=graph.receivers,
+        receivers=graph.senders,
+    )
     a, b = block(graph), block(changed)
     assert torch.equal(a.nodes[1:], b.nodes[1:]) and not torch.equal(a.nodes[0], b.nodes[0])
     assert torch.equal(a.edges, b.edges) and torch.equal(a.globals, b.globals)
@@ -268,8 +301,12 @@ def test_batched_equals_each_graph_alone(sizes, seed, name):
 
 
 @settings(max_examples=25, deadline=None)
-@given(nodes=st.integers(1, 7), edges=st.integers(0, 14), seed=st.integers(0, 1000),
-       name=st.sampled_from(sorted(presets())))
+@given(
+    nodes=st.integers(1, 7),
+    edges=st.integers(0, 14),
+    seed=st.integers(0, 1000),
+    name=st.sampled_from(sorted(presets())),
+)
 def test_permutation_equivariance_and_invariance(nodes, edges, seed, name):
     # Section 3.2.3: relabelling nodes and reordering edges permutes node and edge outputs the same
     # way and leaves the global output unchanged.
@@ -310,7 +347,9 @@ class _PyGEdge(nn.Module):
         self.net, self.use_edges, self.use_globals = net, use_edges, use_globals
 
     def forward(self, src, dst, edge_attr, u, batch):
-        parts = ([edge_attr] if self.use_edges else []) + [dst, src] + ([u[batch]] if self.use_globals else [])
+        parts = (
+            ([edge_attr] if self.use_edges else []) + [dst, src] + ([u[batch]] if self.use_globals else [])
+        )
         return self.net(torch.cat(parts, 1))
 
 
@@ -321,7 +360,11 @@ class _PyGNode(nn.Module):
 
     def forward(self, x, edge_index, edge_attr, u, batch):
         _, scatter = _pyg()
-        parts = [scatter(edge_attr, edge_index[1], 0, dim_size=x.size(0), reduce=self.reduce)] if self.use_edges else []
+        parts = (
+            [scatter(edge_attr, edge_index[1], 0, dim_size=x.size(0), reduce=self.reduce)]
+            if self.use_edges
+            else []
+        )
         parts.append(x)
         if self.use_globals:
             parts.append(u[batch])
@@ -362,9 +405,13 @@ def _pyg_inputs(graph: GraphsTuple):
 @pytest.mark.parametrize("aggregation", ["sum", "mean", "max"])
 def test_full_block_matches_pyg_metalayer(aggregation):
     MetaLayer, _ = _pyg()
-    block = GNBlock.full(E, V, U, edge_output=5, node_output=6, global_output=7, hidden=(16, 16), aggregation=aggregation)
+    block = GNBlock.full(
+        E, V, U, edge_output=5, node_output=6, global_output=7, hidden=(16, 16), aggregation=aggregation
+    )
     reference = MetaLayer(
-        _PyGEdge(block.edge_model), _PyGNode(block.node_model, aggregation), _PyGGlobal(block.global_model, aggregation)
+        _PyGEdge(block.edge_model),
+        _PyGNode(block.node_model, aggregation),
+        _PyGGlobal(block.global_model, aggregation),
     )
     graph = random_batch([(5, 12), (3, 4), (6, 15)], seed=3)
     ours_in = _pyg_inputs(graph)
@@ -403,7 +450,11 @@ def test_message_passing_and_deep_sets_match_pyg_metalayer():
         def forward(self, x, edge_index, edge_attr, u, batch):
             return self.net(torch.cat([x, u[batch]], 1))
 
-    deep_reference = MetaLayer(None, _DeepNode(deep.node_model), _PyGGlobal(deep.global_model, "sum", use_edges=False, use_globals=False))
+    deep_reference = MetaLayer(
+        None,
+        _DeepNode(deep.node_model),
+        _PyGGlobal(deep.global_model, "sum", use_edges=False, use_globals=False),
+    )
     for ours_block, ref in ((block, reference), (deep, deep_reference)):
         ours_in = _pyg_inputs(graph)
         out = ours_block(graph.replace(nodes=ours_in[0], edges=ours_in[1], globals=ours_in[2]))
@@ -436,7 +487,9 @@ def test_non_local_aggregation_matches_pyg_transformer_conv(heads):
         attention.key.weight.copy_(reference.lin_key.weight)
         value.weight.copy_(reference.lin_value.weight)
     # node model = identity: the block's new nodes are rho^{e->v} itself, ebar'_i
-    block = GNBlock(value, nn.Identity(), edge_inputs=("senders",), node_inputs=("edges",), attention=attention)
+    block = GNBlock(
+        value, nn.Identity(), edge_inputs=("senders",), node_inputs=("edges",), attention=attention
+    )
     graph = random_batch([(7, 20), (4, 9)], seed=2)
     x_ours = graph.nodes.clone().requires_grad_()
     out = block(graph.replace(nodes=x_ours)).nodes
@@ -446,23 +499,38 @@ def test_non_local_aggregation_matches_pyg_transformer_conv(heads):
     x_ref = graph.nodes.clone().requires_grad_()
     expected = reference(x_ref, graph.edge_index)
     expected.pow(3).sum().backward()
-    reference_grads = [reference.lin_query.weight.grad, reference.lin_key.weight.grad, reference.lin_value.weight.grad, x_ref.grad]
+    reference_grads = [
+        reference.lin_query.weight.grad,
+        reference.lin_key.weight.grad,
+        reference.lin_value.weight.grad,
+        x_ref.grad,
+    ]
     assert torch.allclose(out, expected, atol=1e-5)
-    by_name = dict(zip(["value", "query", "key", "x"], [ours_grads[0], ours_grads[1], ours_grads[2], ours_grads[3]]))
+    by_name = dict(
+        zip(["value", "query", "key", "x"], [ours_grads[0], ours_grads[1], ours_grads[2], ours_grads[3]])
+    )
     names = [n for n, _ in block.named_parameters()]
     assert names == ["edge_model.weight", "attention.query.weight", "attention.key.weight"]
-    for ours, theirs in ((by_name["query"], reference_grads[0]), (by_name["key"], reference_grads[1]),
-                         (by_name["value"], reference_grads[2]), (by_name["x"], reference_grads[3])):
+    for ours, theirs in (
+        (by_name["query"], reference_grads[0]),
+        (by_name["key"], reference_grads[1]),
+        (by_name["value"], reference_grads[2]),
+        (by_name["x"], reference_grads[3]),
+    ):
         assert torch.allclose(ours, theirs, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------ bad input
 def _tuple(**changes):
-    base = dict(
-        nodes=torch.zeros(3, V), edges=torch.zeros(2, E), globals=torch.zeros(1, U),
-        senders=torch.tensor([0, 1]), receivers=torch.tensor([1, 2]),
-        n_node=torch.tensor([3]), n_edge=torch.tensor([2]),
-    )
+    base = {
+        "nodes": torch.zeros(3, V),
+        "edges": torch.zeros(2, E),
+        "globals": torch.zeros(1, U),
+        "senders": torch.tensor([0, 1]),
+        "receivers": torch.tensor([1, 2]),
+        "n_node": torch.tensor([3]),
+        "n_edge": torch.tensor([2]),
+    }
     base.update(changes)
     return GraphsTuple(**base)
 
@@ -479,7 +547,11 @@ def _tuple(**changes):
         ({"nodes": torch.zeros(4, V)}, ValueError, "nodes must have 3 rows, got 4"),
         ({"edges": torch.zeros(2)}, ValueError, "edges must be 2-D"),
         ({"globals": torch.zeros(1, U, dtype=torch.long)}, TypeError, "globals must be a floating-point"),
-        ({"n_node": torch.tensor([3, 0])}, ValueError, "n_node and n_edge must both have one entry per graph"),
+        (
+            {"n_node": torch.tensor([3, 0])},
+            ValueError,
+            "n_node and n_edge must both have one entry per graph",
+        ),
         ({"n_node": torch.tensor([-3])}, ValueError, "n_node must hold counts >= 0"),
         ({"n_edge": torch.tensor(2)}, ValueError, "n_edge must be 1-D"),
         ({"nodes": "x"}, TypeError, "nodes must be a torch.Tensor or None"),
@@ -492,7 +564,15 @@ def test_graphs_tuple_rejects_bad_fields(changes, error, words):
 
 def test_graphs_tuple_rejects_edges_across_graphs():
     with pytest.raises(ValueError, match="senders must point into the edge's own graph"):
-        GraphsTuple(None, None, None, torch.tensor([0, 2]), torch.tensor([1, 3]), torch.tensor([2, 2]), torch.tensor([2, 0]))
+        GraphsTuple(
+            None,
+            None,
+            None,
+            torch.tensor([0, 2]),
+            torch.tensor([1, 3]),
+            torch.tensor([2, 2]),
+            torch.tensor([2, 0]),
+        )
 
 
 def test_from_edge_index_and_batch_reject_bad_input():

@@ -31,9 +31,9 @@ choosing which inputs each ``phi`` sees; they are presets of :class:`GNBlock`:
   ``phi^e = (a'_k, b'_k) = (exp(alpha(v_rk, v_sk)), beta(v_sk))``,
   ``rho^{e->v}(E'_i) = sum_k a'_k b'_k / sum_k a'_k`` (a softmax over each receiver's incoming edges),
   ``phi^v(ebar'_i, v_i, u) = f^v(ebar'_i)``;
-* :meth:`GNBlock.relation_network` (Figure 4e): ``phi^e = NN([v_rk, v_sk])``, summed over all edges,
+* :meth:`GNBlock.relation_network` (Figure 4e, Section 4.2.3): ``phi^e = NN([v_rk, v_sk])``, summed over all edges,
   ``phi^u = NN(ebar')``; no node update;
-* :meth:`GNBlock.deep_sets` (Figure 4f): edges bypassed, ``phi^v = NN([v_i, u])``, summed over nodes,
+* :meth:`GNBlock.deep_sets` (Figure 4f, Section 4.2.3): edges bypassed, ``phi^v = NN([v_i, u])``, summed over nodes,
   ``phi^u = NN(vbar')``.
 
 :class:`GraphsTuple` holds several graphs of different sizes in one batch, the paper's "graphs
@@ -102,9 +102,13 @@ _FEATURES = ("nodes", "edges", "globals")
 # ----------------------------------------------------------------------------------------- graphs
 def _check_count_vector(name: str, value: Tensor) -> None:
     if not isinstance(value, Tensor):
-        raise TypeError(f"GraphsTuple: {name} must be a 1-D int64 tensor (one count per graph), got {type(value).__name__}")
+        raise TypeError(
+            f"GraphsTuple: {name} must be a 1-D int64 tensor (one count per graph), got {type(value).__name__}"
+        )
     if value.dim() != 1:
-        raise ValueError(f"GraphsTuple: {name} must be 1-D (one count per graph), got shape {tuple(value.shape)}")
+        raise ValueError(
+            f"GraphsTuple: {name} must be 1-D (one count per graph), got shape {tuple(value.shape)}"
+        )
     if value.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"GraphsTuple: {name} must be an int64 or int32 tensor, got {value.dtype}")
     if value.numel() and int(value.min()) < 0:
@@ -149,7 +153,9 @@ class GraphsTuple:
         for name in ("senders", "receivers"):
             index = getattr(self, name)
             if not isinstance(index, Tensor):
-                raise TypeError(f"GraphsTuple: {name} must be a 1-D integer tensor [E], got {type(index).__name__}")
+                raise TypeError(
+                    f"GraphsTuple: {name} must be a 1-D integer tensor [E], got {type(index).__name__}"
+                )
             if index.dim() != 1:
                 raise ValueError(f"GraphsTuple: {name} must be 1-D [E], got shape {tuple(index.shape)}")
             if index.dtype not in (torch.int64, torch.int32):
@@ -171,7 +177,9 @@ class GraphsTuple:
         for name in ("n_edge", "senders", "receivers") + _FEATURES:
             value = getattr(self, name)
             if value is not None and value.device != device:
-                raise ValueError(f"GraphsTuple: {name} must be on n_node's device ({device}), got {value.device}")
+                raise ValueError(
+                    f"GraphsTuple: {name} must be on n_node's device ({device}), got {value.device}"
+                )
         if num_edges:
             # An edge may only join two nodes of its own graph (the graphs of a batch are disjoint).
             edge_graph = self.edge_graph_index()
@@ -192,9 +200,13 @@ class GraphsTuple:
             if value is None:
                 continue
             if not isinstance(value, Tensor):
-                raise TypeError(f"GraphsTuple: {name} must be a torch.Tensor or None, got {type(value).__name__}")
+                raise TypeError(
+                    f"GraphsTuple: {name} must be a torch.Tensor or None, got {type(value).__name__}"
+                )
             if value.dim() != 2:
-                raise ValueError(f"GraphsTuple: {name} must be 2-D [rows, features], got shape {tuple(value.shape)}")
+                raise ValueError(
+                    f"GraphsTuple: {name} must be 2-D [rows, features], got shape {tuple(value.shape)}"
+                )
             if not value.is_floating_point():
                 raise TypeError(f"GraphsTuple: {name} must be a floating-point tensor, got {value.dtype}")
             if value.size(0) != rows:
@@ -209,7 +221,7 @@ class GraphsTuple:
         edges: Tensor | None = None,
         globals: Tensor | None = None,
         num_nodes: int | None = None,
-    ) -> "GraphsTuple":
+    ) -> GraphsTuple:
         """One graph from node attributes ``[N, F_v]``, ``edge_index`` ``[2, E]`` (row 0 sender, row 1
         receiver), optional edge attributes ``[E, F_e]`` and global ``[F_u]`` or ``[1, F_u]``.
 
@@ -218,7 +230,9 @@ class GraphsTuple:
         if not isinstance(edge_index, Tensor):
             raise TypeError(f"edge_index must be a torch.Tensor [2, E], got {type(edge_index).__name__}")
         if edge_index.dim() != 2 or edge_index.size(0) != 2:
-            raise ValueError(f"edge_index must have shape [2, E] (senders; receivers), got {tuple(edge_index.shape)}")
+            raise ValueError(
+                f"edge_index must have shape [2, E] (senders; receivers), got {tuple(edge_index.shape)}"
+            )
         if nodes is None and num_nodes is None:
             raise ValueError("num_nodes must be given when nodes is None")
         if nodes is not None and not isinstance(nodes, Tensor):
@@ -258,34 +272,45 @@ class GraphsTuple:
 
     def node_graph_index(self) -> Tensor:
         """``[N]``: the graph each node belongs to (PyG's ``batch`` vector)."""
-        return torch.repeat_interleave(torch.arange(self.num_graphs, device=self.n_node.device), self.n_node.long())
+        return torch.repeat_interleave(
+            torch.arange(self.num_graphs, device=self.n_node.device), self.n_node.long()
+        )
 
     def edge_graph_index(self) -> Tensor:
         """``[E]``: the graph each edge belongs to."""
-        return torch.repeat_interleave(torch.arange(self.num_graphs, device=self.n_edge.device), self.n_edge.long())
+        return torch.repeat_interleave(
+            torch.arange(self.num_graphs, device=self.n_edge.device), self.n_edge.long()
+        )
 
-    def replace(self, **changes: Tensor | None) -> "GraphsTuple":
+    def replace(self, **changes: Tensor | None) -> GraphsTuple:
         """A copy with some fields replaced (checked again)."""
         return dataclasses.replace(self, **changes)
 
-    def _with_features(self, nodes: Tensor | None, edges: Tensor | None, globals: Tensor | None) -> "GraphsTuple":
+    def _with_features(
+        self, nodes: Tensor | None, edges: Tensor | None, globals: Tensor | None
+    ) -> GraphsTuple:
         # Internal fast path for block outputs: the structure was checked when ``self`` was built, only
         # the new attribute tensors need their shapes checked (no device synchronisation).
         new = object.__new__(GraphsTuple)
         for name, value in (
-            ("nodes", nodes), ("edges", edges), ("globals", globals), ("senders", self.senders),
-            ("receivers", self.receivers), ("n_node", self.n_node), ("n_edge", self.n_edge),
+            ("nodes", nodes),
+            ("edges", edges),
+            ("globals", globals),
+            ("senders", self.senders),
+            ("receivers", self.receivers),
+            ("n_node", self.n_node),
+            ("n_edge", self.n_edge),
         ):
             object.__setattr__(new, name, value)
         new._check_features(self.num_nodes, self.num_edges)
         return new
 
-    def to(self, device: torch.device | str) -> "GraphsTuple":
+    def to(self, device: torch.device | str) -> GraphsTuple:
         """The same graphs on ``device``."""
         moved = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return GraphsTuple(**{k: (v.to(device) if v is not None else None) for k, v in moved.items()})
 
-    def unbatch(self) -> list["GraphsTuple"]:
+    def unbatch(self) -> list[GraphsTuple]:
         """Split into ``B`` one-graph tuples, each with its own node indices starting at 0."""
         node_counts = self.n_node.tolist()
         edge_counts = self.n_edge.tolist()
@@ -365,8 +390,10 @@ def concat_features(graphs: Sequence[GraphsTuple]) -> GraphsTuple:
     encode-process-decode core sees the encoded input beside its previous output (Figure 6c). An
     attribute absent (``None``) in every graph stays absent; present in some only is an error.
     """
-    if isinstance(graphs, GraphsTuple) or not isinstance(graphs, Sequence) or len(graphs) == 0:
-        raise TypeError(f"graphs must be a non-empty sequence of GraphsTuple, got {type(graphs).__name__}")
+    if isinstance(graphs, GraphsTuple) or not isinstance(graphs, Sequence):
+        raise TypeError(f"graphs must be a sequence of GraphsTuple, got {type(graphs).__name__}")
+    if len(graphs) == 0:
+        raise ValueError("graphs must hold at least one GraphsTuple, got an empty sequence")
     for i, graph in enumerate(graphs):
         if not isinstance(graph, GraphsTuple):
             raise TypeError(f"graphs[{i}] must be a GraphsTuple, got {type(graph).__name__}")
@@ -380,7 +407,9 @@ def concat_features(graphs: Sequence[GraphsTuple]) -> GraphsTuple:
             and torch.equal(graph.receivers, first.receivers)
         )
         if not same:
-            raise ValueError(f"graphs must share one structure (senders, receivers, n_node, n_edge); graphs[{i}] differs from graphs[0]")
+            raise ValueError(
+                f"graphs must share one structure (senders, receivers, n_node, n_edge); graphs[{i}] differs from graphs[0]"
+            )
     features: dict[str, Tensor | None] = {}
     for name in _FEATURES:
         values = [getattr(g, name) for g in graphs]
@@ -392,7 +421,9 @@ def concat_features(graphs: Sequence[GraphsTuple]) -> GraphsTuple:
 
 
 # ---------------------------------------------------------------------------------- sub-networks
-def mlp(in_features: int, hidden: Sequence[int], out_features: int, layer_norm: bool = False) -> nn.Sequential:
+def mlp(
+    in_features: int, hidden: Sequence[int], out_features: int, layer_norm: bool = False
+) -> nn.Sequential:
     """The presets' ``NN``: ``Linear -> ReLU`` for each width in ``hidden``, then a final ``Linear``
     to ``out_features`` (no activation), then a LayerNorm when ``layer_norm``."""
     for name, value in (("in_features", in_features), ("out_features", out_features)):
@@ -524,27 +555,40 @@ class GNBlock(nn.Module):
         sizes: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__()
-        for name, model in (("edge_model", edge_model), ("node_model", node_model),
-                            ("global_model", global_model), ("attention", attention)):
+        for name, model in (
+            ("edge_model", edge_model),
+            ("node_model", node_model),
+            ("global_model", global_model),
+            ("attention", attention),
+        ):
             if model is not None and not callable(model):
-                raise TypeError(f"{name} must be an nn.Module (or callable) or None, got {type(model).__name__}")
+                raise TypeError(
+                    f"{name} must be an nn.Module (or callable) or None, got {type(model).__name__}"
+                )
         self.edge_model, self.node_model, self.global_model = edge_model, node_model, global_model
         self.attention = attention
         self.edge_inputs = _inputs("edge_inputs", edge_inputs, EDGE_INPUTS)
         self.node_inputs = _inputs("node_inputs", node_inputs, NODE_INPUTS)
         self.global_inputs = _inputs("global_inputs", global_inputs, GLOBAL_INPUTS)
-        for name, model, used in (("edge_model", edge_model, self.edge_inputs), ("node_model", node_model, self.node_inputs),
-                                  ("global_model", global_model, self.global_inputs)):
+        for name, model, used in (
+            ("edge_model", edge_model, self.edge_inputs),
+            ("node_model", node_model, self.node_inputs),
+            ("global_model", global_model, self.global_inputs),
+        ):
             if model is not None and not used:
                 raise ValueError(f"{name} is given but its inputs are empty; name at least one input")
         self.edge_aggregation = _aggregation("edge_aggregation", edge_aggregation)
         self.edge_global_aggregation = _aggregation("edge_global_aggregation", edge_global_aggregation)
         self.node_global_aggregation = _aggregation("node_global_aggregation", node_global_aggregation)
         if attention is not None and (node_model is None or "edges" not in self.node_inputs):
-            raise ValueError("attention weights rho^{e->v}; it needs a node_model with 'edges' in node_inputs")
+            raise ValueError(
+                "attention weights rho^{e->v}; it needs a node_model with 'edges' in node_inputs"
+            )
         if sizes is not None:
             if not isinstance(sizes, Mapping):
-                raise TypeError(f"sizes must be a mapping from {_FEATURES} to widths, got {type(sizes).__name__}")
+                raise TypeError(
+                    f"sizes must be a mapping from {_FEATURES} to widths, got {type(sizes).__name__}"
+                )
             unknown = [k for k in sizes if k not in _FEATURES]
             if unknown:
                 raise ValueError(f"sizes must have keys from {_FEATURES}, got unknown {unknown}")
@@ -565,11 +609,15 @@ class GNBlock(nn.Module):
         hidden: Sequence[int] = (64, 64),
         aggregation: str = "sum",
         layer_norm: bool = False,
-    ) -> "GNBlock":
+    ) -> GNBlock:
         """Figure 4a, the full GN block of Section 4.2: ``phi^e = NN_e([e_k, v_rk, v_sk, u])``,
         ``phi^v = NN_v([ebar'_i, v_i, u])``, ``phi^u = NN_u([ebar', vbar', u])``, every ``rho`` a sum
         (or ``aggregation``). An input of width 0 (a graph without edge attributes ...) is left out."""
-        e, v, u = _size("edge_size", edge_size), _size("node_size", node_size), _size("global_size", global_size)
+        e, v, u = (
+            _size("edge_size", edge_size),
+            _size("node_size", node_size),
+            _size("global_size", global_size),
+        )
         e_out = _size("edge_output", edge_output, allow_zero=False)
         v_out = _size("node_output", node_output, allow_zero=False)
         u_out = _size("global_output", global_output, allow_zero=False)
@@ -580,8 +628,12 @@ class GNBlock(nn.Module):
             mlp(e + 2 * v + u, hidden, e_out, layer_norm),
             mlp(e_out + v + u, hidden, v_out, layer_norm),
             mlp(e_out + v_out + u, hidden, u_out, layer_norm),
-            edge_inputs=edge_inputs, node_inputs=node_inputs, global_inputs=global_inputs,
-            edge_aggregation=aggregation, edge_global_aggregation=aggregation, node_global_aggregation=aggregation,
+            edge_inputs=edge_inputs,
+            node_inputs=node_inputs,
+            global_inputs=global_inputs,
+            edge_aggregation=aggregation,
+            edge_global_aggregation=aggregation,
+            node_global_aggregation=aggregation,
             sizes={"edges": e, "nodes": v, "globals": u},
         )
 
@@ -597,23 +649,38 @@ class GNBlock(nn.Module):
         global_output: int | None = None,
         hidden: Sequence[int] = (64, 64),
         layer_norm: bool = False,
-    ) -> "GNBlock":
+    ) -> GNBlock:
         """Figure 4b, the independent (graph-independent) block: ``phi^e(e_k)``, ``phi^v(v_i)``,
         ``phi^u(u)``, no aggregation, no information crosses between elements. A kind whose input
         size is 0 or whose output is ``None`` is passed through unchanged. For a recurrent block,
         feed it :func:`concat_features` of the input and the hidden state."""
-        e, v, u = _size("edge_size", edge_size), _size("node_size", node_size), _size("global_size", global_size)
+        e, v, u = (
+            _size("edge_size", edge_size),
+            _size("node_size", node_size),
+            _size("global_size", global_size),
+        )
         models = []
-        for name, size, output in (("edge", e, edge_output), ("node", v, node_output), ("global", u, global_output)):
+        for name, size, output in (
+            ("edge", e, edge_output),
+            ("node", v, node_output),
+            ("global", u, global_output),
+        ):
             if output is not None:
                 _size(f"{name}_output", output, allow_zero=False)
                 if not size:
-                    raise ValueError(f"{name}_output is {output} but {name}_size is 0; a model needs an input")
+                    raise ValueError(
+                        f"{name}_output is {output} but {name}_size is 0; a model needs an input"
+                    )
             models.append(mlp(size, hidden, output, layer_norm) if size and output is not None else None)
         if all(m is None for m in models):
-            raise ValueError("independent block: give at least one of edge_output, node_output, global_output")
+            raise ValueError(
+                "independent block: give at least one of edge_output, node_output, global_output"
+            )
         return cls(
-            *models, edge_inputs=("edges",), node_inputs=("nodes",), global_inputs=("globals",),
+            *models,
+            edge_inputs=("edges",),
+            node_inputs=("nodes",),
+            global_inputs=("globals",),
             sizes={"edges": e, "nodes": v, "globals": u},
         )
 
@@ -628,7 +695,7 @@ class GNBlock(nn.Module):
         hidden: Sequence[int] = (64, 64),
         aggregation: str = "sum",
         readout_size: int | None = None,
-    ) -> "GNBlock":
+    ) -> GNBlock:
         """Figure 4c, a message-passing neural network step (Gilmer et al. 2017; Section 4.2.1):
         message ``M(e_k, v_rk, v_sk) = NN_e([e_k, v_rk, v_sk])`` as ``phi^e`` (no ``u``), summed per
         receiver, update ``U(ebar'_i, v_i) = NN_v([ebar'_i, v_i])`` as ``phi^v``. With ``readout_size``,
@@ -647,7 +714,8 @@ class GNBlock(nn.Module):
             edge_inputs=[n for n, w in zip(EDGE_INPUTS[:3], (e, v, v)) if w],
             node_inputs=("edges", "nodes"),
             global_inputs=("nodes",),
-            edge_aggregation=aggregation, node_global_aggregation=aggregation,
+            edge_aggregation=aggregation,
+            node_global_aggregation=aggregation,
             sizes={"edges": e, "nodes": v},
         )
 
@@ -661,7 +729,7 @@ class GNBlock(nn.Module):
         key_size: int | None = None,
         heads: int = 1,
         hidden: Sequence[int] = (64,),
-    ) -> "GNBlock":
+    ) -> GNBlock:
         """Figure 4d, a non-local neural network / self-attention block (Section 4.2.2):
         ``phi^e = (a'_k, b'_k)`` with ``a'_k = exp(alpha(v_rk, v_sk))`` (:class:`DotProductAttention`)
         and value ``b'_k = beta(v_sk)`` (a linear map, ``heads * value_size`` wide), ``rho^{e->v}`` the
@@ -690,8 +758,8 @@ class GNBlock(nn.Module):
         edge_latent: int = 64,
         hidden: Sequence[int] = (64, 64),
         aggregation: str = "sum",
-    ) -> "GNBlock":
-        """Figure 4e, a relation network (Raposo et al. 2017; Santoro et al. 2017; Section 4.2.2):
+    ) -> GNBlock:
+        """Figure 4e, a relation network (Raposo et al. 2017; Santoro et al. 2017; Section 4.2.3):
         ``phi^e = NN_e([v_rk, v_sk])``, ``rho^{e->u}`` a sum over all edges, ``phi^u = NN_u(ebar')``;
         nodes are not updated."""
         v = _size("node_size", node_size, allow_zero=False)
@@ -716,7 +784,7 @@ class GNBlock(nn.Module):
         global_output: int,
         hidden: Sequence[int] = (64, 64),
         aggregation: str = "sum",
-    ) -> "GNBlock":
+    ) -> GNBlock:
         """Figure 4f, deep sets (Zaheer et al. 2017; Section 4.2.3): edges bypassed,
         ``phi^v = NN_v([v_i, u])``, ``rho^{v->u}`` a sum over nodes, ``phi^u = NN_u(vbar')``. Edge
         attributes and senders/receivers never enter the computation (edges pass through)."""
@@ -748,7 +816,9 @@ class GNBlock(nn.Module):
                 continue
             value = self._require(graph, field, f"this block (built for {field} of width {width})")
             if value.size(1) != width:
-                raise ValueError(f"graph.{field} must have {width} features for this block, got {value.size(1)}")
+                raise ValueError(
+                    f"graph.{field} must have {width} features for this block, got {value.size(1)}"
+                )
 
     @staticmethod
     def _update(model: nn.Module, parts: list[Tensor], rows: int, who: str) -> Tensor:
@@ -769,7 +839,10 @@ class GNBlock(nn.Module):
             self.global_model is not None and "edges" in self.global_inputs
         )
         edge_graph = graph.edge_graph_index() if needs_edge_graph else None
-        node_graph = graph.node_graph_index()
+        needs_node_graph = ("globals" in self.node_inputs and self.node_model is not None) or (
+            self.global_model is not None and "nodes" in self.global_inputs
+        )
+        node_graph = graph.node_graph_index() if needs_node_graph else None
 
         # Edge update, e'_k = phi^e(e_k, v_rk, v_sk, u) for every edge k (Algorithm 1, first loop).
         edges = graph.edges
@@ -780,7 +853,9 @@ class GNBlock(nn.Module):
                 "senders": lambda: self._require(graph, "nodes", "phi^e").index_select(0, senders),
                 "globals": lambda: self._require(graph, "globals", "phi^e").index_select(0, edge_graph),
             }
-            edges = self._update(self.edge_model, [sources[n]() for n in self.edge_inputs], graph.num_edges, "edge_model")
+            edges = self._update(
+                self.edge_model, [sources[n]() for n in self.edge_inputs], graph.num_edges, "edge_model"
+            )
 
         # Node update, v'_i = phi^v(rho^{e->v}(E'_i), v_i, u) (Algorithm 1, second loop).
         nodes = graph.nodes
@@ -789,7 +864,9 @@ class GNBlock(nn.Module):
             for name in self.node_inputs:
                 if name == "edges":
                     if edges is None:
-                        raise ValueError("graph.edges is None but phi^v reads the aggregated edges; give edge attributes or an edge_model")
+                        raise ValueError(
+                            "graph.edges is None but phi^v reads the aggregated edges; give edge attributes or an edge_model"
+                        )
                     parts.append(self._aggregate_received(graph, edges, senders, receivers, num_nodes))
                 elif name == "nodes":
                     parts.append(self._require(graph, "nodes", "phi^v"))
@@ -826,12 +903,16 @@ class GNBlock(nn.Module):
         logits = self.attention(nodes.index_select(0, receivers), nodes.index_select(0, senders))
         if not isinstance(logits, Tensor) or logits.size(0) != edges.size(0) or logits.dim() not in (1, 2):
             shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-            raise ValueError(f"attention must return logits [E] or [E, heads] with E={edges.size(0)}, got {shape}")
+            raise ValueError(
+                f"attention must return logits [E] or [E, heads] with E={edges.size(0)}, got {shape}"
+            )
         if logits.dim() == 1:
             logits = logits.unsqueeze(1)
         heads = logits.size(1)
         if edges.size(1) % heads:
-            raise ValueError(f"edge features ({edges.size(1)}) must split evenly over the attention heads ({heads})")
+            raise ValueError(
+                f"edge features ({edges.size(1)}) must split evenly over the attention heads ({heads})"
+            )
         weights = scatter_softmax(logits, receivers, num_nodes, check=False)
         weighted = edges.view(edges.size(0), heads, -1) * weights.unsqueeze(-1)
         return scatter_sum(weighted, receivers, num_nodes, check=False).reshape(num_nodes, -1)
@@ -865,14 +946,20 @@ class EncodeProcessDecode(nn.Module):
         super().__init__()
         for name, module in (("encoder", encoder), ("core", core), ("decoder", decoder)):
             if not isinstance(module, nn.Module):
-                raise TypeError(f"{name} must be an nn.Module mapping GraphsTuple to GraphsTuple, got {type(module).__name__}")
+                raise TypeError(
+                    f"{name} must be an nn.Module mapping GraphsTuple to GraphsTuple, got {type(module).__name__}"
+                )
         if output_transform is not None and not isinstance(output_transform, nn.Module):
-            raise TypeError(f"output_transform must be an nn.Module or None, got {type(output_transform).__name__}")
+            raise TypeError(
+                f"output_transform must be an nn.Module or None, got {type(output_transform).__name__}"
+            )
         self.encoder, self.core, self.decoder = encoder, core, decoder
         self.output_transform = output_transform
         self.steps = _size("steps", steps, allow_zero=False)
 
-    def forward(self, graph: GraphsTuple, steps: int | None = None, return_all: bool = False) -> GraphsTuple | list[GraphsTuple]:
+    def forward(
+        self, graph: GraphsTuple, steps: int | None = None, return_all: bool = False
+    ) -> GraphsTuple | list[GraphsTuple]:
         if not isinstance(graph, GraphsTuple):
             raise TypeError(f"graph must be a GraphsTuple, got {type(graph).__name__}")
         steps = self.steps if steps is None else _size("steps", steps, allow_zero=False)
