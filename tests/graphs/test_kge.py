@@ -56,7 +56,9 @@ def test_complex_hand_computed_value():
     assert value.item() == pytest.approx(0.0, abs=1e-6)
     # reversed: (5 - 5i)... compute with Python complex numbers
     expected = ((3 - 1j) * (-1 + 1j) * (1 - 2j)).real
-    assert model.score(torch.tensor([1]), torch.tensor([0]), torch.tensor([0])).item() == pytest.approx(expected)
+    assert model.score(torch.tensor([1]), torch.tensor([0]), torch.tensor([0])).item() == pytest.approx(
+        expected
+    )
 
 
 @settings(max_examples=25, deadline=None)
@@ -71,11 +73,15 @@ def test_symmetry_properties(seed, dim):
     complex_model = ComplEx(9, 1, dim, generator=g)
     with torch.no_grad():
         complex_model.relation_imag.zero_()
-    torch.testing.assert_close(complex_model.score(h, r, t), complex_model.score(t, r, h), atol=ATOL, rtol=1e-5)
+    torch.testing.assert_close(
+        complex_model.score(h, r, t), complex_model.score(t, r, h), atol=ATOL, rtol=1e-5
+    )
     with torch.no_grad():
         complex_model.relation_imag.normal_(generator=g)
         complex_model.relation_real.zero_()
-    torch.testing.assert_close(complex_model.score(h, r, t), -complex_model.score(t, r, h), atol=ATOL, rtol=1e-5)
+    torch.testing.assert_close(
+        complex_model.score(h, r, t), -complex_model.score(t, r, h), atol=ATOL, rtol=1e-5
+    )
 
 
 @settings(max_examples=20, deadline=None)
@@ -146,7 +152,11 @@ def test_corrupt_changes_exactly_one_side():
 def test_logistic_loss_golden():
     scores = torch.tensor([0.0, 2.0, -1.0])
     labels = torch.tensor([1.0, -1.0, -1.0])
-    expected = (torch.log(torch.tensor(2.0)) + torch.log1p(torch.exp(torch.tensor(2.0))) + torch.log1p(torch.exp(torch.tensor(-1.0)))) / 3
+    expected = (
+        torch.log(torch.tensor(2.0))
+        + torch.log1p(torch.exp(torch.tensor(2.0)))
+        + torch.log1p(torch.exp(torch.tensor(-1.0)))
+    ) / 3
     assert logistic_loss(scores, labels).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
@@ -169,7 +179,9 @@ def test_trainer_reduces_the_objective_and_separates_positives():
     triples = _tiny_graph()
     model = ComplEx(12, 2, 8, init_std=0.1, generator=torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(1)
-    history = train_kge(model, triples, epochs=80, batches_per_epoch=3, num_negatives=2, regularization=0.001, generator=g)
+    history = train_kge(
+        model, triples, epochs=80, batches_per_epoch=3, num_negatives=2, regularization=0.001, generator=g
+    )
     assert history.losses[-1] < 0.5 * history.losses[0]
     negatives = corrupt(triples, 12, 1, torch.Generator().manual_seed(7))
     with torch.no_grad():
@@ -181,7 +193,14 @@ def test_trainer_same_seed_same_parameters():
     out = []
     for _ in range(2):
         model = DistMult(12, 2, 4, generator=torch.Generator().manual_seed(3))
-        train_kge(model, triples, epochs=5, batch_size=16, num_negatives=1, generator=torch.Generator().manual_seed(4))
+        train_kge(
+            model,
+            triples,
+            epochs=5,
+            batch_size=16,
+            num_negatives=1,
+            generator=torch.Generator().manual_seed(4),
+        )
         out.append(model.entity.detach().clone())
     assert torch.equal(out[0], out[1])
 
@@ -197,8 +216,14 @@ def test_trainer_early_stopping_restores_best():
         return next(values)
 
     history = train_kge(
-        model, triples, epochs=10, batch_size=30, generator=torch.Generator().manual_seed(0), validate=validate,
-        validate_every=2, patience=2,
+        model,
+        triples,
+        epochs=10,
+        batch_size=30,
+        generator=torch.Generator().manual_seed(0),
+        validate=validate,
+        validate_every=2,
+        patience=2,
     )
     assert history.best_epoch == 4 and history.best_value == 0.9 and history.stopped_early
     assert [e for e, _ in history.validation] == [2, 4, 6, 8]
@@ -209,8 +234,15 @@ def test_trainer_margin_loss_for_transe():
     triples = _tiny_graph()
     model = TransE(12, 2, 8, p=1, generator=torch.Generator().manual_seed(0))
     history = train_kge(
-        model, triples, epochs=40, batches_per_epoch=2, num_negatives=4, loss="margin", margin=1.0,
-        learning_rate=0.1, generator=torch.Generator().manual_seed(0),
+        model,
+        triples,
+        epochs=40,
+        batches_per_epoch=2,
+        num_negatives=4,
+        loss="margin",
+        margin=1.0,
+        learning_rate=0.1,
+        generator=torch.Generator().manual_seed(0),
     )
     assert history.losses[-1] < history.losses[0]
 
@@ -221,8 +253,10 @@ def test_trainer_margin_loss_for_transe():
 
 def _tables(n=9, r=4, d=6, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return {k: torch.randn(size, generator=g) for k, size in
-            (("er", (n, d)), ("ei", (n, d)), ("rr", (r, d)), ("ri", (r, d)))}
+    return {
+        k: torch.randn(size, generator=g)
+        for k, size in (("er", (n, d)), ("ei", (n, d)), ("rr", (r, d)), ("ri", (r, d)))
+    }
 
 
 @pytest.mark.parity
@@ -233,7 +267,9 @@ def test_parity_pykeen_complex_interaction():
     h, r, o = _ids(16, 9, 0), _ids(16, 4, 1), _ids(16, 9, 2)
     ours = {k: v.clone().requires_grad_(True) for k, v in t.items()}
     theirs = {k: v.clone().requires_grad_(True) for k, v in t.items()}
-    s_ours = complex_score(ours["er"][h], ours["ei"][h], ours["rr"][r], ours["ri"][r], ours["er"][o], ours["ei"][o])
+    s_ours = complex_score(
+        ours["er"][h], ours["ei"][h], ours["rr"][r], ours["ri"][r], ours["er"][o], ours["ei"][o]
+    )
     # pykeen's layout: complex tensors (view_as_complex of [..., d, 2], real and imaginary interleaved)
     ent = torch.view_as_complex(torch.stack([theirs["er"], theirs["ei"]], -1))
     rel = torch.view_as_complex(torch.stack([theirs["rr"], theirs["ri"]], -1))
@@ -258,8 +294,12 @@ def test_parity_pykeen_complex_model_scores_all_tails_and_heads():
     theirs = PykeenComplEx(triples_factory=dataset.training, embedding_dim=5, random_seed=0)
     _load_complex_into_pykeen(ours, theirs)
     hr = dataset.testing.mapped_triples[:20]
-    torch.testing.assert_close(theirs.score_t(hr[:, :2]), ours.score_tails(hr[:, 0], hr[:, 1]), atol=ATOL, rtol=0)
-    torch.testing.assert_close(theirs.score_h(hr[:, 1:]), ours.score_heads(hr[:, 1], hr[:, 2]), atol=ATOL, rtol=0)
+    torch.testing.assert_close(
+        theirs.score_t(hr[:, :2]), ours.score_tails(hr[:, 0], hr[:, 1]), atol=ATOL, rtol=0
+    )
+    torch.testing.assert_close(
+        theirs.score_h(hr[:, 1:]), ours.score_heads(hr[:, 1], hr[:, 2]), atol=ATOL, rtol=0
+    )
     torch.testing.assert_close(
         theirs.score_hrt(hr).squeeze(-1), ours.score(hr[:, 0], hr[:, 1], hr[:, 2]), atol=ATOL, rtol=0
     )
@@ -283,8 +323,10 @@ def test_parity_pykeen_distmult_and_transe_interactions(p):
     dm = DistMult(9, 4, 6)
     te = TransE(9, 4, 6, p=p, normalize_entities=False)
     with torch.no_grad():
-        dm.entity.copy_(t["er"]); dm.relation.copy_(t["rr"])
-        te.entity.copy_(t["er"]); te.relation.copy_(t["rr"])
+        dm.entity.copy_(t["er"])
+        dm.relation.copy_(t["rr"])
+        te.entity.copy_(t["er"])
+        te.relation.copy_(t["rr"])
     e = t["er"].clone().requires_grad_(True)
     w = t["rr"].clone().requires_grad_(True)
     for ours, interaction in ((dm, DistMultInteraction()), (te, TransEInteraction(p=p))):
@@ -311,20 +353,34 @@ def test_parity_torch_geometric_models():
     ours = ComplEx(n, r, d, generator=g)
     theirs = kge.ComplEx(n, r, d)
     with torch.no_grad():
-        theirs.node_emb.weight.copy_(ours.entity_real); theirs.node_emb_im.weight.copy_(ours.entity_imag)
-        theirs.rel_emb.weight.copy_(ours.relation_real); theirs.rel_emb_im.weight.copy_(ours.relation_imag)
-    pairs.append((ours, theirs, [("entity_real", "node_emb"), ("entity_imag", "node_emb_im"),
-                                 ("relation_real", "rel_emb"), ("relation_imag", "rel_emb_im")]))
+        theirs.node_emb.weight.copy_(ours.entity_real)
+        theirs.node_emb_im.weight.copy_(ours.entity_imag)
+        theirs.rel_emb.weight.copy_(ours.relation_real)
+        theirs.rel_emb_im.weight.copy_(ours.relation_imag)
+    pairs.append(
+        (
+            ours,
+            theirs,
+            [
+                ("entity_real", "node_emb"),
+                ("entity_imag", "node_emb_im"),
+                ("relation_real", "rel_emb"),
+                ("relation_imag", "rel_emb_im"),
+            ],
+        )
+    )
     ours = DistMult(n, r, d, generator=g)
     theirs = kge.DistMult(n, r, d)
     with torch.no_grad():
-        theirs.node_emb.weight.copy_(ours.entity); theirs.rel_emb.weight.copy_(ours.relation)
+        theirs.node_emb.weight.copy_(ours.entity)
+        theirs.rel_emb.weight.copy_(ours.relation)
     pairs.append((ours, theirs, [("entity", "node_emb"), ("relation", "rel_emb")]))
     for p in (1, 2):
         ours = TransE(n, r, d, p=p, normalize_entities=True, generator=g)
         theirs = kge.TransE(n, r, d, p_norm=float(p))
         with torch.no_grad():
-            theirs.node_emb.weight.copy_(ours.entity); theirs.rel_emb.weight.copy_(ours.relation)
+            theirs.node_emb.weight.copy_(ours.entity)
+            theirs.rel_emb.weight.copy_(ours.relation)
         pairs.append((ours, theirs, [("entity", "node_emb"), ("relation", "rel_emb")]))
     for ours, theirs, names in pairs:
         s_ours, s_theirs = ours.score(h, rel, t), theirs(h, rel, t)
@@ -333,7 +389,9 @@ def test_parity_torch_geometric_models():
         (s_ours * weights).sum().backward()
         (s_theirs * weights).sum().backward()
         for mine, pyg in names:
-            torch.testing.assert_close(getattr(ours, mine).grad, getattr(theirs, pyg).weight.grad, atol=ATOL, rtol=0)
+            torch.testing.assert_close(
+                getattr(ours, mine).grad, getattr(theirs, pyg).weight.grad, atol=ATOL, rtol=0
+            )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -387,7 +445,9 @@ def test_bad_training_arguments():
         train_kge(model, triples, epochs=1, batch_size=8, num_negatives=0)
     with pytest.raises(ValueError, match="regularization must be >= 0, got -1"):
         train_kge(model, triples, epochs=1, batch_size=8, regularization=-1.0)
-    with pytest.raises(ValueError, match="triples\\[:, 0\\] \\(heads\\) must hold ids in \\[0, 12\\), got 12"):
+    with pytest.raises(
+        ValueError, match="triples\\[:, 0\\] \\(heads\\) must hold ids in \\[0, 12\\), got 12"
+    ):
         train_kge(model, torch.tensor([[12, 0, 0]]), epochs=1, batch_size=8)
     with pytest.raises(TypeError, match="model must be an aicanon.graphs.kge.KGEModel"):
         train_kge(torch.nn.Linear(2, 2), triples, epochs=1, batch_size=8)

@@ -37,7 +37,11 @@ def test_all_equal_scores_give_the_middle_rank():
     """A degenerate model (all scores equal): realistic rank (N+1)/2, optimistic 1 (the paper code's rule)."""
     scores = torch.zeros(1, 9)
     ranks = ranks_from_scores(scores, torch.tensor([4]))
-    assert ranks["optimistic"].item() == 1 and ranks["pessimistic"].item() == 9 and ranks["realistic"].item() == 5
+    assert (
+        ranks["optimistic"].item() == 1
+        and ranks["pessimistic"].item() == 9
+        and ranks["realistic"].item() == 5
+    )
 
 
 def test_ranking_metrics_golden():
@@ -49,7 +53,14 @@ def test_ranking_metrics_golden():
 
 def _random_graph(seed: int, n: int, r: int, t: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return torch.stack([torch.randint(n, (t,), generator=g), torch.randint(r, (t,), generator=g), torch.randint(n, (t,), generator=g)], 1)
+    return torch.stack(
+        [
+            torch.randint(n, (t,), generator=g),
+            torch.randint(r, (t,), generator=g),
+            torch.randint(n, (t,), generator=g),
+        ],
+        1,
+    )
 
 
 @settings(max_examples=25, deadline=None)
@@ -65,7 +76,9 @@ def test_known_triples_lookup_matches_sets(seed, n, r, t):
     assert got == want
     rows, ents = known.heads_of(queries[:, 1], queries[:, 2])
     got = {(int(i), int(e)) for i, e in zip(rows, ents)}
-    want = {(i, e) for i, (_, rr, tt) in enumerate(queries.tolist()) for e in range(n) if (e, rr, tt) in truth}
+    want = {
+        (i, e) for i, (_, rr, tt) in enumerate(queries.tolist()) for e in range(n) if (e, rr, tt) in truth
+    }
     assert got == want
 
 
@@ -157,14 +170,19 @@ def test_parity_pykeen_rank_based_evaluator_on_nations(zero_entities):
     result = evaluator.evaluate(
         theirs, test, additional_filter_triples=[train, valid], batch_size=64, use_tqdm=False
     )
-    known = KnownTriples.build(train, valid, test, num_entities=ours.num_entities, num_relations=ours.num_relations)
+    known = KnownTriples.build(
+        train, valid, test, num_entities=ours.num_entities, num_relations=ours.num_relations
+    )
     ranks = rank_triples(ours, test, known)
     for tie in ("realistic", "optimistic", "pessimistic"):
         for side, values in (("head", ranks.head[tie]), ("tail", ranks.tail[tie]), ("both", ranks.both(tie))):
             metrics = ranking_metrics(values)
             for ours_name, their_name in (
-                ("mrr", "inverse_harmonic_mean_rank"), ("mr", "arithmetic_mean_rank"),
-                ("hits@1", "hits_at_1"), ("hits@3", "hits_at_3"), ("hits@10", "hits_at_10"),
+                ("mrr", "inverse_harmonic_mean_rank"),
+                ("mr", "arithmetic_mean_rank"),
+                ("hits@1", "hits_at_1"),
+                ("hits@3", "hits_at_3"),
+                ("hits@10", "hits_at_10"),
             ):
                 expected = result.get_metric(f"{side}.{tie}.{their_name}")
                 assert metrics[ours_name] == pytest.approx(expected, abs=1e-6), (side, tie, ours_name)
@@ -190,8 +208,14 @@ def test_bad_input():
         rank_triples(model, torch.zeros(2, 3))
     with pytest.raises(TypeError, match="model must have score_tails"):
         rank_triples(torch.nn.Linear(2, 2), torch.tensor([[0, 0, 1]]))
-    with pytest.raises(ValueError, match="known triples index 6 entities and 2 relations, the model has 5 and 2"):
-        rank_triples(model, torch.tensor([[0, 0, 1]]), KnownTriples.build(torch.tensor([[0, 0, 1]]), num_entities=6, num_relations=2))
+    with pytest.raises(
+        ValueError, match="known triples index 6 entities and 2 relations, the model has 5 and 2"
+    ):
+        rank_triples(
+            model,
+            torch.tensor([[0, 0, 1]]),
+            KnownTriples.build(torch.tensor([[0, 0, 1]]), num_entities=6, num_relations=2),
+        )
     with pytest.raises(TypeError, match="known must be a KnownTriples"):
         rank_triples(model, torch.tensor([[0, 0, 1]]), known={(0, 0, 1)})
     with pytest.raises(ValueError, match="tie must be one of .* got 'average'"):

@@ -37,7 +37,7 @@ from torch import Tensor
 
 from aicanon.core.data import fetch
 
-__all__ = ["NAMES", "KnowledgeGraph", "load_knowledge_graph", "parse_triples", "index_triples"]
+__all__ = ["NAMES", "KnowledgeGraph", "index_triples", "load_knowledge_graph", "parse_triples"]
 
 _DATASET = "kg-link-prediction"
 NAMES: dict[str, str] = {"WN18RR": "WN18RR.tar.gz", "FB15k-237": "FB15k-237.tar.gz"}

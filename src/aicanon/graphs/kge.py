@@ -58,15 +58,15 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
-    "KGEModel",
+    "MODELS",
     "ComplEx",
     "DistMult",
+    "KGEModel",
     "TransE",
-    "MODELS",
-    "make_model",
     "check_triples",
     "complex_score",
     "distmult_score",
+    "make_model",
     "transe_score",
 ]
 
@@ -98,7 +98,9 @@ def _check_ids(ids: Any, name: str, upper: int, shape: tuple[int, ...] | None = 
 def check_triples(triples: Any, num_entities: int, num_relations: int, name: str = "triples") -> Tensor:
     """Check ``triples`` is an integer ``[T, 3]`` tensor of ``(head, relation, tail)`` ids in range."""
     if not isinstance(triples, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor [T, 3] of (head, relation, tail) ids, got {type(triples).__name__}")
+        raise TypeError(
+            f"{name} must be a torch.Tensor [T, 3] of (head, relation, tail) ids, got {type(triples).__name__}"
+        )
     if triples.dim() != 2 or triples.size(1) != 3:
         raise ValueError(f"{name} must have shape [T, 3] (head, relation, tail), got {tuple(triples.shape)}")
     if triples.dtype not in (torch.int64, torch.int32):
@@ -114,7 +116,12 @@ def check_triples(triples: Any, num_entities: int, num_relations: int, name: str
 
 
 def complex_score(
-    head_real: Tensor, head_imag: Tensor, rel_real: Tensor, rel_imag: Tensor, tail_real: Tensor, tail_imag: Tensor
+    head_real: Tensor,
+    head_imag: Tensor,
+    rel_real: Tensor,
+    rel_imag: Tensor,
+    tail_real: Tensor,
+    tail_imag: Tensor,
 ) -> Tensor:
     """Eq. (11): ``Re(<w_r, e_s, conj(e_o)>)`` summed over the last dimension (broadcasts)."""
     return (
@@ -251,8 +258,12 @@ class ComplEx(KGEModel):
 
     def _score(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         return complex_score(
-            self.entity_real[h], self.entity_imag[h], self.relation_real[r], self.relation_imag[r],
-            self.entity_real[t], self.entity_imag[t],
+            self.entity_real[h],
+            self.entity_imag[h],
+            self.relation_real[r],
+            self.relation_imag[r],
+            self.entity_real[t],
+            self.entity_imag[t],
         )
 
     def _score_tails(self, h: Tensor, r: Tensor) -> Tensor:
@@ -274,7 +285,11 @@ class ComplEx(KGEModel):
         return c @ self.entity_real.T + d @ self.entity_imag.T
 
     def _penalty(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
-        total = self.entity_real[h].pow(2).mean() + self.entity_real[t].pow(2).mean() + self.relation_real[r].pow(2).mean()
+        total = (
+            self.entity_real[h].pow(2).mean()
+            + self.entity_real[t].pow(2).mean()
+            + self.relation_real[r].pow(2).mean()
+        )
         if self.imaginary:
             total = total + self.entity_imag[h].pow(2).mean() + self.entity_imag[t].pow(2).mean()
             total = total + self.relation_imag[r].pow(2).mean()
@@ -360,12 +375,16 @@ class TransE(KGEModel):
     def _score_tails(self, h: Tensor, r: Tensor) -> Tensor:
         query = self._entities(h) + self.relation[r]
         # Exact differences (no |x|^2 + |y|^2 - 2xy expansion) so ranks match the triple scores.
-        return -torch.cdist(query, self._entities(), p=float(self.p), compute_mode="donot_use_mm_for_euclid_dist")
+        return -torch.cdist(
+            query, self._entities(), p=float(self.p), compute_mode="donot_use_mm_for_euclid_dist"
+        )
 
     def _score_heads(self, r: Tensor, t: Tensor) -> Tensor:
         # -||e + w_r - e_o|| = -||e - (e_o - w_r)||
         query = self._entities(t) - self.relation[r]
-        return -torch.cdist(query, self._entities(), p=float(self.p), compute_mode="donot_use_mm_for_euclid_dist")
+        return -torch.cdist(
+            query, self._entities(), p=float(self.p), compute_mode="donot_use_mm_for_euclid_dist"
+        )
 
     def _penalty(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         return self.entity[h].pow(2).mean() + self.entity[t].pow(2).mean() + self.relation[r].pow(2).mean()

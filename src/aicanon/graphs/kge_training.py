@@ -50,7 +50,7 @@ from torch import Tensor
 
 from aicanon.graphs.kge import KGEModel, check_triples
 
-__all__ = ["corrupt", "logistic_loss", "margin_loss", "TrainingHistory", "train_kge", "LOSSES"]
+__all__ = ["LOSSES", "TrainingHistory", "corrupt", "logistic_loss", "margin_loss", "train_kge"]
 
 LOSSES = ("logistic", "margin")
 
@@ -64,7 +64,9 @@ def corrupt(
     paper's code, so ``negatives.view(num_negatives, B, 3)[:, i]`` are triple ``i``'s negatives).
     """
     if not isinstance(triples, Tensor) or triples.dim() != 2 or triples.size(1) != 3:
-        raise ValueError(f"triples must be a [B, 3] tensor, got {getattr(triples, 'shape', type(triples).__name__)}")
+        raise ValueError(
+            f"triples must be a [B, 3] tensor, got {getattr(triples, 'shape', type(triples).__name__)}"
+        )
     if triples.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"triples must be an int64 (or int32) tensor, got {triples.dtype}")
     if not isinstance(num_entities, int) or num_entities < 1:
@@ -85,14 +87,18 @@ def corrupt(
 def logistic_loss(scores: Tensor, labels: Tensor) -> Tensor:
     """Eq. (12)'s data term averaged: ``mean(log(1 + exp(-Y phi)))`` with labels ``Y`` in {-1, +1}."""
     if scores.shape != labels.shape:
-        raise ValueError(f"labels must have the shape of scores {tuple(scores.shape)}, got {tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must have the shape of scores {tuple(scores.shape)}, got {tuple(labels.shape)}"
+        )
     return F.softplus(-labels.to(scores.dtype) * scores).mean()
 
 
 def margin_loss(positive: Tensor, negative: Tensor, margin: float) -> Tensor:
     """``mean_i max(0, margin - phi(pos_i) + mean_j phi(neg_ij))``; ``negative`` is ``[B, eta]``."""
     if negative.dim() != 2 or negative.size(0) != positive.size(0):
-        raise ValueError(f"negative must be [B, eta] with B = {positive.size(0)}, got {tuple(negative.shape)}")
+        raise ValueError(
+            f"negative must be [B, eta] with B = {positive.size(0)}, got {tuple(negative.shape)}"
+        )
     return torch.relu(margin - positive + negative.mean(1)).mean()
 
 
@@ -159,13 +165,17 @@ def train_kge(
         raise ValueError("triples must hold at least one training triple, got 0")
     if labels is not None:
         if not isinstance(labels, Tensor) or labels.shape != (triples.size(0),):
-            raise ValueError(f"labels must be a [{triples.size(0)}] tensor, got {getattr(labels, 'shape', type(labels).__name__)}")
+            raise ValueError(
+                f"labels must be a [{triples.size(0)}] tensor, got {getattr(labels, 'shape', type(labels).__name__)}"
+            )
         if not bool(((labels == 1) | (labels == -1)).all()):
             raise ValueError("labels must all be -1 or +1")
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     if (batches_per_epoch is None) == (batch_size is None):
-        raise ValueError(f"give exactly one of batches_per_epoch and batch_size, got {batches_per_epoch!r} and {batch_size!r}")
+        raise ValueError(
+            f"give exactly one of batches_per_epoch and batch_size, got {batches_per_epoch!r} and {batch_size!r}"
+        )
     if batch_size is None:
         if not isinstance(batches_per_epoch, int) or batches_per_epoch < 1:
             raise ValueError(f"batches_per_epoch must be a positive int, got {batches_per_epoch!r}")
@@ -244,10 +254,10 @@ def train_kge(
         history.losses.append(total / count)
         if on_epoch is not None:
             on_epoch(epoch, history.losses[-1])
-        if validate is not None and (epoch % validate_every == 0 or epoch == epochs):
-            if run_validation(epoch):
-                history.stopped_early = epoch < epochs
-                break
+        due = validate is not None and (epoch % validate_every == 0 or epoch == epochs)
+        if due and run_validation(epoch):
+            history.stopped_early = epoch < epochs
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

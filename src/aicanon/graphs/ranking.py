@@ -44,9 +44,9 @@ __all__ = [
     "TIES",
     "KnownTriples",
     "Ranks",
+    "evaluate_link_prediction",
     "rank_triples",
     "ranking_metrics",
-    "evaluate_link_prediction",
     "ranks_from_scores",
 ]
 
@@ -62,9 +62,13 @@ class AllEntityScorer(Protocol):
     def score_heads(self, relations: Tensor, tails: Tensor) -> Tensor: ...
 
 
-def _check_triples(triples: Any, name: str, num_entities: int | None = None, num_relations: int | None = None) -> Tensor:
+def _check_triples(
+    triples: Any, name: str, num_entities: int | None = None, num_relations: int | None = None
+) -> Tensor:
     if not isinstance(triples, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor [T, 3] of (head, relation, tail) ids, got {type(triples).__name__}")
+        raise TypeError(
+            f"{name} must be a torch.Tensor [T, 3] of (head, relation, tail) ids, got {type(triples).__name__}"
+        )
     if triples.dim() != 2 or triples.size(1) != 3:
         raise ValueError(f"{name} must have shape [T, 3] (head, relation, tail), got {tuple(triples.shape)}")
     if triples.dtype not in (torch.int64, torch.int32):
@@ -72,11 +76,13 @@ def _check_triples(triples: Any, name: str, num_entities: int | None = None, num
     if triples.numel():
         if int(triples.min()) < 0:
             raise ValueError(f"{name} must hold non-negative ids, got {int(triples.min())}")
-        for column, upper, what in ((0, num_entities, "head"), (2, num_entities, "tail"), (1, num_relations, "relation")):
+        for column, upper, what in (
+            (0, num_entities, "head"),
+            (2, num_entities, "tail"),
+            (1, num_relations, "relation"),
+        ):
             if upper is not None and int(triples[:, column].max()) >= upper:
-                raise ValueError(
-                    f"{name} {what} ids must be < {upper}, got {int(triples[:, column].max())}"
-                )
+                raise ValueError(f"{name} {what} ids must be < {upper}, got {int(triples[:, column].max())}")
     return triples.long()
 
 
@@ -99,14 +105,15 @@ class KnownTriples:
     """The heads, in the order of ``head_keys``."""
 
     @classmethod
-    def build(cls, *triple_sets: Tensor, num_entities: int, num_relations: int) -> "KnownTriples":
+    def build(cls, *triple_sets: Tensor, num_entities: int, num_relations: int) -> KnownTriples:
         if not triple_sets:
             raise ValueError("triple_sets must hold at least one [T, 3] tensor of known triples, got none")
         for value, name in ((num_entities, "num_entities"), (num_relations, "num_relations")):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         checked = [
-            _check_triples(t, f"triple_sets[{i}]", num_entities, num_relations) for i, t in enumerate(triple_sets)
+            _check_triples(t, f"triple_sets[{i}]", num_entities, num_relations)
+            for i, t in enumerate(triple_sets)
         ]
         device = checked[0].device
         triples = torch.unique(torch.cat([t.to(device) for t in checked]), dim=0)
@@ -115,10 +122,14 @@ class KnownTriples:
         head_keys, order_h = torch.sort(t * num_relations + r, stable=True)
         return cls(num_entities, num_relations, tail_keys, t[order], head_keys, h[order_h])
 
-    def to(self, device: torch.device | str) -> "KnownTriples":
+    def to(self, device: torch.device | str) -> KnownTriples:
         return KnownTriples(
-            self.num_entities, self.num_relations, self.tail_keys.to(device), self.tail_values.to(device),
-            self.head_keys.to(device), self.head_values.to(device),
+            self.num_entities,
+            self.num_relations,
+            self.tail_keys.to(device),
+            self.tail_values.to(device),
+            self.head_keys.to(device),
+            self.head_values.to(device),
         )
 
     @staticmethod
@@ -157,7 +168,9 @@ class Ranks:
         return torch.cat([self.head[tie], self.tail[tie]])
 
 
-def ranks_from_scores(scores: Tensor, targets: Tensor, filter_rows: Tensor | None = None, filter_entities: Tensor | None = None) -> dict[str, Tensor]:
+def ranks_from_scores(
+    scores: Tensor, targets: Tensor, filter_rows: Tensor | None = None, filter_entities: Tensor | None = None
+) -> dict[str, Tensor]:
     """Ranks of ``targets`` in each row of ``scores`` ``[B, N]``, after removing filtered entries.
 
     ``filter_rows``/``filter_entities`` list the ``(row, entity)`` pairs to remove (known true
@@ -198,13 +211,17 @@ def rank_triples(
     """
     for attribute in ("score_tails", "score_heads", "num_entities", "num_relations"):
         if not hasattr(model, attribute):
-            raise TypeError(f"model must have {attribute} (see aicanon.graphs.kge.KGEModel), got {type(model).__name__}")
+            raise TypeError(
+                f"model must have {attribute} (see aicanon.graphs.kge.KGEModel), got {type(model).__name__}"
+            )
     triples = _check_triples(triples, "triples", model.num_entities, model.num_relations)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if known is not None:
         if not isinstance(known, KnownTriples):
-            raise TypeError(f"known must be a KnownTriples (or None for raw ranks), got {type(known).__name__}")
+            raise TypeError(
+                f"known must be a KnownTriples (or None for raw ranks), got {type(known).__name__}"
+            )
         if known.num_entities != model.num_entities or known.num_relations != model.num_relations:
             raise ValueError(
                 f"known triples index {known.num_entities} entities and {known.num_relations} relations, "
@@ -251,7 +268,9 @@ def _device_of(model: Any, default: torch.device) -> torch.device:
 def ranking_metrics(ranks: Tensor, ks: Sequence[int] = (1, 3, 10)) -> dict[str, float]:
     """``mrr``, ``mr`` and ``hits@k`` of a 1-D tensor of (1-based) ranks."""
     if not isinstance(ranks, Tensor) or ranks.dim() != 1:
-        raise ValueError(f"ranks must be a 1-D tensor, got {type(ranks).__name__} {getattr(ranks, 'shape', '')}")
+        raise ValueError(
+            f"ranks must be a 1-D tensor, got {type(ranks).__name__} {getattr(ranks, 'shape', '')}"
+        )
     if ranks.numel() == 0:
         raise ValueError("ranks must not be empty, got 0 ranks")
     if bool((ranks < 1).any()):
