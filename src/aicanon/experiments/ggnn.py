@@ -19,7 +19,9 @@ The paper's protocol, per task and seed (its code: github.com/yujiali/ggnn, ``ba
    15: 5, 0.005, 300 (node selection); 16: 6, 0.01, 600 (node selection); 18: 3, 0.01, 400
    (graph-level yes/no with Eq. 7, two annotation bits); 19: 6, 0.005, 1000 (GGS-NN with a shared
    propagation model: a graph-level direction at each of 3 output steps, the last an end symbol,
-   three annotation bits, trained with 50, 100 and 250 questions).
+   three annotation bits, trained with 50, 100 and 250 questions). Departure: task 19 runs with
+   ``D = 10``, 2000 updates and the code's per-edge message biases, because with ``D = 6`` our
+   GGS-NN stayed below 45 % at 250 questions (Config.task19_state_features, task19_updates).
 4. Node selection is right when the answer scores highest among its graph's nodes; a tie at the
    top is counted as a uniform random pick among the tied nodes (expected credit ``1 / ties``).
    Task 19 counts a question right when the whole output sequence (and the end symbol) is.
@@ -83,8 +85,14 @@ class Config(ExperimentConfig):
     """Training-set sizes for task 19 (Table 2's three columns)."""
     num_steps: int = 5
     """Propagation steps T (the paper's code: 5). 0 is the no-propagation ablation."""
-    message_bias: bool = False
-    """A bias per edge type and direction on every message, as the paper's code (Eq. 2 has one bias)."""
+    message_bias: tuple[int, ...] = (19,)
+    """Tasks whose messages carry a bias per edge type and direction, as the paper's code has for every
+    task (Eq. 2 has one bias). Tasks 4-18 reach the claims without it."""
+    task19_state_features: int = 10
+    """State size D for task 19. The paper's code uses 6; with 6 our GGS-NN stayed below 45 % at 250
+    questions (with or without the message bias), with 10 and the message bias it passed 95 %."""
+    task19_updates: int = 2000
+    """Updates for task 19 (the paper's code: 1000; our D = 10 runs were still improving at 1000)."""
     use_edges: bool = True
     """False drops every edge (ablation)."""
     batch_size: int = 10
@@ -202,7 +210,9 @@ def _batches(examples: list[BabiExample], size: int, generator: torch.Generator)
 def _build(task: int, cfg: Config) -> torch.nn.Module:
     settings = TASK_SETTINGS[task]
     state, annotation, edge_types = int(settings["state"]), int(settings["annotation"]), len(EDGE_TYPES[task])
-    common = {"message_bias": cfg.message_bias}
+    if task == 19:
+        state = cfg.task19_state_features
+    common = {"message_bias": task in cfg.message_bias}
     if OUTPUT_KIND[task] == "node_selection":
         return GGNN(annotation, state, edge_types, cfg.num_steps, output="node_selection", **common)
     if OUTPUT_KIND[task] == "graph":
@@ -274,7 +284,8 @@ def _train(
     settings = TASK_SETTINGS[task]
     model = _build(task, cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
-    updates = max(1, round(settings["updates"] * cfg.updates_scale))
+    base_updates = cfg.task19_updates if task == 19 else settings["updates"]
+    updates = max(1, round(base_updates * cfg.updates_scale))
     batches = _batches(train, cfg.batch_size, generator)
     best, best_state, curve = (float("inf"), float("inf")), copy.deepcopy(model.state_dict()), []
     for update in track(range(1, updates + 1), label, total=updates):
@@ -407,9 +418,9 @@ def _run(cfg: Config, device: torch.device) -> Result:
         )
     if 19 in cfg.tasks:
         notes.append(
-            "Task 19 uses the paper's code settings (D = 6, 1000 updates); in our runs on the English files "
-            "this GGS-NN stays well below Table 2 (see the metrics), and a larger state (D = 10, 2000 updates) "
-            "closes part of the gap; the cause is not found."
+            f"Task 19: D = {cfg.task19_state_features}, {cfg.task19_updates} updates and per-edge message biases "
+            "(the paper's code: D = 6, 1000 updates, message biases); with D = 6 our GGS-NN stayed below 45 % at "
+            "250 questions, for a reason we did not find."
         )
     if cfg.num_steps == 0 or not cfg.use_edges:
         notes.append(f"ablation: num_steps={cfg.num_steps}, use_edges={cfg.use_edges}.")
