@@ -54,6 +54,7 @@ def test_configs():
     assert set(quick.tasks) == {4, 15} and set(full.tasks) == {4, 15, 16, 18, 19}
     assert quick.train_examples == full.train_examples == 50
     assert full.task19_train_examples == (50, 100, 250)
+    assert 19 in full.message_bias and 4 not in quick.message_bias
 
 
 def test_bad_config():
@@ -68,7 +69,7 @@ def test_bad_config():
 
 
 @pytest.mark.slow
-def test_full_tasks_16_and_18_one_seed():
-    result = reproduce(SLUG, make_config(experiment, "full", tasks=(16, 18), seeds=1))
+def test_full_tasks_16_and_18_two_seeds():
+    result = reproduce(SLUG, make_config(experiment, "full", tasks=(16, 18), seeds=2))
     assert _claim(result, "task16_test_accuracy").passed
     assert _claim(result, "task18_test_accuracy").passed
