@@ -6,8 +6,8 @@ table gives triples per second for each, the ratio ours/pykeen of the times (bel
 and the largest difference between the two libraries' MRR and Hits@k (realistic ranks), which must
 be zero up to float rounding.
 
-    python benchmarks/bench_complex_embeddings.py [--dataset FB15k-237] [--triples 2000] [--dim 100]
-        [--batch-size 256] [--repeats 3] [--threads 2] [--device cpu]
+    python benchmarks/bench_complex_embeddings.py [--dataset FB15k-237] [--triples 1000] [--dim 100]
+        [--batch-size 256] [--repeats 2] [--threads 2] [--device cpu]
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--dataset", default="FB15k-237", choices=["FB15k-237", "WN18RR"])
-    parser.add_argument("--triples", type=int, default=2000, help="test triples evaluated (0: all)")
+    parser.add_argument("--triples", type=int, default=1000, help="test triples evaluated (0: all)")
     parser.add_argument("--dim", type=int, default=100, help="complex rank of the embeddings")
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
