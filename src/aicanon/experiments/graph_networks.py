@@ -467,6 +467,7 @@ def run(cfg: Config) -> Result:
         models["deep_sets"] = GraphSimulator(cfg, "deep_sets")
         models["mlp"] = ConcatenatedStateMLP(cfg.train_bodies, cfg.hidden)
     losses, errors, rollouts, rollout_means = {}, {}, {}, {}
+    size_of = {"train": cfg.train_bodies, "test": cfg.test_bodies}
     for name, model in models.items():
         model.to(device)
         losses[name] = _train(model, cfg, scale, generator, name, device)
@@ -476,7 +477,7 @@ def run(cfg: Config) -> Result:
             errors[name]["test"] = normalised_error(model, *test_sets["test"], scale)
             for size in ("train", "test"):
                 mean, curve = rollout_error(model, rollout_sets[size], cfg, scale)
-                rollout_means[f"{name}_{size}"], rollouts[f"{name} {size}"] = mean, curve
+                rollout_means[f"{name}_{size}"], rollouts[f"{name} {size_of[size]} bodies"] = mean, curve
 
     # The MLP's input width is fixed by the training size: applying it to the test size raises.
     # (Checked on an untrained copy when the baselines are off: applicability does not depend on training.)
