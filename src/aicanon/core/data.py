@@ -8,7 +8,9 @@ Lookup order for ``fetch(dataset, name)``:
 
 Every file found is verified (sha256, cached per path, size and mtime). Anything missing,
 corrupt, offline or without a verifiable hash raises :class:`DataUnavailable`, whose message names
-the file, its URL, the expected hash and ``AICANON_DATA``. Nothing is unpickled.
+the file, its URL, the expected hash and ``AICANON_DATA``. Loaders never unpickle arbitrary
+objects: a format that is a pickle (Planetoid's ``ind.*`` files) is read only after its hash is
+verified, through a restricted unpickler that admits a fixed list of names.
 
 The registry (``datasets.toml``) is generated from ``shared/data/SOURCES.md`` by
 ``scripts/gen_data_registry.py``.
