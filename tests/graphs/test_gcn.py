@@ -80,7 +80,7 @@ def test_permutation_equivariance(seed):
 
 
 def test_normalised_propagation_is_symmetric_with_spectrum_in_minus_one_one():
-    x, edge_index = _graph(1)
+    _x, edge_index = _graph(1)
     undirected = torch.cat([edge_index, edge_index.flip(0)], dim=1)
     edges, norm = gcn_norm(undirected, 12)
     dense = torch.zeros(12, 12).index_put_((edges[1], edges[0]), norm, accumulate=True)
@@ -99,7 +99,9 @@ def test_isolated_node_without_loops_receives_only_the_bias():
     # With self loops, an isolated node keeps its own transformed features (d~ = 1).
     looped = GCNConv(5, 3)
     looped.load_state_dict(conv.state_dict())
-    torch.testing.assert_close(looped(x, edge_index)[11], x[11] @ conv.weight.t() + conv.bias, atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        looped(x, edge_index)[11], x[11] @ conv.weight.t() + conv.bias, atol=1e-6, rtol=0
+    )
 
 
 def test_existing_loop_keeps_its_weight_and_is_not_doubled():
@@ -149,7 +151,9 @@ def test_parity_with_pyg_gcnconv(loops, normalize, weighted, seed):
     with torch.no_grad():
         ours.bias.uniform_(-1, 1)
     reference = _reference(ours, add_self_loops=loops, normalize=normalize)
-    weight = torch.rand(edge_index.size(1), generator=torch.Generator().manual_seed(seed)) if weighted else None
+    weight = (
+        torch.rand(edge_index.size(1), generator=torch.Generator().manual_seed(seed)) if weighted else None
+    )
     x_ours, x_ref = x.clone().requires_grad_(), x.clone().requires_grad_()
     w_ours = weight.clone().requires_grad_() if weighted else None
     w_ref = weight.clone().requires_grad_() if weighted else None

@@ -37,9 +37,14 @@ def test_every_category_of_the_review_is_served():
         for method in entries:
             assert callable(method.implementation) and method.paper and method.section
     required = [
-        ("propagation", "convolution", "spectral"), ("propagation", "convolution", "spatial"),
-        ("propagation", "convolution", "attention"), ("propagation", "recurrent", "gate"),
-        ("propagation", "skip"), ("sampling", "node"), ("pooling", "direct"), ("pooling", "hierarchical"),
+        ("propagation", "convolution", "spectral"),
+        ("propagation", "convolution", "spatial"),
+        ("propagation", "convolution", "attention"),
+        ("propagation", "recurrent", "gate"),
+        ("propagation", "skip"),
+        ("sampling", "node"),
+        ("pooling", "direct"),
+        ("pooling", "hierarchical"),
     ]
     assert all(path in TAXONOMY for path in required)
     assert not set(NOT_IMPLEMENTED) & set(TAXONOMY)

@@ -56,9 +56,13 @@ def test_readouts_are_invariant_to_node_order(seed):
     perm = torch.randperm(x.size(0), generator=torch.Generator().manual_seed(seed))
     attention = GlobalAttentionPool(torch.nn.Linear(6, 1), torch.nn.Linear(6, 3))
     for readout in (global_sum_pool, global_mean_pool, global_max_pool, attention):
-        torch.testing.assert_close(readout(x[perm], batch[perm], 4), readout(x, batch, 4), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            readout(x[perm], batch[perm], 4), readout(x, batch, 4), atol=1e-5, rtol=1e-5
+        )
     counts = torch.bincount(batch, minlength=4).unsqueeze(1).float()
-    torch.testing.assert_close(global_mean_pool(x, batch, 4) * counts, global_sum_pool(x, batch, 4), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        global_mean_pool(x, batch, 4) * counts, global_sum_pool(x, batch, 4), atol=1e-5, rtol=1e-5
+    )
 
 
 @pytest.mark.parity
@@ -171,7 +175,7 @@ def test_top_k_counts_and_order():
 
 
 def test_bad_input_names_the_argument():
-    x, edge_index, batch = _batch()
+    x, _edge_index, batch = _batch()
     with pytest.raises(TypeError, match="x must be a torch.Tensor"):
         global_mean_pool([1.0], batch)
     with pytest.raises(ValueError, match="x must be 2-D"):

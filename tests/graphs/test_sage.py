@@ -68,7 +68,9 @@ def _reference(ours: SAGEConv):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from torch_geometric.nn import SAGEConv as PyGSAGEConv
-    reference = PyGSAGEConv(ours.in_features, ours.out_features, root_weight=ours.root_weight, normalize=ours.normalize)
+    reference = PyGSAGEConv(
+        ours.in_features, ours.out_features, root_weight=ours.root_weight, normalize=ours.normalize
+    )
     with torch.no_grad():
         reference.lin_l.weight.copy_(ours.weight_neighbor)
         reference.lin_l.bias.copy_(ours.bias)
@@ -115,12 +117,18 @@ def test_parity_bipartite_block_with_pyg():
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), fanouts=st.lists(st.integers(1, 4), min_size=1, max_size=3), batch=st.integers(1, 6))
+@given(
+    seed=st.integers(0, 10_000),
+    fanouts=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+    batch=st.integers(1, 6),
+)
 def test_sample_respects_fanouts_and_the_graph(seed, fanouts, batch):
     _, edge_index = _graph(seed, nodes=20, edges=70)
     gen = torch.Generator().manual_seed(seed)
     seeds = torch.randperm(20, generator=gen)[:batch]
-    nodes, blocks = sample_neighbors(edge_index, seeds, fanouts, torch.Generator().manual_seed(seed), num_nodes=20)
+    nodes, blocks = sample_neighbors(
+        edge_index, seeds, fanouts, torch.Generator().manual_seed(seed), num_nodes=20
+    )
     assert torch.equal(nodes[:batch], seeds)
     assert torch.unique(nodes).numel() == nodes.numel()
     assert len(blocks) == len(fanouts)
@@ -165,7 +173,9 @@ def test_full_fanout_minibatch_equals_full_graph_forward():
     model = GraphSAGE(5, 3, hidden_features=(8, 8)).eval()
     seeds = torch.tensor([0, 7, 13])
     nodes, blocks = sample_neighbors(edge_index, seeds, [-1, -1, -1], num_nodes=20)
-    torch.testing.assert_close(model.forward_blocks(x[nodes], blocks), model(x, edge_index)[seeds], atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        model.forward_blocks(x[nodes], blocks), model(x, edge_index)[seeds], atol=1e-5, rtol=0
+    )
 
 
 def test_minibatch_training_step_reduces_the_loss():

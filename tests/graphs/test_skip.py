@@ -76,7 +76,7 @@ def test_parity_with_pyg_jumping_knowledge(mode):
 
 
 def test_bad_input_names_the_argument():
-    x, edge_index = _graph()
+    _x, edge_index = _graph()
     with pytest.raises(TypeError, match="layer must be a torch.nn.Module"):
         ResidualConnection(lambda h: h, 5, 5)
     with pytest.raises(ValueError, match="out_features must be an int >= 1"):

@@ -23,10 +23,11 @@ hierarchical pools) are listed in :data:`NOT_IMPLEMENTED`, so that the gap is ex
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -34,14 +35,27 @@ from aicanon.graphs.gat import GATConv, SparseFeatures, check_graph, dropout
 from aicanon.graphs.gcn import GCNConv, glorot_
 from aicanon.graphs.ggnn import GatedGraphConv, GraphAttentionReadout
 from aicanon.graphs.graph_networks import GNBlock
-from aicanon.graphs.pooling import GlobalAttentionPool, SAGPool, global_max_pool, global_mean_pool, global_sum_pool
+from aicanon.graphs.pooling import (
+    GlobalAttentionPool,
+    SAGPool,
+    global_max_pool,
+    global_mean_pool,
+    global_sum_pool,
+)
 from aicanon.graphs.rgcn import RGCNConv
 from aicanon.graphs.sage import SAGEConv, sample_neighbors
 from aicanon.graphs.skip import JumpingKnowledge, ResidualConnection
 
 __all__ = [
-    "NOT_IMPLEMENTED", "PROPAGATIONS", "SKIPS", "TAXONOMY", "Method", "NodeClassifier",
-    "build_node_classifier", "categories", "methods",
+    "NOT_IMPLEMENTED",
+    "PROPAGATIONS",
+    "SKIPS",
+    "TAXONOMY",
+    "Method",
+    "NodeClassifier",
+    "build_node_classifier",
+    "categories",
+    "methods",
 ]
 
 
@@ -87,9 +101,7 @@ TAXONOMY: dict[tuple[str, ...], tuple[Method, ...]] = {
         Method("attention", GlobalAttentionPool, "Li et al. 2016 (soft attention readout)", "3.5.1"),
         Method("ggnn_readout", GraphAttentionReadout, "Li et al. 2016, Eq. 7", "3.5.1"),
     ),
-    ("pooling", "hierarchical"): (
-        Method("sagpool", SAGPool, "Lee et al. 2019 (arXiv 1904.08082)", "3.5.2"),
-    ),
+    ("pooling", "hierarchical"): (Method("sagpool", SAGPool, "Lee et al. 2019 (arXiv 1904.08082)", "3.5.2"),),
 }
 
 NOT_IMPLEMENTED: dict[tuple[str, ...], str] = {
@@ -111,7 +123,9 @@ def methods(*category: str) -> list[Method]:
     """The methods under a category prefix: ``methods("propagation")`` lists all propagation modules,
     ``methods("pooling", "direct")`` the direct readouts."""
     if not category or not all(isinstance(part, str) for part in category):
-        raise ValueError(f"category must be one or more strings, e.g. ('pooling', 'direct'), got {category!r}")
+        raise ValueError(
+            f"category must be one or more strings, e.g. ('pooling', 'direct'), got {category!r}"
+        )
     found = [m for path, entries in TAXONOMY.items() if path[: len(category)] == category for m in entries]
     if not found:
         known = sorted({path[: len(category)] for path in TAXONOMY})
@@ -142,8 +156,12 @@ class NodeClassifier(nn.Module):
         if skip not in SKIPS:
             raise ValueError(f"skip must be one of {SKIPS}, got {skip!r}")
         for arg, value in (
-            ("in_features", in_features), ("num_classes", num_classes), ("hidden_features", hidden_features),
-            ("num_layers", num_layers), ("heads", heads), ("steps", steps),
+            ("in_features", in_features),
+            ("num_classes", num_classes),
+            ("hidden_features", hidden_features),
+            ("num_layers", num_layers),
+            ("heads", heads),
+            ("steps", steps),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{arg} must be an int >= 1, got {value!r}")
@@ -155,7 +173,9 @@ class NodeClassifier(nn.Module):
                 f"state), got {skip!r}"
             )
         if propagation == "gat" and hidden_features % heads:
-            raise ValueError(f"hidden_features must be a multiple of heads={heads} for GAT, got {hidden_features}")
+            raise ValueError(
+                f"hidden_features must be a multiple of heads={heads} for GAT, got {hidden_features}"
+            )
         if skip == "jk" and jk_mode not in ("cat", "max", "lstm"):
             raise ValueError(f"jk_mode must be 'cat', 'max' or 'lstm', got {jk_mode!r}")
         self.propagation, self.skip, self.dropout = propagation, skip, float(dropout)
@@ -183,7 +203,7 @@ class NodeClassifier(nn.Module):
         if skip == "jk":
             # Xu et al.: every layer hidden-wide, the layer aggregation, then a linear classifier.
             widths = [in_features] + [hidden_features] * num_layers
-            for a, b in zip(widths[:-1], widths[1:]):
+            for a, b in itertools.pairwise(widths):
                 self.layers.append(conv(a, b, last=False))
             self.jk = JumpingKnowledge(jk_mode, hidden_features, num_layers)
             width = hidden_features * num_layers if jk_mode == "cat" else hidden_features
@@ -191,7 +211,7 @@ class NodeClassifier(nn.Module):
             glorot_(self.classifier.weight)
             return
         widths = [in_features] + [hidden_features] * (num_layers - 1) + [num_classes]
-        for index, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        for index, (a, b) in enumerate(itertools.pairwise(widths)):
             last = index == num_layers - 1
             layer = conv(a, b, last)
             if skip == "residual" and not last:
@@ -250,6 +270,14 @@ def build_node_classifier(
         dropout: dropout on every layer's input (and GAT's attention coefficients).
     """
     return NodeClassifier(
-        propagation, in_features, num_classes, hidden_features=hidden_features, num_layers=num_layers,
-        skip=skip, dropout=dropout, jk_mode=jk_mode, heads=heads, steps=steps,
+        propagation,
+        in_features,
+        num_classes,
+        hidden_features=hidden_features,
+        num_layers=num_layers,
+        skip=skip,
+        dropout=dropout,
+        jk_mode=jk_mode,
+        heads=heads,
+        steps=steps,
     )

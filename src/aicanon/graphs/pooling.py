@@ -48,10 +48,10 @@ from aicanon.graphs.scatter import scatter_max, scatter_mean, scatter_softmax, s
 __all__ = [
     "GlobalAttentionPool",
     "SAGPool",
-    "top_k_per_graph",
     "global_max_pool",
     "global_mean_pool",
     "global_sum_pool",
+    "top_k_per_graph",
 ]
 
 
@@ -115,7 +115,9 @@ class GlobalAttentionPool(nn.Module):
     def __init__(self, gate_nn: nn.Module, nn: nn.Module | None = None, gate: str = "softmax") -> None:
         super().__init__()
         if not callable(gate_nn):
-            raise TypeError(f"gate_nn must be a module mapping [N, F] to [N, 1], got {type(gate_nn).__name__}")
+            raise TypeError(
+                f"gate_nn must be a module mapping [N, F] to [N, 1], got {type(gate_nn).__name__}"
+            )
         if gate not in ("softmax", "sigmoid"):
             raise ValueError(f"gate must be 'softmax' or 'sigmoid', got {gate!r}")
         self.gate_nn, self.nn, self.gate = gate_nn, nn, gate
@@ -137,7 +139,7 @@ class GlobalAttentionPool(nn.Module):
         return (out, gates) if return_gates else out
 
 
-def top_k_per_graph(score: Tensor, ratio: float | int, batch: Tensor, num_graphs: int) -> Tensor:
+def top_k_per_graph(score: Tensor, ratio: float, batch: Tensor, num_graphs: int) -> Tensor:
     """Indices of the ``ceil(ratio * N_G)`` highest scores of every graph (a float ``ratio``) or of
     the ``ratio`` highest (an int, capped at ``N_G``), ordered by graph, then by descending score
     (Eq. 4's top-rank)."""

@@ -38,6 +38,7 @@ Departures from the paper and its code (github.com/williamleif/GraphSAGE), and w
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -94,7 +95,9 @@ class SAGEConv(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def forward(self, x: Tensor | SparseFeatures, edge_index: Tensor, num_targets: int | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor | SparseFeatures, edge_index: Tensor, num_targets: int | None = None
+    ) -> Tensor:
         """``[num_targets, out_features]`` (``num_targets`` defaults to ``N``).
 
         Args:
@@ -107,7 +110,11 @@ class SAGEConv(nn.Module):
         num_nodes = x.size(0)
         if num_targets is None:
             num_targets = num_nodes
-        if isinstance(num_targets, bool) or not isinstance(num_targets, int) or not 0 <= num_targets <= num_nodes:
+        if (
+            isinstance(num_targets, bool)
+            or not isinstance(num_targets, int)
+            or not 0 <= num_targets <= num_nodes
+        ):
             raise ValueError(f"num_targets must be an int in [0, N={num_nodes}], got {num_targets!r}")
         source, target = edge_index[0], edge_index[1]
         if target.numel() and int(target.max()) >= num_targets:
@@ -116,20 +123,29 @@ class SAGEConv(nn.Module):
             )
 
         def linear(inputs: Tensor | SparseFeatures, weight: Tensor) -> Tensor:
-            return inputs.matmul_transposed(weight) if isinstance(inputs, SparseFeatures) else F.linear(inputs, weight)
+            return (
+                inputs.matmul_transposed(weight)
+                if isinstance(inputs, SparseFeatures)
+                else F.linear(inputs, weight)
+            )
 
         # Transform before aggregating when it narrows the rows (mean and W commute: both are linear).
         if self.out_features <= self.in_features or isinstance(x, SparseFeatures):
             transformed = linear(x, self.weight_neighbor)
             out = scatter_mean(transformed.index_select(0, source), target, num_targets, check=False)
         else:
-            out = F.linear(scatter_mean(x.index_select(0, source), target, num_targets, check=False), self.weight_neighbor)
+            out = F.linear(
+                scatter_mean(x.index_select(0, source), target, num_targets, check=False),
+                self.weight_neighbor,
+            )
         if self.bias is not None:
             out = out + self.bias
         if self.weight_root is not None:
             # SparseFeatures cannot be sliced by rows: transform all rows, keep the targets'.
-            roots = linear(x, self.weight_root)[:num_targets] if isinstance(x, SparseFeatures) else F.linear(
-                x[:num_targets], self.weight_root
+            roots = (
+                linear(x, self.weight_root)[:num_targets]
+                if isinstance(x, SparseFeatures)
+                else F.linear(x[:num_targets], self.weight_root)
             )
             out = out + roots
         if self.normalize:
@@ -206,9 +222,13 @@ def sample_neighbors(
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     edge_index, seeds = edge_index.long(), seeds.long()
     if num_nodes is None:
-        num_nodes = int(max(edge_index.max() if edge_index.numel() else -1, seeds.max() if seeds.numel() else -1)) + 1
+        num_nodes = (
+            int(max(edge_index.max() if edge_index.numel() else -1, seeds.max() if seeds.numel() else -1)) + 1
+        )
     if seeds.numel() and (int(seeds.min()) < 0 or int(seeds.max()) >= num_nodes):
-        raise ValueError(f"seeds must be node ids in [0, num_nodes={num_nodes}), got [{int(seeds.min())}, {int(seeds.max())}]")
+        raise ValueError(
+            f"seeds must be node ids in [0, num_nodes={num_nodes}), got [{int(seeds.min())}, {int(seeds.max())}]"
+        )
     if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes):
         raise ValueError(f"edge_index values must be node ids in [0, num_nodes={num_nodes})")
     if torch.unique(seeds).numel() != seeds.numel():
@@ -240,7 +260,7 @@ def sample_neighbors(
         # B^(k-1) = B^k u sampled neighbours: new nodes appended in order of first appearance.
         new = candidates[local[candidates] < 0]
         if new.numel():
-            unique, first = _first_occurrence(new)
+            unique, _first = _first_occurrence(new)
             local[unique] = torch.arange(nodes.numel(), nodes.numel() + unique.numel(), device=device)
             nodes = torch.cat([nodes, unique])
         blocks.append(
@@ -254,7 +274,9 @@ def _first_occurrence(values: Tensor) -> tuple[Tensor, Tensor]:
     """Distinct ``values`` in order of first appearance, and where each first appears."""
     unique, inverse = torch.unique(values, return_inverse=True)
     first = torch.full((unique.numel(),), values.numel(), dtype=torch.long, device=values.device)
-    first = first.scatter_reduce(0, inverse, torch.arange(values.numel(), device=values.device), reduce="amin")
+    first = first.scatter_reduce(
+        0, inverse, torch.arange(values.numel(), device=values.device), reduce="amin"
+    )
     order = torch.argsort(first)
     return unique[order], first[order]
 
@@ -280,7 +302,7 @@ class GraphSAGE(nn.Module):
         self.dropout = float(dropout)
         self.layers = nn.ModuleList(
             SAGEConv(a, b, normalize=normalize and i < len(widths) - 2)
-            for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))
+            for i, (a, b) in enumerate(itertools.pairwise(widths))
         )
 
     def forward(self, x: Tensor | SparseFeatures, edge_index: Tensor) -> Tensor:
@@ -296,10 +318,14 @@ class GraphSAGE(nn.Module):
         if len(blocks) != len(self.layers):
             raise ValueError(f"blocks must have one entry per layer ({len(self.layers)}), got {len(blocks)}")
         if x.size(0) != blocks[0].num_sources:
-            raise ValueError(f"x must have blocks[0].num_sources={blocks[0].num_sources} rows, got {x.size(0)}")
+            raise ValueError(
+                f"x must have blocks[0].num_sources={blocks[0].num_sources} rows, got {x.size(0)}"
+            )
         h = x
         for index, (layer, block) in enumerate(zip(self.layers, blocks)):
-            h = layer(dropout(h, self.dropout, self.training), block.edge_index, num_targets=block.num_targets)
+            h = layer(
+                dropout(h, self.dropout, self.training), block.edge_index, num_targets=block.num_targets
+            )
             if index < len(self.layers) - 1:
                 h = F.relu(h)
         return h

@@ -127,4 +127,6 @@ class JumpingKnowledge(nn.Module):
         return (out, alpha) if return_attention else out
 
     def extra_repr(self) -> str:
-        return f"mode={self.mode!r}" + (f", channels={self.channels}, num_layers={self.num_layers}" if self.mode == "lstm" else "")
+        return f"mode={self.mode!r}" + (
+            f", channels={self.channels}, num_layers={self.num_layers}" if self.mode == "lstm" else ""
+        )
