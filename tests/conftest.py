@@ -21,8 +21,10 @@ os.environ["AICANON_OFFLINE"] = "1"
 def pytest_configure(config: pytest.Config) -> None:
     import torch
 
-    # Two cores here and in CI; more threads than cores only adds contention.
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    # The suite runs as two pytest-xdist workers on two cores (README, .ci/run): one torch thread each.
+    # Several threads per worker oversubscribe the cores, and the small models here then slow down
+    # by an order of magnitude while threads wait on each other.
+    torch.set_num_threads(1)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -55,7 +55,11 @@ def list_papers(
         _fail_usage(f"--area must be one of {', '.join(catalog.AREAS)}; got {area!r}")
     if status is not None and status not in catalog.STATUSES:
         _fail_usage(f"--status must be one of {', '.join(catalog.STATUSES)}; got {status!r}")
-    table = Table("rank", "slug", "title", "area", "status")
+    table = Table("rank")
+    table.add_column("slug", no_wrap=True)  # slugs are what users type: never wrapped or cut
+    for name in ("title", "area"):
+        table.add_column(name)
+    table.add_column("status", no_wrap=True)
     for paper in catalog.papers():
         paper_status = catalog.status(paper)
         if (area and paper.area != area) or (status and paper_status != status):
@@ -182,7 +186,8 @@ def verify(slugs: list[str] = typer.Argument(None, help="paper slugs (default: e
     tests = _results.project_root() / "tests"
     if not tests.is_dir():
         _fail_usage(f"no tests folder at {tests}: run verify from a checkout of aicanon")
-    args = [sys.executable, "-m", "pytest", str(tests), "-q", "-m", "parity", "--record-parity", "-p", "no:cacheprovider"]
+    # One process (no xdist): the parity record is gathered from each test's report in this process.
+    args = [sys.executable, "-m", "pytest", str(tests), "-q", "-m", "parity", "--record-parity", "-p", "no:xdist"]
     for paper in papers:
         args += ["--paper", paper.slug]
     raise typer.Exit(subprocess.call(args, cwd=_results.project_root()))

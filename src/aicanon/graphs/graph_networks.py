@@ -914,7 +914,8 @@ class GNBlock(nn.Module):
                 f"edge features ({edges.size(1)}) must split evenly over the attention heads ({heads})"
             )
         weights = scatter_softmax(logits, receivers, num_nodes, check=False)
-        weighted = edges.view(edges.size(0), heads, -1) * weights.unsqueeze(-1)
+        # Explicit per-head width: view(E, heads, -1) is ambiguous for a graph with no edges (E = 0).
+        weighted = edges.view(edges.size(0), heads, edges.size(1) // heads) * weights.unsqueeze(-1)
         return scatter_sum(weighted, receivers, num_nodes, check=False).reshape(num_nodes, -1)
 
     def extra_repr(self) -> str:
