@@ -7,7 +7,6 @@ missing data.
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -151,7 +150,7 @@ def reproduce(
     for paper in papers:
         if not catalog.is_implemented(paper):
             _fail_usage(f"{paper.slug} is not implemented yet (status planned)")
-    command = "aicanon reproduce " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    extra = (f" --seed {seed}" if seed is not None else "") + (f" --seeds {seeds}" if seeds is not None else "")
     reports, failed = [], False
     for paper in papers:
         try:
@@ -167,7 +166,7 @@ def reproduce(
             raise typer.Exit(EXIT_USAGE)
         except ValueError as error:
             _fail_usage(f"{paper.slug}: {error}")
-        folder = _results.write(rep, out_dir, command=f"aicanon reproduce {paper.slug} --{scale}")
+        folder = _results.write(rep, out_dir, command=f"aicanon reproduce {paper.slug} --{scale}{extra}")
         record = json.loads((folder / "result.json").read_text())
         record["path"] = str(folder)
         reports.append(record)

@@ -114,8 +114,13 @@ CLAIMS = [
 ]
 
 
-def _train_one(data: Planetoid, cfg: Config, device: torch.device, use_graph: bool, label: str) -> dict:
-    """Train one GAT on ``data`` with the paper's early stopping; return curves and test accuracy."""
+def train_one_run(
+    data: Planetoid, cfg: Config, device: torch.device, use_graph: bool, label: str
+) -> dict:
+    """Train one GAT on ``data`` with the paper's early stopping; return curves and test accuracy.
+
+    Public because the GNN review's comparison (experiments/gnn_review.py) trains its GAT row with it.
+    """
     x = SparseFeatures(data.x).to(device) if cfg.sparse_features else data.x.to(device)
     edge_index = (
         data.edge_index.to(device) if use_graph else torch.empty(2, 0, dtype=torch.long, device=device)
@@ -230,7 +235,7 @@ def run(cfg: Config) -> Result:
     details: dict = {}
     for name in cfg.datasets:
         data = load_planetoid(name, normalize_features=True)
-        runs[name] = _train_one(data, cfg, device, cfg.use_graph, f"GAT {name}")
+        runs[name] = train_one_run(data, cfg, device, cfg.use_graph, f"GAT {name}")
         metrics[f"{name}_test_accuracy"] = runs[name]["test_accuracy"]
         details[name] = {
             "test_accuracy": runs[name]["test_accuracy"],
@@ -239,7 +244,7 @@ def run(cfg: Config) -> Result:
         }
         if cfg.mlp_baseline and name == cfg.datasets[0]:
             # Without the graph the main run already is the MLP; do not train it twice.
-            mlp = runs[name] if not cfg.use_graph else _train_one(data, cfg, device, False, f"MLP {name}")
+            mlp = runs[name] if not cfg.use_graph else train_one_run(data, cfg, device, False, f"MLP {name}")
             if cfg.use_graph:
                 runs[f"{name} (no graph)"] = mlp
             metrics[f"{name}_mlp_test_accuracy"] = mlp["test_accuracy"]

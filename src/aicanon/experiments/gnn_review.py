@@ -23,7 +23,7 @@ dropout 0.5 on both layers' inputs, Adam with learning rate 0.01, L2 5e-4 on the
 weights only, at most 200 epochs, early stopping when the validation loss (cross-entropy plus the L2
 term, as their code's ``model.loss``) exceeds the mean of the previous 10 epochs'; the test accuracy
 is that of the last model. GAT is trained by
-:func:`aicanon.experiments.gat._train_one`, its own paper's protocol (8 heads x 8, dropout 0.6,
+:func:`aicanon.experiments.gat.train_one_run`, its own paper's protocol (8 heads x 8, dropout 0.6,
 lr 0.005, patience 100 on validation loss and accuracy, best model kept).
 
 Claims: GCN and GAT within 1.5 points of their papers' numbers (mean over seeds); quick runs Cora
@@ -272,7 +272,7 @@ def run(cfg: Config) -> Result:
                 gat_cfg = gat_experiment.Config(
                     seed=cfg.seed, device=cfg.device, datasets=(name,), max_epochs=cfg.gat_max_epochs
                 )
-                outcome = gat_experiment._train_one(data, gat_cfg, device, cfg.use_graph, f"gat {name}")
+                outcome = gat_experiment.train_one_run(data, gat_cfg, device, cfg.use_graph, f"gat {name}")
                 outcome["val_accuracy"] = outcome["curves"]["val_accuracy"]
             else:
                 outcome = _train_kipf(row, data, cfg, device, edge_index)

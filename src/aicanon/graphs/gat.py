@@ -62,7 +62,6 @@ Implementation choices that do not change the function:
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 
@@ -71,6 +70,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aicanon.graphs.scatter import gather_weighted_sum, scatter_softmax
+from aicanon.nn.init import glorot_uniform_
 
 __all__ = [
     "GAT",
@@ -262,12 +262,6 @@ def dropout(x: Tensor | SparseFeatures, p: float, training: bool) -> Tensor | Sp
     return SparseFeatures._with_values(x, dropped) if isinstance(x, SparseFeatures) else dropped
 
 
-def _glorot_(tensor: Tensor, fan_in: int, fan_out: int) -> None:
-    bound = math.sqrt(6.0 / (fan_in + fan_out))
-    with torch.no_grad():
-        tensor.uniform_(-bound, bound)
-
-
 class GATConv(nn.Module):
     r"""One graph attentional layer with ``heads`` heads, Eq. (1)-(6) without ``sigma``.
 
@@ -331,9 +325,9 @@ class GATConv(nn.Module):
         """Glorot-uniform per head, as the paper's code (see the module docstring); zero bias."""
         for k in range(self.heads):
             rows = slice(k * self.out_features, (k + 1) * self.out_features)
-            _glorot_(self.weight[rows], self.in_features, self.out_features)
-        _glorot_(self.att_source, self.out_features, 1)
-        _glorot_(self.att_target, self.out_features, 1)
+            glorot_uniform_(self.weight[rows], self.in_features, self.out_features)
+        glorot_uniform_(self.att_source, self.out_features, 1)
+        glorot_uniform_(self.att_target, self.out_features, 1)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
@@ -458,7 +452,7 @@ class GAT(nn.Module):
                 nn.Linear(width, layer.output_features, bias=False) if use_skip else nn.Identity()
             )
             if use_skip:
-                _glorot_(self.skips[-1].weight, width, layer.output_features)
+                glorot_uniform_(self.skips[-1].weight, width, layer.output_features)
             width = layer.output_features
         self.has_skip = [skip_connections and i > 0 for i in range(len(hidden))]
         self.output = GATConv(

@@ -33,25 +33,15 @@ Departures from the paper and its code (github.com/tkipf/gcn), and why:
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aicanon.graphs.gat import SparseFeatures, check_graph, dropout
 from aicanon.graphs.scatter import scatter_sum
+from aicanon.nn.init import glorot_uniform_
 
-__all__ = ["GCN", "GCNConv", "gcn_norm", "glorot_", "with_self_loops"]
-
-
-def glorot_(tensor: Tensor) -> Tensor:
-    """Glorot-uniform ``U(-b, b)``, ``b = sqrt(6 / (fan_in + fan_out))`` for a ``[fan_out, fan_in]``
-    weight: the initialisation of the paper's code (and of PyG's ``Linear(weight_initializer='glorot')``)."""
-    fan_out, fan_in = tensor.shape[0], tensor.shape[1]
-    bound = math.sqrt(6.0 / (fan_in + fan_out))
-    with torch.no_grad():
-        return tensor.uniform_(-bound, bound)
+__all__ = ["GCN", "GCNConv", "gcn_norm", "with_self_loops"]
 
 
 def _check_edge_weight(edge_weight: Tensor | None, edge_index: Tensor) -> None:
@@ -155,7 +145,7 @@ class GCNConv(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        glorot_(self.weight)
+        glorot_uniform_(self.weight)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
         self._cache = None

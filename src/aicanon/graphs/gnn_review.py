@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aicanon.graphs.gat import GATConv, SparseFeatures, check_graph, dropout
-from aicanon.graphs.gcn import GCNConv, glorot_
+from aicanon.graphs.gcn import GCNConv
 from aicanon.graphs.ggnn import GatedGraphConv, GraphAttentionReadout
 from aicanon.graphs.graph_networks import GNBlock
 from aicanon.graphs.pooling import (
@@ -45,6 +45,7 @@ from aicanon.graphs.pooling import (
 from aicanon.graphs.rgcn import RGCNConv
 from aicanon.graphs.sage import SAGEConv, sample_neighbors
 from aicanon.graphs.skip import JumpingKnowledge, ResidualConnection
+from aicanon.nn.init import glorot_uniform_
 
 __all__ = [
     "NOT_IMPLEMENTED",
@@ -208,7 +209,7 @@ class NodeClassifier(nn.Module):
             self.jk = JumpingKnowledge(jk_mode, hidden_features, num_layers)
             width = hidden_features * num_layers if jk_mode == "cat" else hidden_features
             self.classifier = nn.Linear(width, num_classes)
-            glorot_(self.classifier.weight)
+            glorot_uniform_(self.classifier.weight)
             return
         widths = [in_features] + [hidden_features] * (num_layers - 1) + [num_classes]
         for index, (a, b) in enumerate(itertools.pairwise(widths)):

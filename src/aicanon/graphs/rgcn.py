@@ -60,7 +60,6 @@ Departures from the paper and its code (github.com/tkipf/relational-gcn), and wh
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -68,6 +67,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aicanon.graphs.scatter import scatter_sum
+from aicanon.nn.init import glorot_uniform_
 
 __all__ = [
     "RGCNConv",
@@ -196,12 +196,6 @@ def _pairs(target: Tensor, relation: Tensor, num_nodes: int) -> tuple[Tensor, Te
     return pairs, inverse, counts
 
 
-def _glorot_(tensor: Tensor, fan_in: int, fan_out: int, generator: torch.Generator | None = None) -> None:
-    bound = math.sqrt(6.0 / (fan_in + fan_out))
-    with torch.no_grad():
-        tensor.uniform_(-bound, bound, generator=generator)
-
-
 class RGCNConv(nn.Module):
     r"""One R-GCN layer, Eq. (2) with the basis (Eq. 3) or block-diagonal (Eq. 4) decomposition.
 
@@ -271,11 +265,11 @@ class RGCNConv(nn.Module):
         """Glorot-uniform on every ``[in, out]`` matrix (each basis, relation or block), on the
         coefficients ``[R, B]`` and on ``W_0``, as the paper's Keras code and the reference do;
         zero bias."""
-        _glorot_(self.weight, self.weight.size(-2), self.weight.size(-1), generator)
+        glorot_uniform_(self.weight, self.weight.size(-2), self.weight.size(-1), generator)
         if self.comp is not None:
-            _glorot_(self.comp, self.num_relations, self.num_bases, generator)
+            glorot_uniform_(self.comp, self.num_relations, self.num_bases, generator)
         if self.root is not None:
-            _glorot_(self.root, self.in_features, self.out_features, generator)
+            glorot_uniform_(self.root, self.in_features, self.out_features, generator)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
@@ -580,8 +574,8 @@ class RGCNLinkPredictor(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        _glorot_(self.entity, self.num_entities, self.dim, generator)
-        _glorot_(self.relation, self.num_relations, self.dim, generator)
+        glorot_uniform_(self.entity, self.num_entities, self.dim, generator)
+        glorot_uniform_(self.relation, self.num_relations, self.dim, generator)
         for layer in self.layers:
             layer.reset_parameters(generator)
 

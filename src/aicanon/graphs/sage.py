@@ -46,8 +46,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aicanon.graphs.gat import SparseFeatures, check_graph, dropout
-from aicanon.graphs.gcn import glorot_
 from aicanon.graphs.scatter import scatter_mean
+from aicanon.nn.init import glorot_uniform_
 
 __all__ = ["GraphSAGE", "SAGEConv", "SampledBlock", "sample_neighbors"]
 
@@ -89,9 +89,9 @@ class SAGEConv(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        glorot_(self.weight_neighbor)
+        glorot_uniform_(self.weight_neighbor)
         if self.weight_root is not None:
-            glorot_(self.weight_root)
+            glorot_uniform_(self.weight_root)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from aicanon.graphs.gat import SparseFeatures
-from aicanon.graphs.gcn import glorot_
+from aicanon.nn.init import glorot_uniform_
 
 __all__ = ["JumpingKnowledge", "ResidualConnection"]
 
@@ -59,7 +59,7 @@ class ResidualConnection(nn.Module):
         if in_features == out_features:
             self.projection = None
         else:
-            self.projection = nn.Parameter(glorot_(torch.empty(out_features, in_features)))
+            self.projection = nn.Parameter(glorot_uniform_(torch.empty(out_features, in_features)))
 
     def forward(self, h: Tensor | SparseFeatures, *args, **kwargs) -> Tensor:
         """``h`` ``[N, in_features]`` (dense, or SparseFeatures when the widths differ); ``args`` and
