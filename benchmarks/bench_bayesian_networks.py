@@ -4,15 +4,15 @@ Networks: Asia (Lauritzen & Spiegelhalter 1988) and ALARM (Beinlich et al. 1989,
 copy), data drawn with our forward sampler. Each row times one task in both libraries and prints the
 ratio ours/pgmpy (below 1: ours faster) and a check that the two agree.
 
-    python benchmarks/bench_bayesian_networks.py [--samples 20000] [--repeats 3]
+    python benchmarks/bench_bayesian_networks.py [--samples 20000] [--repeats 3] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
+import _timing
 import numpy as np
 
 from aicanon.experiments.bayesian_networks import asia_network
@@ -53,16 +53,12 @@ def _to_pgmpy(net: BayesianNetwork):
     return model
 
 
-def _time(fn, repeats: int) -> tuple[float, object]:
-    best, out = np.inf, None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+def _time(ours, pgmpy, repeats: int) -> dict[str, _timing.Timing]:
+    """Best of ``repeats`` (no warm-up: numpy has nothing to compile or allocate ahead)."""
+    return _timing.time_alternately({"ours": ours, "pgmpy": pgmpy}, repeats, warmup=0)
 
 
-def _bench(label: str, net: BayesianNetwork, args: argparse.Namespace) -> list[tuple[str, float, float, str]]:
+def _bench(label: str, net: BayesianNetwork, args: argparse.Namespace) -> list[tuple[str, dict, str]]:
     import pandas as pd
     from pgmpy.estimators import BDeu, HillClimbSearch, MaximumLikelihoodEstimator
     from pgmpy.inference import VariableElimination
@@ -73,22 +69,20 @@ def _bench(label: str, net: BayesianNetwork, args: argparse.Namespace) -> list[t
     states = {v: list(range(c)) for v, c in zip(net.names, net.cardinalities)}
     model = _to_pgmpy(net)
 
-    ours_t, ours = _time(
-        lambda: FamilyScorer(data, net.cardinalities, "bdeu", 1.0).total(net.adjacency()), args.repeats
+    timings = _time(
+        lambda: FamilyScorer(data, net.cardinalities, "bdeu", 1.0).total(net.adjacency()),
+        lambda: BDeu(frame, equivalent_sample_size=1.0, state_names=states).score(model),
+        args.repeats,
     )
-    theirs_t, theirs = _time(
-        lambda: BDeu(frame, equivalent_sample_size=1.0, state_names=states).score(model), args.repeats
-    )
-    rows.append(
-        (f"{label}: BDeu score of the true graph", ours_t, theirs_t, f"|diff| {abs(ours - theirs):.1e}")
-    )
+    difference = abs(timings["ours"].result - timings["pgmpy"].result)
+    rows.append((f"{label}: BDeu score of the true graph", timings, f"|diff| {difference:.1e}"))
 
-    ours_t, ours = _time(lambda: maximum_likelihood_cpts(data, net), args.repeats)
-    theirs_t, _ = _time(
+    timings = _time(
+        lambda: maximum_likelihood_cpts(data, net),
         lambda: MaximumLikelihoodEstimator(model, frame, state_names=states).get_parameters(),
         args.repeats,
     )
-    rows.append((f"{label}: maximum-likelihood CPTs", ours_t, theirs_t, ""))
+    rows.append((f"{label}: maximum-likelihood CPTs", timings, ""))
 
     rng = np.random.default_rng(1)
     queries = []
@@ -97,24 +91,27 @@ def _bench(label: str, net: BayesianNetwork, args: argparse.Namespace) -> list[t
         evidence = {net.names[i]: int(data[0, i]) for i in order[1:4]}
         queries.append((net.names[order[0]], evidence))
     ve = VariableElimination(model)
-    ours_t, ours = _time(lambda: [net.query([q], e) for q, e in queries], args.repeats)
-    theirs_t, theirs = _time(
-        lambda: [ve.query([q], evidence=e, show_progress=False).values for q, e in queries], args.repeats
+    timings = _time(
+        lambda: [net.query([q], e) for q, e in queries],
+        lambda: [ve.query([q], evidence=e, show_progress=False).values for q, e in queries],
+        args.repeats,
     )
-    diff = max(float(np.abs(a - b).max()) for a, b in zip(ours, theirs))
-    rows.append((f"{label}: 20 VE posterior queries", ours_t, theirs_t, f"max |diff| {diff:.1e}"))
+    pairs = zip(timings["ours"].result, timings["pgmpy"].result)
+    diff = max(float(np.abs(a - b).max()) for a, b in pairs)
+    rows.append((f"{label}: 20 VE posterior queries", timings, f"max |diff| {diff:.1e}"))
 
     n_climb = min(args.samples, 5000)
     sub, sub_frame = data[:n_climb], frame.iloc[:n_climb]
-    ours_t, (learned, _) = _time(lambda: hill_climb(sub, net.cardinalities, tabu_length=10), 1)
-    theirs_t, dag = _time(
+    timings = _time(
+        lambda: hill_climb(sub, net.cardinalities, tabu_length=10),
         lambda: HillClimbSearch(sub_frame, state_names=states).estimate(
             scoring_method=BDeu(sub_frame, equivalent_sample_size=1.0, state_names=states),
             tabu_length=10,
             show_progress=False,
         ),
-        1,
+        1,  # seconds per search: one run each
     )
+    learned, dag = timings["ours"].result[0], timings["pgmpy"].result
     index = {v: i for i, v in enumerate(net.names)}
     theirs_adj = np.zeros_like(learned)
     for u, v in dag.edges():
@@ -123,25 +120,25 @@ def _bench(label: str, net: BayesianNetwork, args: argparse.Namespace) -> list[t
     ours_shd = structural_hamming_distance(learned, true, "skeleton")
     theirs_shd = structural_hamming_distance(theirs_adj, true, "skeleton")
     check = f"skeleton SHD ours {ours_shd}, pgmpy {theirs_shd}"
-    rows.append((f"{label}: hill climbing, BDeu, {n_climb} rows", ours_t, theirs_t, check))
+    rows.append((f"{label}: hill climbing, BDeu, {n_climb} rows", timings, check))
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=20000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="cpu", help="ignored: numpy tables on CPU")
-    args = parser.parse_args()
+    args = _timing.parse_common_args(
+        parser, repeats=3, device="cpu", device_help="ignored: numpy tables on CPU"
+    )
     warnings.simplefilter("ignore")
     from pgmpy.utils import get_example_model
 
     alarm = _from_pgmpy(get_example_model("alarm"))
     asia = asia_network()
     rows = [row for label, net in (("asia", asia), ("alarm", alarm)) for row in _bench(label, net, args)]
-    print(f"{'task':45s} {'ours s':>9s} {'pgmpy s':>9s} {'ratio':>7s}  check")
-    for name, ours_t, theirs_t, check in rows:
-        print(f"{name:45s} {ours_t:9.4f} {theirs_t:9.4f} {ours_t / theirs_t:7.3f}  {check}")
+    print(f"best of {args.repeats} (hill climbing: of 1)")
+    for name, timings, check in rows:
+        _timing.print_comparison(name, timings, "min", note=check, width=45)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import time
 import warnings
 from pathlib import Path
 
+import _timing
 import torch
 
 from aicanon.datasets.knowledge_graphs import load_knowledge_graph
@@ -26,15 +26,6 @@ from aicanon.graphs.kge import ComplEx
 from aicanon.graphs.ranking import KnownTriples, evaluate_link_prediction
 
 STAGED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def _best(fn, repeats: int):
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def main() -> None:
@@ -45,13 +36,9 @@ def main() -> None:
     parser.add_argument("--triples", type=int, default=1000, help="test triples evaluated (0: all)")
     parser.add_argument("--dim", type=int, default=100, help="complex rank of the embeddings")
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    args = _timing.parse_common_args(parser, repeats=2, threads=2, device="cpu")
     if not os.environ.get("AICANON_DATA") and STAGED.is_dir():
         os.environ["AICANON_DATA"] = str(STAGED)
-    torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     logging.getLogger("pykeen").setLevel(logging.ERROR)
 
@@ -59,7 +46,7 @@ def main() -> None:
     from pykeen.models import ComplEx as PykeenComplEx
     from pykeen.triples import CoreTriplesFactory
 
-    device = torch.device(args.device)
+    device = args.device
     graph = load_knowledge_graph(args.dataset)
     test = graph.test if args.triples <= 0 else graph.test[: args.triples]
     ours = ComplEx(
@@ -105,9 +92,9 @@ def main() -> None:
             "hits@10": result.get_metric("both.realistic.hits_at_10"),
         }
 
-    run_ours(), run_pykeen()  # warm-up
-    t_ours, m_ours = _best(run_ours, args.repeats)
-    t_theirs, m_theirs = _best(run_pykeen, args.repeats)
+    timings = _timing.time_alternately({"ours": run_ours, "pykeen": run_pykeen}, args.repeats, device)
+    t_ours, m_ours = timings["ours"].min, timings["ours"].result
+    t_theirs, m_theirs = timings["pykeen"].min, timings["pykeen"].result
     difference = max(abs(m_ours[k] - m_theirs[k]) for k in m_theirs)
     n = test.size(0)
     print(
@@ -117,9 +104,12 @@ def main() -> None:
     print(f"{'':10} {'seconds':>9} {'triples/s':>10}")
     print(f"{'ours':10} {t_ours:9.3f} {n / t_ours:10.0f}")
     print(f"{'pykeen':10} {t_theirs:9.3f} {n / t_theirs:10.0f}")
-    print(
-        f"ratio ours/pykeen (time): {t_ours / t_theirs:.2f}   max |metric difference|: {difference:.2e}   "
-        f"MRR {m_ours['mrr']:.4f}"
+    _timing.print_comparison(
+        "best time",
+        timings,
+        "min",
+        note=f"max |metric difference| {difference:.2e}   MRR {m_ours['mrr']:.4f}",
+        width=10,
     )
 
 

@@ -13,13 +13,12 @@ alternately, repeat after repeat, so machine noise hits both alike; the median i
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 import warnings
 
+import _graphs
+import _timing
 import torch
 
-from aicanon.core import DataUnavailable
 from aicanon.graphs.gat import GATConv, SparseFeatures
 
 
@@ -29,16 +28,6 @@ def copy_weights(ours: GATConv, reference) -> None:
         ours.att_source.copy_(reference.att_src.view(ours.heads, ours.out_features))
         ours.att_target.copy_(reference.att_dst.view(ours.heads, ours.out_features))
         ours.bias.copy_(reference.bias)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def step(layer, x, edge_index) -> None:
-    out = layer(x, edge_index)
-    out.square().sum().backward()
 
 
 def compare(
@@ -60,60 +49,35 @@ def compare(
 
     with torch.no_grad():  # same numbers first: a benchmark of two different functions means nothing
         difference = (ours(x_ours, edge_index) - reference(x, edge_index)).abs().max().item()
-    times: dict[str, list[float]] = {"ours": [], "pyg": []}
-    for _ in range(3):  # warm-up
-        step(ours, x_ours, edge_index)
-        step(reference, x, edge_index)
-    for _ in range(repeats):
-        for label, layer, features in (("ours", ours, x_ours), ("pyg", reference, x)):
-            layer.zero_grad(set_to_none=True)
-            sync(device)
-            start = time.perf_counter()
-            step(layer, features, edge_index)
-            sync(device)
-            times[label].append(time.perf_counter() - start)
-    ours_ms = 1e3 * statistics.median(times["ours"])
-    pyg_ms = 1e3 * statistics.median(times["pyg"])
-    print(
-        f"{name:<34} ours {ours_ms:9.2f} ms   pyg {pyg_ms:9.2f} ms   ratio ours/pyg {ours_ms / pyg_ms:5.2f}"
-        f"   max |diff| {difference:.1e}"
+    timings = _timing.time_alternately(
+        {
+            "ours": lambda: ours(x_ours, edge_index).square().sum().backward(),
+            "pyg": lambda: reference(x, edge_index).square().sum().backward(),
+        },
+        repeats,
+        device,
+        warmup=3,
+        before_each={
+            "ours": lambda: ours.zero_grad(set_to_none=True),
+            "pyg": lambda: reference.zero_grad(set_to_none=True),
+        },
     )
+    _timing.print_comparison(name, timings, "median", note=f"max |diff| {difference:.1e}", width=36)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: torch's)")
-    parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--skip-random", action="store_true", help="only Cora")
-    args = parser.parse_args()
+    args = _timing.parse_common_args(parser, repeats=20)
     warnings.filterwarnings("ignore")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    print(
-        f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-        f"forward + backward of one 8-head x 8-feature layer, median of {args.repeats}"
-    )
-
-    try:
-        from aicanon.datasets.planetoid import load_planetoid
-
-        cora = load_planetoid("cora", normalize_features=True)
-        compare("Cora (2708 nodes, 10556 edges)", cora.x, cora.edge_index, device, args.repeats)
-        compare("Cora, SparseFeatures input", cora.x, cora.edge_index, device, args.repeats, sparse=True)
-    except (
-        DataUnavailable,
-        ValueError,
-    ) as error:  # data not staged: say so and go on with the synthetic graph
-        print(f"Cora skipped: {type(error).__name__}: {str(error).splitlines()[0]}")
-
+    _timing.print_setup(args, "median", "forward + backward of one 8-head x 8-feature layer")
+    cora = _graphs.cora_or_none()
+    if cora is not None:
+        compare("Cora (2708 nodes, 10556 edges)", cora.x, cora.edge_index, args.device, args.repeats)
+        compare("Cora, SparseFeatures input", cora.x, cora.edge_index, args.device, args.repeats, sparse=True)
     if not args.skip_random:
-        generator = torch.Generator().manual_seed(0)
-        nodes, edges, features = 100_000, 1_000_000, 128
-        x = torch.randn(nodes, features, generator=generator)
-        edge_index = torch.randint(0, nodes, (2, edges), generator=generator)
-        compare("random (100k nodes, 1M edges, F=128)", x, edge_index, device, max(3, args.repeats // 4))
+        x, edge_index = _graphs.random_graph()
+        compare("random (100k nodes, 1M edges, F=128)", x, edge_index, args.device, max(3, args.repeats // 4))
 
 
 if __name__ == "__main__":

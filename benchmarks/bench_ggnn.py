@@ -9,15 +9,16 @@ across steps, Eq. 5's reset) with 4 edge types on the same graphs, which PyG can
 
     python benchmarks/bench_ggnn.py [--device cpu|cuda] [--repeats N] [--threads N]
 
-Prints the best-of-N time per forward+backward and the ratio ours / PyG (below 1: ours is faster).
+Prints the best-of-N time per forward+backward (the three run alternately) and the ratio ours / PyG
+(below 1: ours is faster).
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
+import _timing
 import torch
 
 from aicanon.graphs.ggnn import GatedGraphConv
@@ -35,41 +36,19 @@ def _graph(name: str, device: torch.device, generator: torch.Generator) -> tuple
     return torch.randint(0, 100_000, (2, 1_000_000), generator=generator).to(device), 100_000
 
 
-def _time(step, repeats: int, device: torch.device) -> float:
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return min(times)  # the least disturbed run: robust on a shared machine
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     parser.add_argument("--features", type=int, default=32, help="state size D")
     parser.add_argument("--layers", type=int, default=3, help="propagation steps T")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = _timing.parse_common_args(parser, repeats=5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from torch_geometric.nn import GatedGraphConv as PyGGatedGraphConv
 
-    device = torch.device(args.device)
+    device = args.device
     generator = torch.Generator().manual_seed(0)
     d, layers = args.features, args.layers
-    print(f"device {device}, D={d}, T={layers}, threads {torch.get_num_threads()}; best of {args.repeats}")
-    print(
-        f"{'graph':<10} {'edges':>9} {'ours (s)':>10} {'PyG (s)':>10} {'ratio':>7} {'paper config (s)':>17}"
-    )
+    _timing.print_setup(args, "min", f"forward + backward, D={d}, T={layers}")
     for name in ("cora", "random1M"):
         edge_index, num_nodes = _graph(name, device, generator)
         reference = PyGGatedGraphConv(d, layers).to(device)
@@ -95,12 +74,22 @@ def main() -> None:
 
             return run
 
-        t_ours = _time(step(ours, x, edge_index), args.repeats, device)
-        t_reference = _time(step(reference, x, edge_index), args.repeats, device)
-        t_paper = _time(step(paper, x, edge_index, edge_type), args.repeats, device)
-        print(
-            f"{name:<10} {edge_index.size(1):>9,} {t_ours:>10.4f} {t_reference:>10.4f} "
-            f"{t_ours / t_reference:>7.2f} {t_paper:>17.4f}   (max |ours - PyG| = {error:.1e})"
+        timings = _timing.time_alternately(
+            {
+                "ours": step(ours, x, edge_index),
+                "pyg": step(reference, x, edge_index),
+                "paper config": step(paper, x, edge_index, edge_type),
+            },
+            args.repeats,
+            device,
+        )
+        _timing.print_comparison(
+            f"{name} ({edge_index.size(1):,} edges)",
+            timings,
+            "min",
+            references=("pyg",),  # PyG cannot run the paper's configuration: its time is for scale
+            note=f"max |ours - PyG| {error:.1e}",
+            width=28,
         )
 
 

@@ -1,18 +1,18 @@
 """GIoU: ours (aicanon.vision.giou) against torchvision.ops on the same boxes, in one process.
 
-Prints the median wall time of each and the ratio ours / torchvision (goal: <= 1). Our functions
+Prints the median wall time of each (the two run alternately) and the ratio ours / torchvision (goal: <= 1). Our functions
 validate their inputs (finite, x1 <= x2, y1 <= y2: one device synchronisation per argument), which
 torchvision does not; ``--no-check`` is not offered, so the ratio includes that cost.
 
     python benchmarks/bench_giou.py [--pairwise 2000] [--pairs 200000] [--device cpu|cuda] [--repeats 20]
+        [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
+import _timing
 import torch
 from torchvision import ops
 
@@ -25,30 +25,14 @@ def random_boxes(n: int, device: torch.device, generator: torch.Generator) -> to
     return torch.cat([xy, xy + wh], dim=1).to(device)
 
 
-def timed(fn, repeats: int, device: torch.device) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairwise", type=int, default=2000, help="N = M for the [N, M] pairwise metrics")
     parser.add_argument(
         "--pairs", type=int, default=200_000, help="matched pairs for the loss (forward + backward)"
     )
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=20)
-    args = parser.parse_args()
-    device = torch.device(args.device)
+    args = _timing.parse_common_args(parser, repeats=20)
+    device = args.device
     g = torch.Generator().manual_seed(0)
     a, b = random_boxes(args.pairwise, device, g), random_boxes(args.pairwise, device, g)
     pred, target = random_boxes(args.pairs, device, g), random_boxes(args.pairs, device, g)
@@ -73,11 +57,10 @@ def main() -> None:
             loss_step(lambda p, t: ops.generalized_box_iou_loss(p, t, reduction="mean")),
         ),
     ]
-    print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    print(f"{'case':44s} {'ours ms':>9s} {'torchvision ms':>15s} {'ratio':>7s}")
+    _timing.print_setup(args, "median")
     for name, ours, reference in cases:
-        t_ours, t_ref = timed(ours, args.repeats, device), timed(reference, args.repeats, device)
-        print(f"{name:44s} {t_ours * 1e3:9.2f} {t_ref * 1e3:15.2f} {t_ours / t_ref:7.2f}")
+        timings = _timing.time_alternately({"ours": ours, "torchvision": reference}, args.repeats, device)
+        _timing.print_comparison(name, timings, "median")
 
 
 if __name__ == "__main__":

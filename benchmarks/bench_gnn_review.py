@@ -12,13 +12,12 @@ every call in both).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 import warnings
 
+import _graphs
+import _timing
 import torch
 
-from aicanon.core import DataUnavailable
 from aicanon.graphs.gcn import GCNConv
 from aicanon.graphs.sage import SAGEConv
 
@@ -43,15 +42,6 @@ def pair(kind: str, in_features: int, out_features: int, device: torch.device):
     return ours.to(device), reference.to(device)
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def step(layer, x, edge_index) -> None:
-    layer(x, edge_index).square().sum().backward()
-
-
 def compare(
     name: str, kind: str, x: torch.Tensor, edge_index: torch.Tensor, device: torch.device, repeats: int
 ) -> None:
@@ -59,58 +49,35 @@ def compare(
     x, edge_index = x.to(device), edge_index.to(device)
     with torch.no_grad():  # same numbers first: a benchmark of two different functions means nothing
         difference = (ours(x, edge_index) - reference(x, edge_index)).abs().max().item()
-    times: dict[str, list[float]] = {"ours": [], "pyg": []}
-    for _ in range(3):  # warm-up
-        step(ours, x, edge_index)
-        step(reference, x, edge_index)
-    for _ in range(repeats):
-        for label, layer in (("ours", ours), ("pyg", reference)):
-            layer.zero_grad(set_to_none=True)
-            sync(device)
-            start = time.perf_counter()
-            step(layer, x, edge_index)
-            sync(device)
-            times[label].append(time.perf_counter() - start)
-    ours_ms = 1e3 * statistics.median(times["ours"])
-    pyg_ms = 1e3 * statistics.median(times["pyg"])
-    print(
-        f"{kind.upper():<5} {name:<36} ours {ours_ms:9.2f} ms   pyg {pyg_ms:9.2f} ms   "
-        f"ratio ours/pyg {ours_ms / pyg_ms:5.2f}   max |diff| {difference:.1e}"
+    layers = {"ours": ours, "pyg": reference}
+    steps = {
+        label: lambda layer=layer: layer(x, edge_index).square().sum().backward()
+        for label, layer in layers.items()
+    }
+    clear = {label: lambda layer=layer: layer.zero_grad(set_to_none=True) for label, layer in layers.items()}
+    timings = _timing.time_alternately(steps, repeats, device, warmup=3, before_each=clear)
+    _timing.print_comparison(
+        f"{kind.upper():<5} {name}", timings, "median", note=f"max |diff| {difference:.1e}", width=42
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: torch's)")
-    parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--skip-random", action="store_true", help="only Cora")
-    args = parser.parse_args()
+    args = _timing.parse_common_args(parser, repeats=20)
     warnings.filterwarnings("ignore")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    print(
-        f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-        f"forward + backward of one layer with 64 outputs, median of {args.repeats}"
-    )
-    try:
-        from aicanon.datasets.planetoid import load_planetoid
-
-        cora = load_planetoid("cora", normalize_features=True)
-        for kind in ("gcn", "sage"):
-            compare("Cora (2708 nodes, 10556 edges)", kind, cora.x, cora.edge_index, device, args.repeats)
-    except (DataUnavailable, ValueError) as error:  # data not staged: say so, go on with the random graph
-        print(f"Cora skipped: {type(error).__name__}: {str(error).splitlines()[0]}")
-    if not args.skip_random:
-        generator = torch.Generator().manual_seed(0)
-        nodes, edges, features = 100_000, 1_000_000, 128
-        x = torch.randn(nodes, features, generator=generator)
-        edge_index = torch.randint(0, nodes, (2, edges), generator=generator)
+    _timing.print_setup(args, "median", "forward + backward of one layer with 64 outputs")
+    cora = _graphs.cora_or_none()
+    if cora is not None:
         for kind in ("gcn", "sage"):
             compare(
-                "random (100k nodes, 1M edges, F=128)", kind, x, edge_index, device, max(3, args.repeats // 4)
+                "Cora (2708 nodes, 10556 edges)", kind, cora.x, cora.edge_index, args.device, args.repeats
             )
+    if not args.skip_random:
+        x, edge_index = _graphs.random_graph()
+        for kind in ("gcn", "sage"):
+            name = "random (100k nodes, 1M edges, F=128)"
+            compare(name, kind, x, edge_index, args.device, max(3, args.repeats // 4))
 
 
 if __name__ == "__main__":

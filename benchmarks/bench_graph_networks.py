@@ -15,10 +15,9 @@ machine noise hits both alike; the median is reported. The outputs are compared 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 import warnings
 
+import _timing
 import torch
 from torch import nn
 
@@ -65,11 +64,6 @@ class _Global(nn.Module):
         edges = scatter(edge_attr, batch[edge_index[0]], 0, dim_size=self.num_graphs, reduce="sum")
         nodes = scatter(x, batch, 0, dim_size=self.num_graphs, reduce="sum")
         return self.net(torch.cat([edges, nodes, u], 1))
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def random_batch(nodes: int, edges: int, graphs: int, generator: torch.Generator) -> GraphsTuple:
@@ -127,41 +121,24 @@ def compare(name: str, preset: str, graph: GraphsTuple, device: torch.device, re
 
     with torch.no_grad():  # same numbers first: a benchmark of two different functions means nothing
         difference = abs(ours().item() - theirs().item()) / max(abs(theirs().item()), 1.0)
-    times: dict[str, list[float]] = {"ours": [], "pyg": []}
-    for _ in range(3):  # warm-up
-        ours().backward()
-        theirs().backward()
-    for _ in range(repeats):
-        for label, step in (("ours", ours), ("pyg", theirs)):
-            block.zero_grad(set_to_none=True)
-            sync(device)
-            start = time.perf_counter()
-            step().backward()
-            sync(device)
-            times[label].append(time.perf_counter() - start)
-    ours_ms = 1e3 * statistics.median(times["ours"])
-    pyg_ms = 1e3 * statistics.median(times["pyg"])
-    print(
-        f"{name:<44} ours {ours_ms:9.2f} ms   pyg {pyg_ms:9.2f} ms   ratio ours/pyg {ours_ms / pyg_ms:5.2f}"
-        f"   rel. diff of loss {difference:.1e}"
+    timings = _timing.time_alternately(
+        {"ours": lambda: ours().backward(), "pyg": lambda: theirs().backward()},
+        repeats,
+        device,
+        warmup=3,
+        # the MetaLayer calls the block's own MLPs: clearing the block clears both
+        before_each={"ours": block.zero_grad, "pyg": block.zero_grad},
     )
+    _timing.print_comparison(name, timings, "median", note=f"rel. diff of loss {difference:.1e}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: torch's)")
-    parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--skip-large", action="store_true", help="only the Cora-sized graphs")
-    args = parser.parse_args()
+    args = _timing.parse_common_args(parser, repeats=20)
     warnings.filterwarnings("ignore")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    print(
-        f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-        f"forward + backward, {FEATURES} features, MLP hidden {HIDDEN}, median of {args.repeats}"
-    )
+    device = args.device
+    _timing.print_setup(args, "median", f"forward + backward, {FEATURES} features, MLP hidden {HIDDEN}")
     generator = torch.Generator().manual_seed(0)
     cora_sized = random_batch(2708, 10556, 1, generator)
     batched = random_batch(2708, 10556, 64, generator)

@@ -10,34 +10,25 @@ the same numbers from the same generator state).
 from __future__ import annotations
 
 import argparse
-import time
 
+import _timing
 import torch
 from torch import nn
 
 from aicanon.vision.rectifiers import PReLU, he_init_, xavier_init_
 
 
-def _time(fn, repeats: int, device: torch.device) -> float:
-    fn()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    args = _timing.parse_common_args(parser, repeats=20, threads=2, device="cpu")
+    device = args.device
+
+    def mean_times(ours_fn, reference_fn) -> dict[str, _timing.Timing]:
+        # one sample of ``repeats`` calls between two synchronisations: the operations take
+        # microseconds on a GPU, so a synchronisation per call would dominate what is measured
+        calls = {"ours": ours_fn, "torch": reference_fn}
+        return _timing.time_alternately(calls, 1, device, number=args.repeats)
+
     rows = []
     for channels, shape in ((1, (64, 64, 32, 32)), (64, (64, 64, 32, 32)), (512, (256, 512))):
         ours, ref = PReLU(channels).to(device), nn.PReLU(channels).to(device)
@@ -52,8 +43,7 @@ def main() -> None:
             return run
 
         diff = (ours(x) - ref(x)).abs().max().item()
-        t_ours, t_ref = _time(step(ours), args.repeats, device), _time(step(ref), args.repeats, device)
-        rows.append((f"PReLU({channels}) fwd+bwd {tuple(shape)}", t_ours, t_ref, diff))
+        rows.append((f"PReLU({channels}) fwd+bwd {tuple(shape)}", mean_times(step(ours), step(ref)), diff))
     weight_ours = torch.empty(512, 512, 3, 3, device=device)
     weight_ref = torch.empty_like(weight_ours)
     for name, ours_fn, ref_fn in (
@@ -67,12 +57,11 @@ def main() -> None:
         ref_fn(torch.Generator(generator_device).manual_seed(0))
         diff = (weight_ours - weight_ref).abs().max().item()
         g1, g2 = torch.Generator(generator_device), torch.Generator(generator_device)
-        t_ours = _time(lambda f=ours_fn, g=g1: f(g), args.repeats, device)
-        t_ref = _time(lambda f=ref_fn, g=g2: f(g), args.repeats, device)
-        rows.append((name, t_ours, t_ref, diff))
-    print(f"{'operation':45s} {'ours ms':>9s} {'torch ms':>9s} {'ratio':>6s} {'max |diff|':>11s}")
-    for name, t_ours, t_ref, diff in rows:
-        print(f"{name:45s} {1e3 * t_ours:9.3f} {1e3 * t_ref:9.3f} {t_ours / t_ref:6.2f} {diff:11.2e}")
+        rows.append((name, mean_times(lambda f=ours_fn, g=g1: f(g), lambda f=ref_fn, g=g2: f(g)), diff))
+    _timing.print_setup(args, "mean", f"one sample of {args.repeats} calls each")
+    for name, timings, diff in rows:
+        # one sample each, so its median is the mean over the calls, as the header says
+        _timing.print_comparison(name, timings, "median", note=f"max |diff| {diff:.2e}")
 
 
 if __name__ == "__main__":

@@ -10,15 +10,16 @@ exceed ``--fast-limit`` elements.
 
     python benchmarks/bench_rgcn.py [--device cpu|cuda] [--repeats N] [--threads N]
 
-Prints the best-of-N time per forward+backward and the ratios ours / PyG (below 1: ours is faster).
+Prints the best-of-N time per forward+backward (the layers run alternately) and the ratios ours / PyG
+(below 1: ours is faster).
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
+import _timing
 import torch
 
 from aicanon.graphs.rgcn import RGCNConv
@@ -40,45 +41,23 @@ def _graph(name: str, device: torch.device, generator: torch.Generator):
     return edge_index.to(device), edge_type.to(device), n, r
 
 
-def _time(step, repeats: int, device: torch.device) -> float:
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return min(times)  # the least disturbed run: robust on a shared machine
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     parser.add_argument("--features", type=int, default=32, help="dense in/out features")
     parser.add_argument("--hidden", type=int, default=16, help="outputs of the featureless layer")
     parser.add_argument("--bases", type=int, default=10)
     parser.add_argument("--blocks", type=int, default=4)
     parser.add_argument("--fast-limit", type=float, default=2e8, help="max E*in*out for FastRGCNConv")
     parser.add_argument("--graphs", default="aifb,random1M")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = _timing.parse_common_args(parser, repeats=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from torch_geometric.nn import FastRGCNConv
         from torch_geometric.nn import RGCNConv as PyGRGCNConv
 
-    device = torch.device(args.device)
+    device = args.device
     generator = torch.Generator().manual_seed(0)
-    print(f"device {device}, threads {torch.get_num_threads()}; best of {args.repeats}")
-    print(
-        f"{'graph':<9} {'layer':<12} {'ours (s)':>9} {'PyG (s)':>9} {'ratio':>6} {'Fast (s)':>9} {'ratio':>6}"
-    )
+    _timing.print_setup(args, "min", "forward + backward of one layer")
     for graph in args.graphs.split(","):
         edge_index, edge_type, n, r = _graph(graph, device, generator)
         layers = [
@@ -105,21 +84,19 @@ def main() -> None:
 
                 return run
 
-            ours_time = _time(step(ours), args.repeats, device)
-            results = []
-            for reference_class in (PyGRGCNConv, FastRGCNConv):
+            steps = {"ours": step(ours)}
+            for label_reference, reference_class in (("pyg", PyGRGCNConv), ("fast", FastRGCNConv)):
                 per_edge = edge_type.numel() * in_features * out_features
                 if reference_class is FastRGCNConv and (
                     per_edge > args.fast_limit or "num_blocks" in kwargs and width is None
                 ):
-                    results.append(None)
                     continue
                 reference = reference_class(in_features, out_features, r, aggr="mean", **kwargs).to(device)
                 reference.load_state_dict(ours.state_dict())
-                results.append(_time(step(reference), args.repeats, device))
-            pyg, fast = results
-            fast_text = f"{fast:>9.4f} {ours_time / fast:>6.2f}" if fast else f"{'skipped':>9} {'':>6}"
-            print(f"{graph:<9} {label:<12} {ours_time:>9.4f} {pyg:>9.4f} {ours_time / pyg:>6.2f} {fast_text}")
+                steps[label_reference] = step(reference)
+            timings = _timing.time_alternately(steps, args.repeats, device)
+            timings.setdefault("fast", None)  # printed as skipped
+            _timing.print_comparison(f"{graph:<9} {label}", timings, "min", width=22)
 
 
 if __name__ == "__main__":
