@@ -69,6 +69,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_int
 from aicanon.graphs.scatter import gather_weighted_sum, scatter_softmax
 from aicanon.nn.init import glorot_uniform_
 
@@ -297,10 +298,7 @@ class GATConv(nn.Module):
     ) -> None:
         super().__init__()
         for arg, value in (("in_features", in_features), ("out_features", out_features), ("heads", heads)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{arg} must be an int, got {type(value).__name__}")
-            if value < 1:
-                raise ValueError(f"{arg} must be >= 1, got {value}")
+            check_int(arg, value)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if float(negative_slope) < 0.0:

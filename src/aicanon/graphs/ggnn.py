@@ -77,6 +77,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_int
 from aicanon.graphs.gat import check_graph
 from aicanon.graphs.scatter import scatter_max, scatter_sum
 
@@ -89,14 +90,6 @@ __all__ = [
     "NodeSelectionOutput",
     "node_log_softmax",
 ]
-
-
-def _check_positive_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def _check_edge_type(edge_type: Tensor | None, edge_index: Tensor, num_edge_types: int) -> Tensor:
@@ -132,7 +125,7 @@ def _check_batch(
     """``batch`` ``[N]`` graph ids in ``[0, num_graphs)``; one graph when omitted."""
     if batch is None:
         batch = torch.zeros(num_nodes, dtype=torch.long, device=device)
-        return batch, 1 if num_graphs is None else _check_positive_int("num_graphs", num_graphs)
+        return batch, 1 if num_graphs is None else check_int("num_graphs", num_graphs)
     if not isinstance(batch, Tensor):
         raise TypeError(f"batch must be a torch.Tensor [N] of graph ids, got {type(batch).__name__}")
     if batch.dtype not in (torch.int64, torch.int32):
@@ -146,7 +139,7 @@ def _check_batch(
     high = int(batch.max()) if num_nodes else -1
     if num_graphs is None:
         num_graphs = high + 1
-    num_graphs = _check_positive_int("num_graphs", num_graphs) if num_nodes else int(num_graphs)
+    num_graphs = check_int("num_graphs", num_graphs) if num_nodes else int(num_graphs)
     if low < 0 or high >= num_graphs:
         raise ValueError(
             f"batch values must be graph ids in [0, num_graphs={num_graphs}), got values in [{low}, {high}]"
@@ -192,9 +185,9 @@ class GatedGraphConv(nn.Module):
         message_bias: bool = False,
     ) -> None:
         super().__init__()
-        self.out_features = _check_positive_int("out_features", out_features)
-        self.num_layers = _check_positive_int("num_layers", num_layers, minimum=0)
-        self.num_edge_types = _check_positive_int("num_edge_types", num_edge_types)
+        self.out_features = check_int("out_features", out_features)
+        self.num_layers = check_int("num_layers", num_layers, minimum=0)
+        self.num_edge_types = check_int("num_edge_types", num_edge_types)
         self.directed_weights, self.weight_per_step = bool(directed_weights), bool(weight_per_step)
         self.reset_after = bool(reset_after)
         directions = 2 if self.directed_weights else 1
@@ -339,9 +332,9 @@ class NodeSelectionOutput(nn.Module):
         self, state_features: int, annotation_features: int, hidden_features: int | None = None
     ) -> None:
         super().__init__()
-        self.state_features = _check_positive_int("state_features", state_features)
-        self.annotation_features = _check_positive_int("annotation_features", annotation_features)
-        hidden = _check_positive_int("hidden_features", hidden_features or state_features)
+        self.state_features = check_int("state_features", state_features)
+        self.annotation_features = check_int("annotation_features", annotation_features)
+        hidden = check_int("hidden_features", hidden_features or state_features)
         self.g = _OutputNetwork(state_features + annotation_features, (hidden,), 1)
 
     def forward(self, h: Tensor, x: Tensor) -> Tensor:
@@ -376,9 +369,9 @@ class GraphAttentionReadout(nn.Module):
 
     def __init__(self, state_features: int, annotation_features: int, out_features: int) -> None:
         super().__init__()
-        self.state_features = _check_positive_int("state_features", state_features)
-        self.annotation_features = _check_positive_int("annotation_features", annotation_features)
-        self.out_features = _check_positive_int("out_features", out_features)
+        self.state_features = check_int("state_features", state_features)
+        self.annotation_features = check_int("annotation_features", annotation_features)
+        self.out_features = check_int("out_features", out_features)
         self.attention = nn.Linear(state_features + annotation_features, 2 * out_features)
 
     def forward(
@@ -409,9 +402,9 @@ class AnnotationOutput(nn.Module):
         self, state_features: int, annotation_features: int, hidden_features: int | None = None
     ) -> None:
         super().__init__()
-        self.state_features = _check_positive_int("state_features", state_features)
-        self.annotation_features = _check_positive_int("annotation_features", annotation_features)
-        hidden = _check_positive_int("hidden_features", hidden_features or state_features)
+        self.state_features = check_int("state_features", state_features)
+        self.annotation_features = check_int("annotation_features", annotation_features)
+        hidden = check_int("hidden_features", hidden_features or state_features)
         self.j = _OutputNetwork(state_features + annotation_features, (hidden,), annotation_features)
 
     def logits(self, h: Tensor, x: Tensor) -> Tensor:
@@ -440,7 +433,7 @@ class _OutputHead(nn.Module):
         else:
             if num_classes is None:
                 raise ValueError("num_classes must be given for output='graph', got None")
-            _check_positive_int("num_classes", num_classes)
+            check_int("num_classes", num_classes)
             self.readout = GraphAttentionReadout(state_features, annotation_features, state_features)
             self.classifier = _OutputNetwork(state_features, (state_features,), num_classes)
 
@@ -470,7 +463,7 @@ class GGNN(nn.Module):
         message_bias: bool = False,
     ) -> None:
         super().__init__()
-        self.annotation_features = _check_positive_int("annotation_features", annotation_features)
+        self.annotation_features = check_int("annotation_features", annotation_features)
         if state_features < annotation_features:
             raise ValueError(
                 f"state_features must be >= annotation_features={annotation_features} (Eq. 1), got {state_features}"
@@ -521,7 +514,7 @@ class GGSNN(nn.Module):
         message_bias: bool = False,
     ) -> None:
         super().__init__()
-        self.annotation_features = _check_positive_int("annotation_features", annotation_features)
+        self.annotation_features = check_int("annotation_features", annotation_features)
         if state_features < annotation_features:
             raise ValueError(
                 f"state_features must be >= annotation_features={annotation_features} (Eq. 1), got {state_features}"
@@ -557,7 +550,7 @@ class GGSNN(nn.Module):
                 the previous step's prediction ``sigma(j(.))``.
         """
         check_graph(x, edge_index, self.annotation_features)
-        num_outputs = _check_positive_int("num_outputs", num_outputs)
+        num_outputs = check_int("num_outputs", num_outputs)
         batch, num_graphs = _check_batch(batch, x.size(0), num_graphs, x.device)
         if observed_annotations is not None:
             if (

@@ -76,6 +76,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_int
 from aicanon.graphs.scatter import scatter_max, scatter_mean, scatter_softmax, scatter_sum
 
 __all__ = [
@@ -452,14 +453,6 @@ def _widths(name: str, hidden: Sequence[int]) -> tuple[int, ...]:
     return tuple(hidden)
 
 
-def _size(name: str, value: int, allow_zero: bool = True) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < (0 if allow_zero else 1):
-        raise ValueError(f"{name} must be >= {0 if allow_zero else 1}, got {value}")
-    return value
-
-
 class DotProductAttention(nn.Module):
     r"""The non-local block's attention logit ``alpha(v_r, v_s)`` (Section 4.2.2), per head ``h``:
     ``(W_q^h v_r)^T (W_k^h v_s) / sqrt(key_size)``; :class:`GNBlock` exponentiates and normalises it
@@ -467,9 +460,9 @@ class DotProductAttention(nn.Module):
 
     def __init__(self, node_size: int, key_size: int, heads: int = 1) -> None:
         super().__init__()
-        self.node_size = _size("node_size", node_size, allow_zero=False)
-        self.key_size = _size("key_size", key_size, allow_zero=False)
-        self.heads = _size("heads", heads, allow_zero=False)
+        self.node_size = check_int("node_size", node_size)
+        self.key_size = check_int("key_size", key_size)
+        self.heads = check_int("heads", heads)
         self.query = nn.Linear(node_size, heads * key_size, bias=False)
         self.key = nn.Linear(node_size, heads * key_size, bias=False)
 
@@ -592,7 +585,7 @@ class GNBlock(nn.Module):
             unknown = [k for k in sizes if k not in _FEATURES]
             if unknown:
                 raise ValueError(f"sizes must have keys from {_FEATURES}, got unknown {unknown}")
-            sizes = {k: _size(f"sizes[{k!r}]", v) for k, v in sizes.items()}
+            sizes = {k: check_int(f"sizes[{k!r}]", v, 0) for k, v in sizes.items()}
         self.sizes = dict(sizes) if sizes is not None else None
 
     # ------------------------------------------------------------------------------ presets
@@ -614,13 +607,13 @@ class GNBlock(nn.Module):
         ``phi^v = NN_v([ebar'_i, v_i, u])``, ``phi^u = NN_u([ebar', vbar', u])``, every ``rho`` a sum
         (or ``aggregation``). An input of width 0 (a graph without edge attributes ...) is left out."""
         e, v, u = (
-            _size("edge_size", edge_size),
-            _size("node_size", node_size),
-            _size("global_size", global_size),
+            check_int("edge_size", edge_size, 0),
+            check_int("node_size", node_size, 0),
+            check_int("global_size", global_size, 0),
         )
-        e_out = _size("edge_output", edge_output, allow_zero=False)
-        v_out = _size("node_output", node_output, allow_zero=False)
-        u_out = _size("global_output", global_output, allow_zero=False)
+        e_out = check_int("edge_output", edge_output)
+        v_out = check_int("node_output", node_output)
+        u_out = check_int("global_output", global_output)
         edge_inputs = [n for n, w in zip(EDGE_INPUTS, (e, v, v, u)) if w]
         node_inputs = [n for n, w in zip(NODE_INPUTS, (e_out, v, u)) if w]
         global_inputs = [n for n, w in zip(GLOBAL_INPUTS, (e_out, v_out, u)) if w]
@@ -655,9 +648,9 @@ class GNBlock(nn.Module):
         size is 0 or whose output is ``None`` is passed through unchanged. For a recurrent block,
         feed it :func:`concat_features` of the input and the hidden state."""
         e, v, u = (
-            _size("edge_size", edge_size),
-            _size("node_size", node_size),
-            _size("global_size", global_size),
+            check_int("edge_size", edge_size, 0),
+            check_int("node_size", node_size, 0),
+            check_int("global_size", global_size, 0),
         )
         models = []
         for name, size, output in (
@@ -666,7 +659,7 @@ class GNBlock(nn.Module):
             ("global", u, global_output),
         ):
             if output is not None:
-                _size(f"{name}_output", output, allow_zero=False)
+                check_int(f"{name}_output", output)
                 if not size:
                     raise ValueError(
                         f"{name}_output is {output} but {name}_size is 0; a model needs an input"
@@ -701,12 +694,12 @@ class GNBlock(nn.Module):
         receiver, update ``U(ebar'_i, v_i) = NN_v([ebar'_i, v_i])`` as ``phi^v``. With ``readout_size``,
         the readout ``R(vbar') = NN_u(vbar')`` as ``phi^u``; without it the globals are neither read
         nor changed."""
-        e, v = _size("edge_size", edge_size), _size("node_size", node_size, allow_zero=False)
-        m = _size("message_size", message_size, allow_zero=False)
-        v_out = _size("node_output", node_output, allow_zero=False)
+        e, v = check_int("edge_size", edge_size, 0), check_int("node_size", node_size)
+        m = check_int("message_size", message_size)
+        v_out = check_int("node_output", node_output)
         readout = None
         if readout_size is not None:
-            readout = mlp(v_out, hidden, _size("readout_size", readout_size, allow_zero=False))
+            readout = mlp(v_out, hidden, check_int("readout_size", readout_size))
         return cls(
             mlp(e + 2 * v, hidden, m),
             mlp(m + v, hidden, v_out),
@@ -734,11 +727,11 @@ class GNBlock(nn.Module):
         ``phi^e = (a'_k, b'_k)`` with ``a'_k = exp(alpha(v_rk, v_sk))`` (:class:`DotProductAttention`)
         and value ``b'_k = beta(v_sk)`` (a linear map, ``heads * value_size`` wide), ``rho^{e->v}`` the
         attention-weighted mean per receiver, ``phi^v = f^v(ebar'_i) = NN([ebar'_i])``; no global."""
-        v = _size("node_size", node_size, allow_zero=False)
-        d = _size("value_size", value_size, allow_zero=False)
-        h = _size("heads", heads, allow_zero=False)
-        k = _size("key_size", key_size if key_size is not None else d, allow_zero=False)
-        v_out = _size("node_output", node_output, allow_zero=False)
+        v = check_int("node_size", node_size)
+        d = check_int("value_size", value_size)
+        h = check_int("heads", heads)
+        k = check_int("key_size", key_size if key_size is not None else d)
+        v_out = check_int("node_output", node_output)
         return cls(
             nn.Linear(v, h * d),
             mlp(h * d, hidden, v_out),
@@ -762,12 +755,12 @@ class GNBlock(nn.Module):
         """Figure 4e, a relation network (Raposo et al. 2017; Santoro et al. 2017; Section 4.2.3):
         ``phi^e = NN_e([v_rk, v_sk])``, ``rho^{e->u}`` a sum over all edges, ``phi^u = NN_u(ebar')``;
         nodes are not updated."""
-        v = _size("node_size", node_size, allow_zero=False)
-        latent = _size("edge_latent", edge_latent, allow_zero=False)
+        v = check_int("node_size", node_size)
+        latent = check_int("edge_latent", edge_latent)
         return cls(
             mlp(2 * v, hidden, latent),
             None,
-            mlp(latent, hidden, _size("global_output", global_output, allow_zero=False)),
+            mlp(latent, hidden, check_int("global_output", global_output)),
             edge_inputs=("receivers", "senders"),
             global_inputs=("edges",),
             edge_global_aggregation=aggregation,
@@ -788,13 +781,13 @@ class GNBlock(nn.Module):
         """Figure 4f, deep sets (Zaheer et al. 2017; Section 4.2.3): edges bypassed,
         ``phi^v = NN_v([v_i, u])``, ``rho^{v->u}`` a sum over nodes, ``phi^u = NN_u(vbar')``. Edge
         attributes and senders/receivers never enter the computation (edges pass through)."""
-        v = _size("node_size", node_size, allow_zero=False)
-        u = _size("global_size", global_size)
-        v_out = _size("node_output", node_output, allow_zero=False)
+        v = check_int("node_size", node_size)
+        u = check_int("global_size", global_size, 0)
+        v_out = check_int("node_output", node_output)
         return cls(
             None,
             mlp(v + u, hidden, v_out),
-            mlp(v_out, hidden, _size("global_output", global_output, allow_zero=False)),
+            mlp(v_out, hidden, check_int("global_output", global_output)),
             node_inputs=[n for n, w in zip(("nodes", "globals"), (v, u)) if w],
             global_inputs=("nodes",),
             node_global_aggregation=aggregation,
@@ -916,7 +909,7 @@ class GNBlock(nn.Module):
         weights = scatter_softmax(logits, receivers, num_nodes, check=False)
         # Explicit per-head width: view(E, heads, -1) is ambiguous for a graph with no edges (E = 0).
         weighted = edges.view(edges.size(0), heads, edges.size(1) // heads) * weights.unsqueeze(-1)
-        return scatter_sum(weighted, receivers, num_nodes, check=False).reshape(num_nodes, -1)
+        return scatter_sum(weighted, receivers, num_nodes, check=False).reshape(num_nodes, edges.size(1))
 
     def extra_repr(self) -> str:
         return (
@@ -956,14 +949,14 @@ class EncodeProcessDecode(nn.Module):
             )
         self.encoder, self.core, self.decoder = encoder, core, decoder
         self.output_transform = output_transform
-        self.steps = _size("steps", steps, allow_zero=False)
+        self.steps = check_int("steps", steps)
 
     def forward(
         self, graph: GraphsTuple, steps: int | None = None, return_all: bool = False
     ) -> GraphsTuple | list[GraphsTuple]:
         if not isinstance(graph, GraphsTuple):
             raise TypeError(f"graph must be a GraphsTuple, got {type(graph).__name__}")
-        steps = self.steps if steps is None else _size("steps", steps, allow_zero=False)
+        steps = self.steps if steps is None else check_int("steps", steps)
         encoded = self.encoder(graph)
         latent = encoded
         outputs: list[GraphsTuple] = []

@@ -57,6 +57,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_int
+
 __all__ = [
     "MODELS",
     "ComplEx",
@@ -69,14 +71,6 @@ __all__ = [
     "make_model",
     "transe_score",
 ]
-
-
-def _check_count(value: Any, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
 
 
 def _check_ids(ids: Any, name: str, upper: int, shape: tuple[int, ...] | None = None) -> Tensor:
@@ -150,9 +144,9 @@ class KGEModel(nn.Module):
 
     def __init__(self, num_entities: int, num_relations: int, dim: int):
         super().__init__()
-        self.num_entities = _check_count(num_entities, "num_entities")
-        self.num_relations = _check_count(num_relations, "num_relations")
-        self.dim = _check_count(dim, "dim")
+        self.num_entities = check_int("num_entities", num_entities)
+        self.num_relations = check_int("num_relations", num_relations)
+        self.dim = check_int("dim", dim)
 
     # Subclasses implement the four _methods on checked long ids.
     def _score(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:  # pragma: no cover - abstract

@@ -66,6 +66,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_int
 from aicanon.graphs.scatter import scatter_sum
 from aicanon.nn.init import glorot_uniform_
 
@@ -83,14 +84,6 @@ __all__ = [
 GATHER_LIMIT = 1 << 24
 """Largest ``pairs x |W_r|`` for which the layer gathers a weight per (relation, target) pair and uses
 one batched matmul; above it, one matmul per relation (the gathered weights would be too large)."""
-
-
-def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
 
 
 def _check_probability(value: Any, name: str) -> float:
@@ -146,7 +139,7 @@ def add_inverse_relations(edge_index: Tensor, edge_type: Tensor, num_relations: 
 
     Returns ``(edge_index [2, 2E], edge_type [2E])`` over ``2 * num_relations`` relations.
     """
-    num_relations = _check_positive_int(num_relations, "num_relations")
+    num_relations = check_int("num_relations", num_relations)
     if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
         got = tuple(edge_index.shape) if isinstance(edge_index, Tensor) else type(edge_index).__name__
         raise ValueError(f"edge_index must be a [2, E] tensor, got {got}")
@@ -229,16 +222,16 @@ class RGCNConv(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        self.in_features = _check_positive_int(in_features, "in_features")
-        self.out_features = _check_positive_int(out_features, "out_features")
-        self.num_relations = _check_positive_int(num_relations, "num_relations")
+        self.in_features = check_int("in_features", in_features)
+        self.out_features = check_int("out_features", out_features)
+        self.num_relations = check_int("num_relations", num_relations)
         if num_bases is not None and num_blocks is not None:
             raise ValueError(
                 f"num_bases and num_blocks are exclusive (Eq. 3 or Eq. 4), got num_bases={num_bases}, "
                 f"num_blocks={num_blocks}"
             )
-        self.num_bases = None if num_bases is None else _check_positive_int(num_bases, "num_bases")
-        self.num_blocks = None if num_blocks is None else _check_positive_int(num_blocks, "num_blocks")
+        self.num_bases = None if num_bases is None else check_int("num_bases", num_bases)
+        self.num_blocks = None if num_blocks is None else check_int("num_blocks", num_blocks)
         if self.num_blocks is not None and (in_features % num_blocks or out_features % num_blocks):
             raise ValueError(
                 f"num_blocks must divide in_features and out_features, got num_blocks={num_blocks}, "
@@ -486,8 +479,8 @@ class RGCNEntityClassifier(nn.Module):
     ) -> None:
         super().__init__()
         self.dropout = _check_probability(dropout, "dropout")
-        self.num_nodes = _check_positive_int(num_nodes, "num_nodes")
-        self.num_relations = _check_positive_int(num_relations, "num_relations")
+        self.num_nodes = check_int("num_nodes", num_nodes)
+        self.num_relations = check_int("num_relations", num_relations)
         if self_loop not in SELF_LOOP_MODES:
             raise ValueError(f"self_loop must be one of {SELF_LOOP_MODES}, got {self_loop!r}")
         self.self_loop = self_loop
@@ -559,10 +552,10 @@ class RGCNLinkPredictor(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        self.num_entities = _check_positive_int(num_entities, "num_entities")
-        self.num_relations = _check_positive_int(num_relations, "num_relations")
-        self.dim = _check_positive_int(dim, "dim")
-        _check_positive_int(num_layers, "num_layers")
+        self.num_entities = check_int("num_entities", num_entities)
+        self.num_relations = check_int("num_relations", num_relations)
+        self.dim = check_int("dim", dim)
+        check_int("num_layers", num_layers)
         self.dropout = _check_probability(dropout, "dropout")
         self.entity = nn.Parameter(torch.empty(num_entities, dim))
         self.layers = nn.ModuleList(

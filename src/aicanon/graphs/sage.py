@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_int
 from aicanon.graphs.gat import SparseFeatures, check_graph, dropout
 from aicanon.graphs.scatter import scatter_mean
 from aicanon.nn.init import glorot_uniform_
@@ -77,10 +78,7 @@ class SAGEConv(nn.Module):
     ) -> None:
         super().__init__()
         for arg, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{arg} must be an int, got {type(value).__name__}")
-            if value < 1:
-                raise ValueError(f"{arg} must be >= 1, got {value}")
+            check_int(arg, value)
         self.in_features, self.out_features = in_features, out_features
         self.root_weight, self.normalize = bool(root_weight), bool(normalize)
         self.weight_neighbor = nn.Parameter(torch.empty(out_features, in_features))
