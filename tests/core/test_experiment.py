@@ -69,3 +69,16 @@ def test_results_written_and_latest_found(fake, tmp_path):
     latest = results.latest("fake-paper", "quick", tmp_path)
     assert latest is not None and latest["timestamp"] == data["timestamp"]
     assert results.latest("fake-paper", "full", tmp_path) is None
+
+
+def test_run_sees_each_seed_and_the_total(fake, monkeypatch):
+    seen = []
+    original = fake.run
+
+    def spy(cfg):
+        seen.append((cfg.seed, cfg.seeds))
+        return original(cfg)
+
+    monkeypatch.setattr(fake, "run", spy)
+    ex.reproduce("fake-paper", ex.make_config(fake, "full", seed=4, device="cpu"))
+    assert seen == [(4, 3), (5, 3), (6, 3)]

@@ -6,7 +6,8 @@ An experiment module ``aicanon.experiments.<slug with underscores>`` defines:
   with ``Config.quick()`` (two CPU cores, about a minute) and ``Config.full()`` (the paper's
   setting);
 * ``run(cfg) -> Result``: trains and evaluates **one seed** (``cfg.seed``) and returns its
-  metrics, figures and details;
+  metrics, figures and details (``cfg.seeds`` is how many seeds the whole reproduction runs: for
+  notes, never a loop inside ``run``);
 * ``CLAIMS``: a list of :class:`Claim` naming the metric that carries each of the paper's claims,
   the paper's number and where it comes from, and the threshold we must meet at each scale.
 
@@ -198,7 +199,8 @@ def reproduce(
     for index, seed in enumerate(seeds):
         if on_seed is not None:
             on_seed(index, len(seeds))
-        seed_cfg = dataclasses.replace(cfg, seed=seed, seeds=1)
+        # run() trains seed ``seed``; cfg.seeds keeps the run's total so notes can state it.
+        seed_cfg = dataclasses.replace(cfg, seed=seed)
         result = module.run(seed_cfg)
         if not isinstance(result, Result):
             raise TypeError(f"{module.__name__}.run must return aicanon.core.Result, got {type(result)}")
