@@ -296,7 +296,7 @@ def test_parity_with_captum_naive_influence_function(tmp_path):
 
 def test_bad_input_is_rejected_with_the_argument_named():
     model, x, y = _trained_logistic()
-    ok = dict(model=model, loss_fn=F.cross_entropy, x_train=x, y_train=y)
+    ok = {"model": model, "loss_fn": F.cross_entropy, "x_train": x, "y_train": y}
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
         InfluenceFunction(**{**ok, "model": lambda t: t})
     with pytest.raises(TypeError, match="loss_fn must be callable"):
