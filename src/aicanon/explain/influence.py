@@ -18,7 +18,7 @@ checking their labels (Section 5.4).
 
 ``s_test = H⁻¹ ∇_θ L(z_test)`` is computed once per test loss (Section 3) by one of:
 
-* ``"exact"``: the dense Hessian from ``torch.func.hessian`` and a Cholesky/LU solve (small models);
+* ``"exact"``: the dense Hessian from ``torch.func.hessian`` and an LU solve (``torch.linalg.solve``; small models);
 * ``"cg"``: conjugate gradients on Hessian-vector products (Section 3, Martens 2010), the products
   by forward-over-reverse differentiation (``torch.func.jvp`` of ``torch.func.grad``), no Hessian formed;
 * ``"lissa"``: the stochastic recursion of Agarwal et al. (2016) used in Section 3,
@@ -255,6 +255,8 @@ class InfluenceFunction:
         }
         self.n_parameters = int(self.theta.numel())
         self._hessian: torch.Tensor | None = None
+        self.last_cg_info: dict[str, float] | None = None
+        """Iterations and relative residual of the latest conjugate-gradient solve (solver "cg")."""
 
     # --- the risk as a function of the flat parameter vector -------------------------------------
     def _unflatten(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
