@@ -78,8 +78,9 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not session.config.getoption("--record-parity"):
         return
-    from aicanon.core.results import environment, results_dir
     import json
+
+    from aicanon.core.results import environment, results_dir
 
     for slug, outcome in _parity.items():
         folder = results_dir() / slug

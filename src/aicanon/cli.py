@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -46,8 +45,8 @@ def _paper(slug: str) -> catalog.Paper:
 
 @app.command("list")
 def list_papers(
-    area: Optional[str] = typer.Option(None, help=f"only this area: {', '.join(catalog.AREAS)}"),
-    status: Optional[str] = typer.Option(None, help=f"only this status: {', '.join(catalog.STATUSES)}"),
+    area: str | None = typer.Option(None, help=f"only this area: {', '.join(catalog.AREAS)}"),
+    status: str | None = typer.Option(None, help=f"only this status: {', '.join(catalog.STATUSES)}"),
 ) -> None:
     """A table of the 100 papers: rank, slug, title, area, status."""
     if area is not None and area not in catalog.AREAS:
@@ -123,10 +122,10 @@ def reproduce(
     all_: bool = typer.Option(False, "--all", help="every implemented paper"),
     quick: bool = typer.Option(False, "--quick", help="CPU-sized run (the default)"),
     full: bool = typer.Option(False, "--full", help="the paper's setting (GPU or cluster)"),
-    seed: Optional[int] = typer.Option(None, help="first seed (default: the config's)"),
-    seeds: Optional[int] = typer.Option(None, help="number of seeds (default: the config's)"),
+    seed: int | None = typer.Option(None, help="first seed (default: the config's)"),
+    seeds: int | None = typer.Option(None, help="number of seeds (default: the config's)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="results folder (default: results/)"),
+    out_dir: Path | None = typer.Option(None, "--out", help="results folder (default: results/)"),
     as_json: bool = typer.Option(False, "--json", help="print the result JSON on stdout"),
 ) -> None:
     """Run experiments, print ours / paper / threshold, write result.json and plots."""
@@ -144,13 +143,19 @@ def reproduce(
     if device not in ("auto", "cpu", "cuda"):
         _fail_usage(f"--device must be auto, cpu or cuda; got {device!r}")
     scale = "full" if full else "quick"
-    papers = [p for p in catalog.papers() if catalog.is_implemented(p)] if all_ else [_paper(s) for s in slugs or []]
+    papers = (
+        [p for p in catalog.papers() if catalog.is_implemented(p)]
+        if all_
+        else [_paper(s) for s in slugs or []]
+    )
     if not papers:
         _fail_usage("name at least one paper slug, or --all")
     for paper in papers:
         if not catalog.is_implemented(paper):
             _fail_usage(f"{paper.slug} is not implemented yet (status planned)")
-    extra = (f" --seed {seed}" if seed is not None else "") + (f" --seeds {seeds}" if seeds is not None else "")
+    extra = (f" --seed {seed}" if seed is not None else "") + (
+        f" --seeds {seeds}" if seeds is not None else ""
+    )
     reports, failed = [], False
     for paper in papers:
         try:
@@ -172,21 +177,38 @@ def reproduce(
         reports.append(record)
         failed |= not rep.passed
         if not as_json:
-            _print_claims(record, title=f"{paper.rank}. {paper.title} ({scale}, {rep.seconds:.0f} s) → {folder}")
+            _print_claims(
+                record, title=f"{paper.rank}. {paper.title} ({scale}, {rep.seconds:.0f} s) → {folder}"
+            )
     if as_json:
         sys.stdout.write(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2) + "\n")
     raise typer.Exit(EXIT_CLAIM_FAILED if failed else 0)
 
 
 @app.command()
-def verify(slugs: list[str] = typer.Argument(None, help="paper slugs (default: every implemented paper)")) -> None:
+def verify(
+    slugs: list[str] = typer.Argument(None, help="paper slugs (default: every implemented paper)"),
+) -> None:
     """Run the reference-parity tests and record them in results/<slug>/parity.json."""
-    papers = [_paper(s) for s in slugs] if slugs else [p for p in catalog.papers() if catalog.is_implemented(p)]
+    papers = (
+        [_paper(s) for s in slugs] if slugs else [p for p in catalog.papers() if catalog.is_implemented(p)]
+    )
     tests = _results.project_root() / "tests"
     if not tests.is_dir():
         _fail_usage(f"no tests folder at {tests}: run verify from a checkout of aicanon")
     # One process (no xdist): the parity record is gathered from each test's report in this process.
-    args = [sys.executable, "-m", "pytest", str(tests), "-q", "-m", "parity", "--record-parity", "-p", "no:xdist"]
+    args = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(tests),
+        "-q",
+        "-m",
+        "parity",
+        "--record-parity",
+        "-p",
+        "no:xdist",
+    ]
     for paper in papers:
         args += ["--paper", paper.slug]
     raise typer.Exit(subprocess.call(args, cwd=_results.project_root()))
@@ -206,7 +228,9 @@ def bench(
 
 
 @app.command()
-def report(path: Path = typer.Option(None, help="where to write (default: RESULTS.md in the checkout)")) -> None:
+def report(
+    path: Path = typer.Option(None, help="where to write (default: RESULTS.md in the checkout)"),
+) -> None:
     """Rebuild RESULTS.md from the latest results."""
     from aicanon.core.report import write
 

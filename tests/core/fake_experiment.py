@@ -17,11 +17,11 @@ class Config(ExperimentConfig):
     """Standard deviation of the seeded noise added to ``value``."""
 
     @classmethod
-    def quick(cls) -> "Config":
+    def quick(cls) -> Config:
         return cls(scale="quick", seeds=2)
 
     @classmethod
-    def full(cls) -> "Config":
+    def full(cls) -> Config:
         return cls(scale="full", seeds=3, value=2.0)
 
 

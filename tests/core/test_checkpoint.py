@@ -28,7 +28,12 @@ def _train(steps, ckpt=None, stop_after=None):
         if ckpt is not None:
             save_checkpoint(
                 ckpt,
-                {"model": model.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state(), "step": step + 1},
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "rng": rng_state(),
+                    "step": step + 1,
+                },
             )
         if stop_after is not None and step + 1 == stop_after:
             return None

@@ -5,7 +5,6 @@ import pytest
 from typer.testing import CliRunner
 
 from aicanon import catalog, cli
-from aicanon.core import experiment as ex
 
 from . import fake_experiment
 
@@ -54,7 +53,9 @@ def test_reproduce_json_pass_and_fail_exit_codes(fake):
 
 def test_reproduce_claim_failure_exits_1(fake, monkeypatch):
     original = fake_experiment.Config.full
-    monkeypatch.setattr(fake_experiment.Config, "full", classmethod(lambda cls: original().__class__(scale="full", value=1.0)))
+    monkeypatch.setattr(
+        fake_experiment.Config, "full", classmethod(lambda cls: original().__class__(scale="full", value=1.0))
+    )
     result = runner.invoke(cli.app, ["reproduce", "gat", "--full"])
     assert result.exit_code == 1
 

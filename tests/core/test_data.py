@@ -14,9 +14,18 @@ def test_registry_matches_sources_md():
     if not SOURCES.exists():
         pytest.skip("shared/data/SOURCES.md is not beside this checkout")
     text = SOURCES.read_text()
-    rows = re.findall(r"^\| (\S+?)(?: \(converted\))? \| .+? \| [0-9a-f]{12} \| \d+ \| ([0-9a-f]{64}) \|$", text, re.M)
+    rows = re.findall(
+        r"^\| (\S+?)(?: \(converted\))? \| .+? \| [0-9a-f]{12} \| \d+ \| ([0-9a-f]{64}) \|$",
+        text,
+        re.MULTILINE,
+    )
     expected = {local: sha for local, sha in rows}
-    registered = {f"{ds}/{name}": f.sha256 for ds, files in data.registry().items() for name, f in files.items() if f.sha256}
+    registered = {
+        f"{ds}/{name}": f.sha256
+        for ds, files in data.registry().items()
+        for name, f in files.items()
+        if f.sha256
+    }
     assert registered == expected
 
 

@@ -30,9 +30,13 @@ def _flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
     if isinstance(obj, dict):
         for k in obj:
             if not isinstance(k, (str, int)):
-                raise TypeError(f"checkpoint state keys must be str or int, got {type(k).__name__} at {prefix!r}")
+                raise TypeError(
+                    f"checkpoint state keys must be str or int, got {type(k).__name__} at {prefix!r}"
+                )
         return {
-            "__dict__": [[k, _flatten(v, f"{prefix}.{k}" if prefix else str(k), tensors)] for k, v in obj.items()]
+            "__dict__": [
+                [k, _flatten(v, f"{prefix}.{k}" if prefix else str(k), tensors)] for k, v in obj.items()
+            ]
         }
     if isinstance(obj, (list, tuple)):
         items = [_flatten(v, f"{prefix}.{i}" if prefix else str(i), tensors) for i, v in enumerate(obj)]

@@ -138,7 +138,9 @@ def fetch(dataset: str, name: str) -> Path:
         assert path is not None
         return path
     if not entry.verifiable:
-        raise DataUnavailable(dataset, name, entry.url, "", "it is not staged and no hash is registered for it")
+        raise DataUnavailable(
+            dataset, name, entry.url, "", "it is not staged and no hash is registered for it"
+        )
     if state == "corrupt":
         reason = f"{path} does not match the registered sha256 (corrupt or a different version)"
         raise DataUnavailable(dataset, name, entry.url, entry.sha256, reason)
@@ -149,7 +151,9 @@ def fetch(dataset: str, name: str) -> Path:
         )
         raise DataUnavailable(dataset, name, entry.url, entry.sha256, reason)
     if os.environ.get(ENV_OFFLINE) == "1" or os.environ.get("CI"):
-        raise DataUnavailable(dataset, name, entry.url, entry.sha256, "it is not found locally and downloads are off")
+        raise DataUnavailable(
+            dataset, name, entry.url, entry.sha256, "it is not found locally and downloads are off"
+        )
     return _download(entry)
 
 

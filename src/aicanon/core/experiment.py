@@ -22,9 +22,10 @@ import dataclasses
 import importlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -46,11 +47,11 @@ class ExperimentConfig:
     """``quick`` or ``full``; set by :meth:`quick`/:meth:`full`, used to pick claim thresholds."""
 
     @classmethod
-    def quick(cls) -> "ExperimentConfig":
+    def quick(cls) -> ExperimentConfig:
         return cls(scale="quick")
 
     @classmethod
-    def full(cls) -> "ExperimentConfig":
+    def full(cls) -> ExperimentConfig:
         return cls(scale="full")
 
     def to_dict(self) -> dict[str, Any]:

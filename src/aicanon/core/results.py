@@ -74,7 +74,7 @@ def environment(device: str) -> dict[str, Any]:
         "hardware": hardware(device),
         "threads": torch.get_num_threads(),
         "commit": git_commit(),
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
+        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d"),
     }
 
 
@@ -86,7 +86,7 @@ def write(rep: Reproduction, out_dir: str | os.PathLike | None = None, command: 
     import matplotlib.pyplot as plt
 
     base = Path(out_dir) if out_dir is not None else results_dir()
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     folder = base / rep.slug / f"{stamp}-{rep.scale}"
     folder.mkdir(parents=True, exist_ok=True)
     data = rep.to_json()

@@ -24,7 +24,7 @@ def _as_numpy(name: str, value: Any) -> np.ndarray:
         return value.detach().cpu().numpy()
     try:
         return np.asarray(value)
-    except Exception as error:  # noqa: BLE001 - re-raised with the argument named
+    except Exception as error:
         raise TypeError(f"{name} must be array-like or a torch.Tensor, got {type(value).__name__}") from error
 
 
