@@ -37,13 +37,16 @@ Paper numbers. The paper (Section 4.3) reports rank correlations with occlusion 
 for Guided Grad-CAM and 0.168 for Guided Backpropagation (PASCAL VOC 2007 val, VGG-16); these values
 are quoted from the project brief and could NOT be re-read from the paper in this session (no
 stored copy of its text was reachable), so treat them as unverified.
-What our quick run shows (seed 0, see RESULTS.md for the recorded numbers): Grad-CAM wins the
-pointing game (about 0.88 against 0.12 for a random map), but the two other comparisons do NOT go
-the paper's way here: the 15 %-threshold Grad-CAM box overlaps the object slightly less than the
-vanilla-gradient box (the 8x8 map upsampled to 32 px spreads past a 7-11 px object, and 15 % of the
-peak keeps the spread), and Guided Backpropagation correlates better with occlusion than Guided
-Grad-CAM. Both are reported, not claimed; we state the gap rather than tune the protocol until it
-closes.
+What our quick runs show (one torch thread; seeds 0, 1, 2): Grad-CAM wins the pointing game
+(0.95, 0.90, 0.91 against 0.16 for a random map with the 2-pixel tolerance), but the two other
+comparisons do NOT go the paper's way here: the 15 %-threshold Grad-CAM box overlaps the object
+about as well as the vanilla-gradient box (IoU gain -0.02, -0.06, +0.04: the 8x8 map upsampled to
+32 px spreads past a 7-11 px object, and 15 % of the peak keeps the spread), and Guided
+Backpropagation correlates better with occlusion than Guided Grad-CAM (0.49 vs 0.43 at seed 0).
+Vanilla gradient saliency also wins the pointing game here (0.98 mean of seeds 0-1, 2-pixel
+tolerance): on an uncluttered-enough 32 px scene its single strongest pixel is on the object, so
+the pointing claim shows that Grad-CAM localises, not that it beats gradients at pointing.
+Both are reported, not claimed; we state the gap rather than tune the protocol until it closes.
 Table 1's 56.51 % top-1 localisation error is quoted from memory of the paper, also unverified;
 it is given for orientation only, no claim depends on it.
 """
@@ -109,7 +112,7 @@ class Config(ExperimentConfig):
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(scale="quick", seeds=1)
+        return cls(scale="quick", seeds=2)
 
     @classmethod
     def full(cls) -> Config:
