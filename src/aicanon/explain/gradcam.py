@@ -42,7 +42,7 @@ Departures from the paper and why:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -236,7 +236,7 @@ def _forward_backward(
     store: dict[str, Tensor] = {}
     x = inputs.detach().clone().requires_grad_(True)
     with _eval_mode(model), torch.enable_grad():
-        with _guided_relus(model) if guided else _nullcontext():
+        with _guided_relus(model) if guided else nullcontext():
             if layer is not None:
                 with _capture(layer, store):
                     output = model(x)
@@ -268,11 +268,6 @@ def _forward_backward(
         g = grads[position]
         result["input_gradient"] = g if g is not None else torch.zeros_like(x)
     return result
-
-
-@contextmanager
-def _nullcontext() -> Iterator[None]:
-    yield
 
 
 def _cam(
