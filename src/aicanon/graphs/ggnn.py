@@ -443,6 +443,16 @@ class _OutputHead(nn.Module):
         return self.classifier(self.readout(h, x, batch, num_graphs))
 
 
+def _check_widths(annotation_features: int, state_features: int) -> int:
+    """Eq. 1 pads the annotations into the state, so the state must be at least as wide."""
+    check_int("annotation_features", annotation_features)
+    if state_features < annotation_features:
+        raise ValueError(
+            f"state_features must be >= annotation_features={annotation_features} (Eq. 1), got {state_features}"
+        )
+    return annotation_features
+
+
 class GGNN(nn.Module):
     """A GG-NN (Section 3): the propagation model of Eq. (1)-(6) and one output model (Section 3.4).
 
@@ -463,11 +473,7 @@ class GGNN(nn.Module):
         message_bias: bool = False,
     ) -> None:
         super().__init__()
-        self.annotation_features = check_int("annotation_features", annotation_features)
-        if state_features < annotation_features:
-            raise ValueError(
-                f"state_features must be >= annotation_features={annotation_features} (Eq. 1), got {state_features}"
-            )
+        self.annotation_features = _check_widths(annotation_features, state_features)
         self.propagation = GatedGraphConv(
             state_features,
             num_steps,
@@ -514,11 +520,7 @@ class GGSNN(nn.Module):
         message_bias: bool = False,
     ) -> None:
         super().__init__()
-        self.annotation_features = check_int("annotation_features", annotation_features)
-        if state_features < annotation_features:
-            raise ValueError(
-                f"state_features must be >= annotation_features={annotation_features} (Eq. 1), got {state_features}"
-            )
+        self.annotation_features = _check_widths(annotation_features, state_features)
         self.share_propagation = bool(share_propagation)
         propagation = {"directed_weights": directed_weights, "message_bias": message_bias}
         self.output_propagation = GatedGraphConv(state_features, num_steps, num_edge_types, **propagation)
