@@ -26,7 +26,9 @@ def glorot_uniform_(
         raise TypeError(f"tensor must be a torch.Tensor, got {type(tensor).__name__}")
     if fan_in is None or fan_out is None:
         if tensor.dim() < 2:
-            raise ValueError(f"tensor must be at least 2-D when fans are not given, got shape {tuple(tensor.shape)}")
+            raise ValueError(
+                f"tensor must be at least 2-D when fans are not given, got shape {tuple(tensor.shape)}"
+            )
         fan_out = tensor.shape[0] if fan_out is None else fan_out
         fan_in = tensor.shape[1] if fan_in is None else fan_in
     if fan_in + fan_out <= 0:

@@ -1,0 +1,1 @@
+"""Language models: the transformer stack (Llama 2/3), its positional and sparse variants, training."""
