@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from aicanon.core.data import DataUnavailable
-from aicanon.datasets.mnist import load_fashion_mnist, load_mnist, read_idx, to_float_images
+from aicanon.datasets.mnist import load_fashion_mnist, load_mnist, parse_idx, read_idx, to_float_images
 
 pytestmark = pytest.mark.paper("vit")
 
@@ -37,12 +37,20 @@ def test_to_float_images_scales_and_resizes():
     assert out.shape == (2, 1, 32, 32) and torch.allclose(out, torch.ones_like(out))
 
 
-def test_bad_input(tmp_path):
+def test_bad_input():
     with pytest.raises(ValueError, match="split must be one of"):
         load_mnist("valid")
     with pytest.raises(ValueError, match="x must be uint8"):
         to_float_images(torch.zeros(2, 28, 28))
-    bad = tmp_path / "bad.gz"
-    bad.write_bytes(gzip.compress(b"\x00\x00\x0d\x01\x00\x00\x00\x01\x00"))
-    with pytest.raises(DataUnavailable, match="not an unsigned-byte IDX"):
-        read_idx(bad)
+    with pytest.raises(ValueError, match="not an unsigned-byte IDX"):
+        parse_idx(gzip.compress(b"\x00\x00\x0d\x01\x00\x00\x00\x01\x00"))
+    with pytest.raises(ValueError, match="header says shape"):
+        parse_idx(b"\x00\x00\x08\x01\x00\x00\x00\x05\x00")
+
+
+def test_corrupt_staged_file_names_the_file(tmp_path, monkeypatch):
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"junk")
+    monkeypatch.setenv("AICANON_DATA", str(tmp_path))
+    with pytest.raises(DataUnavailable, match="t10k-labels-idx1-ubyte.gz"):
+        read_idx("mnist", "t10k-labels-idx1-ubyte.gz")

@@ -13,34 +13,44 @@ scales them to ``[N, 1, H, W]`` floats in [0, 1], optionally resized (ViT/Squeez
 from __future__ import annotations
 
 import gzip
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from aicanon.core.data import DataUnavailable, fetch
+from aicanon.core.data import DataUnavailable, data_file, fetch
 
-__all__ = ["NUM_CLASSES", "load_fashion_mnist", "load_mnist", "read_idx", "to_float_images"]
+__all__ = ["NUM_CLASSES", "load_fashion_mnist", "load_mnist", "parse_idx", "read_idx", "to_float_images"]
 
 NUM_CLASSES = 10
 _SPLITS = ("train", "test")
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (gzip or plain): the big-endian format of LeCun's MNIST distribution."""
-    raw = path.read_bytes()
+def parse_idx(raw: bytes) -> np.ndarray:
+    """Parse IDX bytes (gzip or plain): the big-endian format of LeCun's MNIST distribution."""
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DataUnavailable(f"{path} is not an unsigned-byte IDX file (magic {raw[:4].hex()})")
+        raise ValueError(f"not an unsigned-byte IDX file (magic {raw[:4].hex()})")
     ndim = raw[3]
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(shape)):
-        raise DataUnavailable(f"{path} holds {data.size} bytes of data, its header says shape {shape}")
-    return data.reshape(shape)
+        raise ValueError(f"{data.size} bytes of data where the header says shape {shape}")
+    return data.reshape(shape).copy()
+
+
+def read_idx(dataset: str, name: str) -> np.ndarray:
+    """A registered IDX file as an array; a corrupt file raises ``DataUnavailable`` naming it."""
+    path = fetch(dataset, name)
+    try:
+        return parse_idx(path.read_bytes())
+    except ValueError as error:
+        entry = data_file(dataset, name)
+        raise DataUnavailable(
+            dataset, name, entry.url, entry.sha256, f"{path} is corrupt: {error}"
+        ) from error
 
 
 def _check_split(split: str) -> None:
@@ -60,12 +70,15 @@ def load_mnist(split: str = "train") -> tuple[Tensor, Tensor]:
     if split == "train":
         arrays = _npz("mnist", "mnist_train.npz")
         x, y = arrays["x_train"], arrays["y_train"]
-        labels = read_idx(fetch("mnist", "train-labels-idx1-ubyte.gz"))
+        labels = read_idx("mnist", "train-labels-idx1-ubyte.gz")
         if not np.array_equal(labels, y):
-            raise DataUnavailable("mnist/mnist_train.npz labels differ from train-labels-idx1-ubyte.gz")
+            entry = data_file("mnist", "mnist_train.npz")
+            raise DataUnavailable(
+                "mnist", entry.name, entry.url, entry.sha256, "its labels differ from the label IDX file"
+            )
     else:
-        x = read_idx(fetch("mnist", "t10k-images-idx3-ubyte.gz"))
-        y = read_idx(fetch("mnist", "t10k-labels-idx1-ubyte.gz"))
+        x = read_idx("mnist", "t10k-images-idx3-ubyte.gz")
+        y = read_idx("mnist", "t10k-labels-idx1-ubyte.gz")
     return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64))
 
 
