@@ -87,12 +87,11 @@ def load_fashion_mnist(split: str = "train") -> tuple[Tensor, Tensor]:
     _check_split(split)
     arrays = _npz("fashion-mnist", "fashion_mnist.npz")
     x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-    labels = read_idx(
-        fetch("fashion-mnist", f"{'t10k' if split == 'test' else 'train'}-labels-idx1-ubyte.gz")
-    )
-    if not np.array_equal(labels, y):
+    name = f"{'t10k' if split == 'test' else 'train'}-labels-idx1-ubyte.gz"
+    if not np.array_equal(read_idx("fashion-mnist", name), y):
+        entry = data_file("fashion-mnist", "fashion_mnist.npz")
         raise DataUnavailable(
-            f"fashion-mnist/fashion_mnist.npz {split} labels differ from the label IDX file"
+            "fashion-mnist", entry.name, entry.url, entry.sha256, f"its {split} labels differ from {name}"
         )
     return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64))
 
