@@ -481,6 +481,41 @@ def test_independent_sampling_agrees_on_the_top_features():
     assert np.mean(agree) >= 0.9, agree
 
 
+@pytest.mark.parity
+def test_independent_text_sampling_agrees_on_the_top_words():
+    """Sentences mixing sentiment words with filler: the top-3 words agree with the package's on >= 90 %."""
+    from lime.lime_text import LimeTextExplainer
+
+    rng = np.random.default_rng(0)
+    filler = [
+        "the",
+        "plot",
+        "of",
+        "this",
+        "film",
+        "was",
+        "long",
+        "and",
+        "its",
+        "cast",
+        "seemed",
+        "to",
+        "know",
+        "it",
+        "well",
+        "enough",
+    ]
+    reference = LimeTextExplainer(random_state=5)
+    agree = []
+    for i in range(10):
+        words = list(rng.choice(filler, size=10, replace=False)) + ["great", "bad", "awful"]
+        text = " ".join(rng.permutation(words))
+        expected = reference.explain_instance(text, sentiment, num_features=3, num_samples=2000)
+        got = explain_text(text, sentiment, label=1, num_features=3, num_samples=2000, seed=i)
+        agree.append({f for f, _ in expected.local_exp[1]} == set(got.extras["features"]))
+    assert np.mean(agree) >= 0.9, agree
+
+
 # =============================================================================== bad input
 def test_bad_tabular_input():
     X, predict = tabular_problem()
