@@ -125,6 +125,7 @@ def test_greedy_removal_stops_when_the_prediction_flips():
         ({"instances": -1}, "instances must be >= 0"),
         ({"feature_selection": "lasso"}, "feature_selection must be one of"),
         ({"ablation": "none!"}, "ablation must be one of"),
+        ({"device": "tpu"}, "device must be one of"),
     ],
 )
 def test_bad_config_is_rejected(overrides, message):
