@@ -32,6 +32,9 @@ Our setting, and where it departs:
   removed). Parzen is not reproduced. We explain the predicted class; the authors' code explains
   the true label, which for two classes selects the same words (``P(0) = 1 - P(1)``).
 * LIME as in the authors' code: K-LASSO, cosine distance x 100, kernel width 25 (square-root form).
+  The lasso path is computed as the ``lime`` package does (data and targets centred by their
+  kernel-weighted means, rows scaled by the square root of the kernel); the 2016 experiment code
+  scaled rows by the kernel itself and did not centre the data.
 * SP-LIME (Section 4, Algorithm 2): over the LIME explanations of each classifier, the coverage
   (Eq. 3) of ``sp_budget`` instances picked greedily against the mean coverage of random picks of
   the same size; the paper's claim is that the pick covers the important features better than

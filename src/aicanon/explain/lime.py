@@ -65,6 +65,8 @@ Departures from the paper and why:
 * ``values`` hold a weight for every interpretable feature, zero for the unselected ones;
   ``extras["features"]`` lists the selected ones by decreasing ``|weight|``.
 * SP-LIME breaks ties in coverage gain by the lowest instance index (the package takes the last).
+* ``num_features`` above the number of interpretable features is an error (the package silently
+  returns fewer); it defaults to ``min(10, d)`` for tables and text and to all superpixels for images.
 """
 
 from __future__ import annotations
