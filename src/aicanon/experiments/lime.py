@@ -184,6 +184,7 @@ def distinct_words(text: str) -> list[str]:
 # =============================================================================== classifiers
 def train_classifiers(cfg: Config, train_texts, train_labels, test_texts):
     """The vectoriser, the sparse LR (C by bisection, Section 5.2's 10-feature cap) and the depth-capped tree."""
+    import sklearn
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.tree import DecisionTreeClassifier
@@ -192,8 +193,12 @@ def train_classifiers(cfg: Config, train_texts, train_labels, test_texts):
     train = vectorizer.fit_transform(train_texts)
     test = vectorizer.transform(test_texts)
 
+    # scikit-learn 1.8 deprecated ``penalty``: an L1 penalty is ``l1_ratio=1`` there, ``penalty="l1"`` before
+    version = tuple(int(part) for part in sklearn.__version__.split(".")[:2])
+    l1 = {"l1_ratio": 1.0} if version >= (1, 8) else {"penalty": "l1"}
+
     def fit(c: float):
-        model = LogisticRegression(l1_ratio=1.0, solver="liblinear", C=c).fit(train, train_labels)
+        model = LogisticRegression(solver="liblinear", C=c, **l1).fit(train, train_labels)
         used = model.coef_[0] != 0
         most = max((train[:, used] > 0).sum(1).max(), (test[:, used] > 0).sum(1).max())
         return model, int(most)
@@ -206,6 +211,11 @@ def train_classifiers(cfg: Config, train_texts, train_labels, test_texts):
         else:
             high = middle
     sparse_lr, most = fit(low)
+    if most > cfg.max_gold_features or not (sparse_lr.coef_ != 0).any():
+        raise RuntimeError(
+            f"no L1 logistic regression found using between 1 and {cfg.max_gold_features} words per "
+            f"sentence (C={low:.4g} uses up to {most})"
+        )
     tree = DecisionTreeClassifier(max_depth=cfg.max_gold_features, random_state=cfg.seed).fit(
         train, train_labels
     )
