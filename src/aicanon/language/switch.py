@@ -328,8 +328,9 @@ class _AllToAll(torch.autograd.Function):
 class SwitchFFN(nn.Module):
     """A Switch layer: maps ``[B, T, H] -> [B, T, H]`` like the dense FFN it replaces.
 
-    After each forward, ``balancing_loss`` (Eq. 4 without alpha) and ``z_loss`` hold this call's
-    auxiliary losses (with gradients), ``last_routing`` the routing decision and ``expert_counts``
+    After each forward, ``last_routing`` holds the routing decision, the properties
+    ``balancing_loss`` (Eq. 4 without alpha) and ``z_loss`` this call's auxiliary losses (with
+    gradients to the router) and ``expert_counts``
     the tokens each expert was chosen by (before dropping), ``dropped_fraction`` the share of tokens
     dropped. :func:`switch_aux_loss` sums the weighted losses over a model's Switch layers.
 
@@ -378,8 +379,6 @@ class SwitchFFN(nn.Module):
         self.expert_offset = rank * self.local_experts
         self.router = SwitchRouter(hidden_size, num_experts, jitter_noise=jitter_noise, bias=router_bias)
         self.experts = SwitchExperts(self.local_experts, hidden_size, ffn_size, activation, expert_dropout)
-        self.balancing_loss: Tensor | None = None
-        self.z_loss: Tensor | None = None
         self.last_routing: Routing | None = None
         self.expert_counts: Tensor | None = None
         self.dropped_fraction: float | None = None
@@ -393,6 +392,18 @@ class SwitchFFN(nn.Module):
         for name, parameter in self.experts.named_parameters():
             fan_in = self.ffn_size if name == "wo" else self.hidden_size
             scaled_truncated_normal_(parameter, fan_in, self.init_scale, generator)
+
+    @property
+    def balancing_loss(self) -> Tensor | None:
+        """Eq. 4 without alpha for the last forward (with gradient to the router); None before any."""
+        if self.last_routing is None:
+            return None
+        return load_balancing_loss(self.last_routing.probs, self.last_routing.expert_index)
+
+    @property
+    def z_loss(self) -> Tensor | None:
+        """The router z-loss of the last forward; None before any. Computed only when asked for."""
+        return None if self.last_routing is None else router_z_loss(self.last_routing.logits)
 
     def capacity(self, tokens_per_group: int) -> int:
         if self.expert_capacity is not None:
@@ -417,8 +428,6 @@ class SwitchFFN(nn.Module):
         capacity = self.capacity(tokens)
         routing = self.router(x, capacity)
         self.last_routing = routing
-        self.balancing_loss = load_balancing_loss(routing.probs, routing.expert_index)
-        self.z_loss = router_z_loss(routing.logits)
         with torch.no_grad():
             self.expert_counts = torch.bincount(routing.expert_index.flatten(), minlength=self.num_experts)
             self.dropped_fraction = float(1.0 - routing.kept.float().mean())
@@ -499,11 +508,13 @@ def switch_aux_loss(model: nn.Module, balancing_coef: float = 0.01, z_loss_coef:
         raise ValueError("model must contain at least one SwitchFFN, got none")
     total: Tensor | None = None
     for layer in layers:
-        if layer.balancing_loss is None or layer.z_loss is None:
+        if layer.last_routing is None:
             raise ValueError(
                 "model's Switch layers must have run forward before switch_aux_loss, got one that has not"
             )
-        term = balancing_coef * layer.balancing_loss + z_loss_coef * layer.z_loss
+        term = balancing_coef * layer.balancing_loss
+        if z_loss_coef > 0:  # the z-loss costs a logsumexp per token; skip it when unweighted
+            term = term + z_loss_coef * layer.z_loss
         total = term if total is None else total + term
     assert total is not None
     return total

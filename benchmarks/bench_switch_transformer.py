@@ -1,0 +1,88 @@
+"""Benchmark: our Switch layer against transformers' SwitchTransformersSparseMLP, same weights and inputs.
+
+Times forward + backward of one Switch feed-forward layer (ReLU experts, router jitter and dropout
+off so both compute the same thing) at a small and at a Switch-Base-like size (d_model 768, d_ff
+3072, 8 and 32 experts, capacity factor 1.25 per 512-token sequence) and prints ours /
+transformers' time ratio (below 1: ours is faster). Ours gathers the tokens into an
+``[experts, capacity, d]`` buffer and runs batched matmuls; transformers loops over the experts.
+The two run alternately, repeat after repeat, so machine noise hits both alike; the median is
+reported.
+
+    python benchmarks/bench_switch_transformer.py [--device cpu|cuda] [--threads N] [--repeats R] [--skip-large]
+
+(also ``aicanon bench switch-transformer -- --device cuda``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import warnings
+
+import _timing
+import torch
+
+from aicanon.language.switch import SwitchFFN
+
+
+def compare(
+    name: str,
+    hidden: int,
+    ffn: int,
+    experts: int,
+    batch: int,
+    tokens: int,
+    device: torch.device,
+    repeats: int,
+) -> None:
+    from transformers import SwitchTransformersConfig
+    from transformers.models.switch_transformers.modeling_switch_transformers import (
+        SwitchTransformersSparseMLP,
+    )
+
+    capacity = math.floor(1.25 * tokens / experts)
+    config = SwitchTransformersConfig(
+        d_model=hidden, d_ff=ffn, num_experts=experts, expert_capacity=capacity,
+        router_jitter_noise=0.0, dropout_rate=0.0,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    reference = SwitchTransformersSparseMLP(config).to(device)
+    with torch.no_grad():
+        for parameter in reference.parameters():
+            parameter.normal_(0.0, 1.0 / math.sqrt(parameter.shape[-1]))
+    ours = SwitchFFN(hidden, ffn, experts, expert_capacity=capacity).to(device)
+    ours.load_transformers_state_dict(reference.state_dict())
+    x = torch.randn(batch, tokens, hidden, device=device)
+
+    with torch.no_grad():  # same numbers first: a benchmark of two different functions means nothing
+        difference = (ours(x) - reference(x)).abs().max().item()
+    timings = _timing.time_alternately(
+        {
+            "ours": lambda: ours(x).square().sum().backward(),
+            "transformers": lambda: reference(x).square().sum().backward(),
+        },
+        repeats,
+        device,
+        warmup=2,
+        before_each={
+            "ours": lambda: ours.zero_grad(set_to_none=True),
+            "transformers": lambda: reference.zero_grad(set_to_none=True),
+        },
+    )
+    _timing.print_comparison(name, timings, "median", note=f"max |diff| {difference:.1e}", width=40)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--skip-large", action="store_true", help="only the small configuration")
+    args = _timing.parse_common_args(parser, repeats=10)
+    warnings.filterwarnings("ignore")
+    _timing.print_setup(args, "median", "forward + backward of one Switch FFN layer")
+    compare("small (d 64, ff 256, 8 experts, 8x128)", 64, 256, 8, 8, 128, args.device, args.repeats)
+    if not args.skip_large:
+        compare("base (d 768, ff 3072, 8 experts, 4x512)", 768, 3072, 8, 4, 512, args.device, args.repeats)
+        compare("base (d 768, ff 3072, 32 experts, 4x512)", 768, 3072, 32, 4, 512, args.device, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
