@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import aicanon.experiments.roformer as experiment
 from aicanon.core.experiment import make_config, reproduce
@@ -47,17 +48,20 @@ def test_broken_variant_without_positions_fails_the_claim():
 
 
 def test_same_seed_gives_identical_metrics():
+    threads = torch.get_num_threads()
     short = {"steps": 12, "warmup_steps": 2, "eval_every": 6, "eval_batches": 2, "seeds": 1, "seed": 5}
     first = reproduce("roformer", make_config(experiment, "quick", **short))
     second = reproduce("roformer", make_config(experiment, "quick", **short))
     assert first.per_seed == second.per_seed
     other = reproduce("roformer", make_config(experiment, "quick", **{**short, "seed": 6}))
     assert other.per_seed != first.per_seed
+    assert torch.get_num_threads() == threads  # run() restores the thread count it changed
 
 
 def test_configs():
     quick, full = experiment.Config.quick(), experiment.Config.full()
     assert (quick.scale, quick.seeds, full.scale, full.seeds) == ("quick", 3, "full", 3)
+    assert (quick.threads, full.threads) == (1, 0)
     assert full.hidden_size > quick.hidden_size and full.steps > quick.steps
     assert experiment.moving_average([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
 
@@ -69,5 +73,7 @@ def test_config_rejects_unknown_position():
         experiment.Config(challenger="alibi")
     with pytest.raises(ValueError, match="baseline must be one of"):
         experiment.Config(baseline="sinusoidal")
+    with pytest.raises(ValueError, match=r"threads must be an int >= 0 \(0 = torch's setting\), got -1"):
+        experiment.Config(threads=-1)
     with pytest.raises(ValueError, match="has no field 'position'"):
         make_config(experiment, "quick", position="rope")

@@ -46,6 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import matplotlib
+import torch
 
 matplotlib.use("Agg")
 from matplotlib.figure import Figure
@@ -90,15 +91,21 @@ class Config(ExperimentConfig):
     """Position encoding of the baseline arm: "learned" absolute embeddings (BERT's, the paper's baseline)."""
     val_fraction: float = 0.1
     """Tail of Tiny Shakespeare held out for validation."""
+    threads: int = 0
+    """CPU threads torch uses during ``run`` (restored afterwards); 0 leaves the setting alone. Quick: 1,
+    since width-64 matrices gain nothing from a second thread, and on a busy two-core machine two
+    threads spin against each other (observed: over ten times slower)."""
 
     def __post_init__(self) -> None:
         for name in ("challenger", "baseline"):
             if getattr(self, name) not in POSITIONS:
                 raise ValueError(f"{name} must be one of {POSITIONS}, got {getattr(self, name)!r}")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
+            raise ValueError(f"threads must be an int >= 0 (0 = torch's setting), got {self.threads!r}")
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(scale="quick", seeds=3)
+        return cls(scale="quick", seeds=3, threads=1)
 
     @classmethod
     def full(cls) -> Config:
@@ -182,6 +189,16 @@ def moving_average(values: list[float], window: int) -> list[float]:
 
 
 def run(cfg: Config) -> Result:
+    threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _run(cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(cfg: Config) -> Result:
     seed(cfg.seed)
     device = select_device(cfg.device)
     text = load_tinyshakespeare()

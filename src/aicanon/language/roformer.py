@@ -279,8 +279,8 @@ class RoFormer(nn.Module):
         x = self.embedding_dropout(self.embedding_norm(x))
         if self.embedding_projection is not None:
             x = self.embedding_projection(x)
+        # float32 tables: apply_rotary rotates in float32 and returns the input's dtype
         cos, sin = self.rotary.cos_sin(torch.arange(t, device=input_ids.device))
-        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
         for layer in self.layers:
             x = layer(x, cos, sin, key_padding_mask)
         return x
