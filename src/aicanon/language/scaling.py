@@ -44,8 +44,9 @@ Departures from the report:
   error, so small and large runs weigh alike) with SciPy's bounded trust-region least squares,
   started from the best of a grid over ``c`` (for fixed ``c`` the fit of ``log(L - c)`` on
   ``log C`` is linear, so each grid point has a closed-form start). ``c`` is bounded to
-  ``[0, min(L))`` so that every ``L - c`` is positive; ``b`` is not bounded (a loss that rises
-  with compute gives ``b > 0``, which says the runs are not one family).
+  ``[0, min(L))`` so that every ``L - c`` is positive; ``b`` only to ``|b| <= 5`` (real exponents
+  are far smaller; a loss that rises with compute gives ``b > 0``, which says the runs are not one
+  family).
 * Compute is in whatever unit the caller gives (the report normalises GPT-4's compute to 1); the
   fit is done on ``C / C_ref`` (the geometric mean) for conditioning and ``a`` is returned in the
   caller's unit.
@@ -137,6 +138,10 @@ def llama_training_flops(cfg: Any, batch_size: int, seq_len: int, steps: int = 1
 
 
 # ----------------------------------------------------------------------------- fits
+
+MAX_EXPONENT = 5.0
+"""``|b|`` bound of the fit with an irreducible term (scaling exponents are of order 0.05 to 0.5; the
+bound keeps fits to runs that follow no law finite)."""
 
 
 def _as_vector(name: str, values: Any) -> np.ndarray:
@@ -255,9 +260,9 @@ def _fit_log(x: np.ndarray, y: np.ndarray, irreducible: bool) -> tuple[float, fl
     for row in order[:2]:
         solution = least_squares(
             residuals,
-            np.array([intercepts[row], slopes[row], grid[row, 0]]),
+            np.array([intercepts[row], np.clip(slopes[row], -MAX_EXPONENT, MAX_EXPONENT), grid[row, 0]]),
             jac=jacobian,
-            bounds=([-np.inf, -np.inf, 0.0], [np.inf, np.inf, upper]),
+            bounds=([-np.inf, -MAX_EXPONENT, 0.0], [np.inf, MAX_EXPONENT, upper]),
             method="trf",
             x_scale="jac",
             ftol=1e-13,
