@@ -118,6 +118,21 @@ def test_state_dict_round_trip_and_task_heads():
         assert torch.equal(back[key], value), key
 
 
+@pytest.mark.parity
+def test_rotation_tables_match_transformers_sinusoids():
+    """transformers' table is [sin(m theta_i) | cos(m theta_i)] (float64, then float32); ours float32."""
+    from transformers.models.roformer.modeling_roformer import RoFormerSinusoidalPositionalEmbedding
+
+    table = RoFormerSinusoidalPositionalEmbedding(1536, 64).create_weight()
+    cos, sin = RoFormer(tiny(hidden_size=128, num_heads=2)).rotary.cos_sin(torch.arange(1536))
+    # adjacent-pair layout: every angle twice (theta_0, theta_0, theta_1, theta_1, ...)
+    assert torch.equal(cos[:, 0::2], cos[:, 1::2])
+    torch.testing.assert_close(sin[:512, 0::2], table[:512, :32], rtol=0, atol=3e-5)
+    torch.testing.assert_close(cos[:512, 0::2], table[:512, 32:], rtol=0, atol=3e-5)
+    torch.testing.assert_close(sin[:, 0::2], table[:, :32], rtol=0, atol=1e-4)
+    torch.testing.assert_close(cos[:, 0::2], table[:, 32:], rtol=0, atol=1e-4)
+
+
 def test_attention_scores_depend_on_relative_position_only():
     """Eq. (16) inside the model: a run of one repeated token gives Toeplitz first-layer scores."""
     torch.manual_seed(0)

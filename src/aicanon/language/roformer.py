@@ -32,6 +32,9 @@ Departures from the paper, and why:
 * Only the encoder (``RoFormerModel``'s last hidden state) is here, no MLM/classification heads: the
   pre-training claim of Figure 3 is reproduced with a causal LM (:mod:`aicanon.experiments.roformer`).
 * The linear-attention variant of Eq. (19) is not implemented (the released models use softmax attention).
+* The rotation angles ``m theta_i`` are computed in float32 (:class:`aicanon.nn.rotary.RotaryEmbedding`,
+  as Llama implementations do); transformers' RoFormer tabulates its sinusoids in float64 before
+  casting. The cos/sin tables agree to 2e-5 up to position 512 and to 7e-5 at 1536 (tested).
 * Padding-only query rows (every key masked) attend to all keys instead of giving NaN
   (:func:`aicanon.nn.attention.attention`); their outputs belong to padding and are to be ignored.
 """
