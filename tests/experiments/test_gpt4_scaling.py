@@ -15,7 +15,7 @@ from aicanon.core.experiment import load_experiment, make_config, reproduce
 from aicanon.datasets.text import char_splits, load_tinyshakespeare
 from aicanon.experiments import gpt4_scaling as experiment
 from aicanon.language.llama import Llama
-from aicanon.language.scaling import llama_training_flops
+from aicanon.language.scaling import llama_non_embedding_parameters, llama_training_flops
 
 pytestmark = pytest.mark.paper("gpt4-scaling")
 
@@ -108,7 +108,9 @@ def test_a_law_without_irreducible_term_loses_its_advantage_claim():
 
 
 def test_same_seed_gives_identical_metrics():
-    first = experiment.run(_tiny()).metrics
+    threads = torch.get_num_threads()
+    first = experiment.run(_tiny(threads=1)).metrics
+    assert torch.get_num_threads() == threads  # restored after the run
     second = experiment.run(_tiny()).metrics
     assert first == second
     assert experiment.run(_tiny(seed=1)).metrics != first
@@ -119,7 +121,7 @@ def test_family_follows_one_methodology():
     members = [experiment.family_member(cfg, w, 65, largest=w == cfg.widths[-1]) for w in cfg.widths]
     ratios = []
     for model_cfg, train_cfg in members:
-        n = experiment.non_embedding_parameters(model_cfg)
+        n = llama_non_embedding_parameters(model_cfg)
         assert n == Llama(model_cfg).num_parameters(exclude_embeddings=True)
         ratios.append(train_cfg.steps * train_cfg.batch_size * train_cfg.seq_len / n)
         assert train_cfg.lr == cfg.lr  # lr_width_exponent 0: one rate for all
@@ -196,5 +198,7 @@ def test_bad_config_is_rejected_with_the_field_name():
         experiment.run(_tiny(bootstrap_level=1.0))
     with pytest.raises(ValueError, match=r"warmup_fraction must be in \[0, 1\), got 1.5"):
         experiment.run(_tiny(warmup_fraction=1.5))
+    with pytest.raises(ValueError, match=r"threads must be an int >= 0 \(0 = torch's setting\), got -1"):
+        experiment.run(_tiny(threads=-1))
     with pytest.raises(ValueError, match="capability_problems must be at most"):
         experiment.run(_tiny(capability_problems=10**6))

@@ -22,6 +22,7 @@ from aicanon.language.scaling import (
     fit_capability_law,
     fit_scaling_law,
     llama_forward_flops,
+    llama_non_embedding_parameters,
     llama_training_flops,
     mean_negative_log_pass_rate,
     relative_error,
@@ -182,6 +183,18 @@ def test_llama_flops_golden_value_by_hand():
     assert llama_training_flops(cfg, 3, 4, steps=5) == 15 * 3 * 5760
 
 
+@pytest.mark.parametrize(
+    "kv_heads, tied, position", [(4, False, "rope"), (2, True, "rope"), (1, False, "learned"), (2, True, "learned")]
+)
+def test_non_embedding_parameters_match_the_built_model(kv_heads, tied, position):
+    cfg = LlamaConfig(vocab_size=37, hidden_size=32, intermediate_size=88, num_layers=3, num_heads=4,
+                      num_kv_heads=kv_heads, max_seq_len=24, tie_embeddings=tied, position=position)  # fmt: skip
+    assert llama_non_embedding_parameters(cfg) == Llama(cfg).num_parameters(exclude_embeddings=True)
+    # golden: 3 blocks of q, o (32x32), k, v (32x16 each: 2 kv heads of 8), 3 x 32x88, two gains; the final gain (the tied head is the embedding)
+    if (kv_heads, tied) == (2, True):
+        assert llama_non_embedding_parameters(cfg) == 3 * (2 * 1024 + 2 * 32 * 16 + 3 * 32 * 88 + 64) + 32
+
+
 def _explicit_attention(q, k, v, *, causal, key_padding_mask=None, dropout_p=0.0, scale=None):
     """softmax(Q K^T / sqrt(d)) V with plain matmuls, so that torch's FLOP counter sees them."""
     repeat = q.shape[1] // k.shape[1]
@@ -293,6 +306,8 @@ def test_bad_flop_arguments_are_rejected():
         training_flops(10, "10")
     with pytest.raises(TypeError, match="cfg must be a LlamaConfig, got dict"):
         llama_forward_flops({"hidden_size": 8}, 1, 4)
+    with pytest.raises(TypeError, match="cfg must be a LlamaConfig, got NoneType"):
+        llama_non_embedding_parameters(None)
     with pytest.raises(ValueError, match="seq_len must be <= cfg.max_seq_len=4, got 8"):
         llama_forward_flops(cfg, 1, 8)
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):

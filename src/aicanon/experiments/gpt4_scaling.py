@@ -67,6 +67,7 @@ from aicanon.language.scaling import (
     bootstrap_prediction,
     fit_capability_law,
     fit_scaling_law,
+    llama_non_embedding_parameters,
     llama_training_flops,
     relative_error,
 )
@@ -113,10 +114,14 @@ class Config(ExperimentConfig):
     this; 1.0 = the family's rule."""
     shuffle_fit_losses: bool = False
     """ABLATION (broken fit): shuffle the small runs' losses across compute before fitting."""
+    threads: int = 0
+    """CPU threads torch uses during ``run`` (restored afterwards); 0 leaves the setting alone. Quick: 1,
+    since width-48 matrices gain little from a second thread, and on a busy two-core machine two
+    threads spin against each other (observed here: about 15x slower per step)."""
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(scale="quick", seeds=1)
+        return cls(scale="quick", seeds=1, threads=1)
 
     @classmethod
     def full(cls) -> Config:
@@ -161,6 +166,8 @@ def check_config(cfg: Config) -> None:
         raise ValueError(f"warmup_fraction must be in [0, 1), got {cfg.warmup_fraction!r}")
     if not 0.0 < cfg.bootstrap_level < 1.0:
         raise ValueError(f"bootstrap_level must be in (0, 1), got {cfg.bootstrap_level!r}")
+    if isinstance(cfg.threads, bool) or not isinstance(cfg.threads, int) or cfg.threads < 0:
+        raise ValueError(f"threads must be an int >= 0 (0 = torch's setting), got {cfg.threads!r}")
 
 
 def family_member(cfg: Config, width: int, vocab_size: int, largest: bool = False) -> tuple[LlamaConfig, PretrainConfig]:
@@ -175,7 +182,7 @@ def family_member(cfg: Config, width: int, vocab_size: int, largest: bool = Fals
         max_seq_len=cfg.seq_len,
     )
     # Non-embedding parameters N (Kaplan et al.): every weight but the token embedding.
-    n = non_embedding_parameters(model_cfg)
+    n = llama_non_embedding_parameters(model_cfg)
     steps = max(1, round(cfg.tokens_per_parameter * n / (cfg.batch_size * cfg.seq_len)))
     lr = cfg.lr * (cfg.lr_reference_width / width) ** cfg.lr_width_exponent
     if largest:
@@ -189,13 +196,6 @@ def family_member(cfg: Config, width: int, vocab_size: int, largest: bool = Fals
         eval_batches=cfg.eval_batches,
     )
     return model_cfg, train_cfg
-
-
-def non_embedding_parameters(model_cfg: LlamaConfig) -> int:
-    d, f, layers = model_cfg.hidden_size, model_cfg.intermediate_size, model_cfg.num_layers
-    kv = model_cfg.num_kv_heads * model_cfg.head_dim
-    per_layer = 2 * d * d + 2 * d * kv + 3 * d * f + 2 * d  # q, o; k, v; gate, up, down; two RMSNorms
-    return layers * per_layer + d + d * model_cfg.vocab_size  # final norm, output head
 
 
 @dataclass
@@ -371,6 +371,16 @@ def _law(fit: dict[str, Any]) -> str:
 
 def run(cfg: Config) -> Result:
     check_config(cfg)
+    threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _run(cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(cfg: Config) -> Result:
     seed(cfg.seed)
     device = select_device(cfg.device)
     data = load_data(cfg)

@@ -37,6 +37,7 @@ output head (the embedding is a lookup, not a product); ``4 L B T^2 H d_head`` a
 pass of every product costs two products of the same size (the gradients of both operands; the
 embedding's gradient makes the first layer's input gradient necessary too), hence ``3 x forward``.
 Norms, activations, softmax and the optimiser are not counted (a few ``O(N)`` element-wise terms).
+:func:`llama_non_embedding_parameters` gives Kaplan's ``N`` of a config without building the model.
 
 Departures from the report:
 
@@ -70,6 +71,7 @@ __all__ = [
     "fit_capability_law",
     "fit_scaling_law",
     "llama_forward_flops",
+    "llama_non_embedding_parameters",
     "llama_training_flops",
     "mean_negative_log_pass_rate",
     "relative_error",
@@ -111,6 +113,18 @@ def _llama_sizes(cfg: Any) -> tuple[int, int]:
     mlp = 3 * d * cfg.intermediate_size  # gate, up, down
     head = d * cfg.vocab_size  # the output head (tied or not, it is a product)
     return cfg.num_layers * (attention + mlp) + head, cfg.num_heads * hd
+
+
+def llama_non_embedding_parameters(cfg: Any) -> int:
+    """``N`` of Kaplan et al. for ``Llama(cfg)`` without building it: every weight but the token
+    (and learned position) embeddings; an untied output head counts, a tied one is the embedding.
+
+    Equals ``Llama(cfg).num_parameters(exclude_embeddings=True)``.
+    """
+    weights, _ = _llama_sizes(cfg)
+    d = cfg.hidden_size
+    norms = (2 * cfg.num_layers + 1) * d  # two RMSNorm gains per block and the final one
+    return weights + norms - (d * cfg.vocab_size if cfg.tie_embeddings else 0)
 
 
 def llama_forward_flops(cfg: Any, batch_size: int, seq_len: int) -> int:
