@@ -45,7 +45,8 @@ def rope_frequencies(head_dim: int, base: float = 10000.0) -> Tensor:
         raise ValueError(f"head_dim must be a positive even int, got {head_dim!r}")
     if not base > 1:
         raise ValueError(f"base must be > 1, got {base}")
-    return 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.float32, device="cpu") / head_dim
+    return 1.0 / (base**exponents)
 
 
 def llama3_scaled_frequencies(
@@ -135,8 +136,16 @@ class RotaryEmbedding(nn.Module):
         self.base = float(base)
         self.scaling = dict(scaling) if scaling is not None else None
         self.interleaved = bool(interleaved)
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        # A plain float32 CPU tensor, not a buffer: ``model.to(torch.bfloat16)`` must not round the
+        # frequencies (angles at position 3000 would be off by ~1 rad), and ``with
+        # torch.device("meta")`` must not leave them without values. Tables move to the device of use.
+        self._inv_freq = inv_freq
         self._cache: tuple[Tensor, Tensor] | None = None
+
+    @property
+    def inv_freq(self) -> Tensor:
+        """The float32 frequencies ``theta_i`` (after any scaling), on the CPU."""
+        return self._inv_freq
 
     def _table(self, length: int, device: torch.device) -> tuple[Tensor, Tensor]:
         cached = self._cache
