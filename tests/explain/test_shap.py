@@ -407,5 +407,7 @@ def test_bad_input_deep_explainer():
         explainer(np.zeros((2, 1, 8, 8)))
     with pytest.raises(ValueError, match="target must be an output index in \\[0, 3\\), got 3"):
         explainer(torch.randn(2, 1, 8, 8), target=3)
+    with pytest.raises(ValueError, match="x must hold at least one input, got shape \\(0, 1, 8, 8\\)"):
+        explainer(torch.randn(0, 1, 8, 8))
     with pytest.raises(ValueError, match="background must have shape \\[B, \\*input_shape\\]"):
         DeepExplainer(small_cnn(), torch.randn(0, 1, 8, 8))

@@ -303,12 +303,6 @@ def shapley_kernel_weight(n_features: int, size: int) -> float:
     return (m - 1) / (math.comb(m, s) * s * (m - s))
 
 
-def _random_subsets(size: int, count: int, n_features: int, generator: torch.Generator) -> Tensor:
-    """``count`` uniformly random subsets of ``size`` features, as boolean masks."""
-    order = torch.rand(count, n_features, generator=generator).argsort(1)
-    return order < size  # the features ranked below ``size`` in a random order
-
-
 class KernelExplainer(_TabularExplainer):
     """Kernel SHAP (Theorem 2): Shapley-kernel weighted linear regression with the efficiency constraint.
 
@@ -323,7 +317,7 @@ class KernelExplainer(_TabularExplainer):
 
     def minimum_samples(self) -> int:
         m = self.n_features
-        return min(m, 2**m - 2) if m < 63 else m
+        return min(m, 2**m - 2)
 
     def kernel_weight(self, size: int) -> float:
         """The regression weight of one coalition of ``size`` features (Theorem 2's kernel)."""
@@ -363,22 +357,31 @@ class KernelExplainer(_TabularExplainer):
             sizes = sorted(remaining)
             probabilities = torch.tensor([remaining[t] for t in sizes], dtype=torch.float64)
             probabilities = probabilities / probabilities.sum()
-            counts: dict[bytes, list] = {}
-            draws = 0
+            powers = 2 ** torch.arange(m, dtype=torch.long)  # a coalition's integer code (M <= 62)
+            codes = torch.empty(0, dtype=torch.long)
             # Paired sampling: each drawn coalition comes with its complement; a repeated draw adds
-            # weight instead of a new evaluation, so the budget buys distinct coalitions.
-            while len(counts) < left and draws < 100 * n_samples:
-                draws += 1
-                size = sizes[int(torch.multinomial(probabilities, 1, generator=generator))]
-                mask = _random_subsets(size, 1, m, generator)[0]
-                for member in (mask, ~mask):
-                    if len(counts) >= left and member.numpy().tobytes() not in counts:
-                        continue
-                    key = member.numpy().tobytes()
-                    entry = counts.setdefault(key, [member, 0.0])
-                    entry[1] += 1.0
-            sampled = torch.stack([entry[0] for entry in counts.values()])
-            weight = torch.tensor([entry[1] for entry in counts.values()], dtype=torch.float64)
+            # weight instead of a new evaluation, so the budget buys ``left`` distinct coalitions.
+            for _ in range(100):
+                pairs = max(1, left)
+                drawn = torch.multinomial(probabilities, pairs, replacement=True, generator=generator)
+                size = torch.tensor(sizes)[drawn]
+                order = torch.rand(pairs, m, generator=generator).argsort(1).argsort(1)
+                mask = order < size[:, None]  # a uniformly random subset of each drawn size
+                both = torch.stack([mask, ~mask], 1).reshape(-1, m)  # mask, complement, mask, ...
+                codes = torch.cat([codes, (both.long() * powers).sum(1)])
+                if torch.unique(codes).numel() >= left:
+                    break
+            unique, inverse = torch.unique(codes, return_inverse=True)
+            first = torch.full((len(unique),), len(codes), dtype=torch.long)
+            first.scatter_reduce_(0, inverse, torch.arange(len(codes)), reduce="amin")
+            if len(unique) > left:  # stop at the draw that brought the ``left``-th new coalition
+                cutoff = int(first.sort().values[left - 1])
+                inverse = inverse[: cutoff + 1]
+            counted = torch.bincount(inverse, minlength=len(unique)).to(torch.float64)
+            keep = counted > 0
+            unique, counted = unique[keep], counted[keep]
+            sampled = (unique[:, None] & powers) != 0
+            weight = counted
             # sampled coalitions share the kernel mass not enumerated, in proportion to their draws
             weight = weight / weight.sum() * sum(remaining.values())
             masks_list.append(sampled)
@@ -390,10 +393,14 @@ class KernelExplainer(_TabularExplainer):
     ) -> Explanation:
         x = self._prepare(x)
         m = self.n_features
-        total = 2**m - 2 if m < 63 else 2**62
+        total = 2**m - 2
         if n_samples is None:
             n_samples = min(total, 2 * m + 2048)  # shap's default budget
         check_int("n_samples", n_samples, minimum=0)
+        if m > 62:
+            raise ValueError(
+                f"KernelExplainer handles at most 62 features (coalition codes are int64), got {m}"
+            )
         if n_samples < self.minimum_samples():
             raise ValueError(
                 f"n_samples must be >= {self.minimum_samples()} (at least M coalitions to determine "
@@ -701,6 +708,8 @@ class DeepExplainer:
                 f"x must have shape [N, {', '.join(map(str, self.background.shape[1:]))}] (the background's "
                 f"input shape), got {tuple(x.shape)}"
             )
+        if x.shape[0] == 0:
+            raise ValueError(f"x must hold at least one input, got shape {tuple(x.shape)}")
         if target is not None:
             check_int("target", target, minimum=0)
             if target >= self.n_outputs:
