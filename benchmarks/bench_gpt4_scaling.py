@@ -57,7 +57,9 @@ def main() -> None:
         note=f"log-space SSE ours {ours_sse:.3e}, curve_fit {timings['scipy'].result:.3e}",
     )  # fmt: skip
 
-    cfg = LlamaConfig(vocab_size=65, hidden_size=64, intermediate_size=172, num_layers=2, num_heads=2, max_seq_len=64)
+    cfg = LlamaConfig(
+        vocab_size=65, hidden_size=64, intermediate_size=172, num_layers=2, num_heads=2, max_seq_len=64
+    )
     model = Llama(cfg).to(args.device)
     tokens = torch.randint(0, 65, (16, 64), device=args.device)
 
@@ -67,7 +69,9 @@ def main() -> None:
         return counter.get_total_flops()
 
     timings = _timing.time_alternately(
-        {"ours": lambda: llama_training_flops(cfg, 16, 64), "FlopCounterMode": traced}, args.repeats, args.device
+        {"ours": lambda: llama_training_flops(cfg, 16, 64), "FlopCounterMode": traced},
+        args.repeats,
+        args.device,
     )
     _timing.print_comparison(
         "training FLOPs, Llama d=64 L=2, 16x64 tokens", timings, "median",

@@ -26,10 +26,10 @@ CLAIMED = {"loss_relative_error_pct", "irreducible_term_advantage_pct", "compute
 
 def _tiny(**overrides):
     """A family of five very small, very short runs: for repeatability and code-path tests."""
-    fields = dict(
-        widths=(8, 12, 16, 20, 24), tokens_per_parameter=0.25, batch_size=4, seq_len=32,
-        eval_batches=2, capability_problems=16, bootstrap_resamples=20, device="cpu",
-    )  # fmt: skip
+    fields = {
+        "widths": (8, 12, 16, 20, 24), "tokens_per_parameter": 0.25, "batch_size": 4, "seq_len": 32,
+        "eval_batches": 2, "capability_problems": 16, "bootstrap_resamples": 20, "device": "cpu",
+    }  # fmt: skip
     fields.update(overrides)
     return make_config(load_experiment(SLUG), "quick", **fields)
 
@@ -50,7 +50,9 @@ def test_quick_reproduction_passes_and_an_inconsistent_largest_run_fails():
     assert set(result.figures) == {"loss_prediction", "capability_prediction"}
     runs = result.details["runs"]
     assert len(runs) == len(cfg.widths) and all(r["loss"] < math.log(65) for r in runs)
-    assert [r["loss"] for r in runs] == sorted((r["loss"] for r in runs), reverse=True)  # more compute, lower loss
+    assert [r["loss"] for r in runs] == sorted(
+        (r["loss"] for r in runs), reverse=True
+    )  # more compute, lower loss
 
     # Broken methodology: the largest run alone gets a 10x lower peak learning rate. Same small runs,
     # same seed; its loss leaves the law and the prediction misses by far more than 3 %.
@@ -102,7 +104,9 @@ def test_a_law_without_irreducible_term_loses_its_advantage_claim():
     runs = _synthetic_runs()
     for r in runs:
         r["loss"] = 30.0 * r["compute"] ** -0.12
-    metrics, _ = experiment.analyse(dataclasses.replace(experiment.Config.quick(), bootstrap_resamples=20), runs)
+    metrics, _ = experiment.analyse(
+        dataclasses.replace(experiment.Config.quick(), bootstrap_resamples=20), runs
+    )
     assert metrics["irreducible_loss_c"] == pytest.approx(0.0, abs=1e-6)
     assert metrics["irreducible_term_advantage_pct"] == pytest.approx(0.0, abs=1e-4)
 
@@ -143,7 +147,9 @@ def test_each_scale_spans_the_compute_its_claim_asks(scale, span):
     compute = []
     for width in cfg.widths:
         model_cfg, train_cfg = experiment.family_member(cfg, width, 65)
-        compute.append(llama_training_flops(model_cfg, train_cfg.batch_size, train_cfg.seq_len, train_cfg.steps))
+        compute.append(
+            llama_training_flops(model_cfg, train_cfg.batch_size, train_cfg.seq_len, train_cfg.steps)
+        )
     assert compute == sorted(compute)
     assert compute[-1] / compute[0] >= span
     assert CLAIMS["compute_span"].threshold(scale) == span
@@ -160,7 +166,9 @@ def test_capability_problems_are_whole_validation_words():
         word = tokenizer.decode(targets[i, positions].tolist())
         assert word.isalpha() and 3 <= len(word) <= 8
         assert tokenizer.decode([int(windows[i, positions[0]])]) == " "  # the word starts after a space
-        follower = tokenizer.decode([int(targets[i, positions[-1] + 1])]) if positions[-1] + 1 < cfg.seq_len else " "
+        follower = (
+            tokenizer.decode([int(targets[i, positions[-1] + 1])]) if positions[-1] + 1 < cfg.seq_len else " "
+        )
         assert not follower.isalpha()  # and it is the whole word
 
 
@@ -178,7 +186,10 @@ def test_full_code_path_runs_on_a_tiny_family():
 
 def test_claims_quote_the_paper():
     assert CLAIMS["extrapolation_ratio"].paper == 10000.0
-    assert CLAIMS["loss_relative_error_pct"].quick == 3.0 and not CLAIMS["loss_relative_error_pct"].higher_is_better
+    assert (
+        CLAIMS["loss_relative_error_pct"].quick == 3.0
+        and not CLAIMS["loss_relative_error_pct"].higher_is_better
+    )
     assert CLAIMS["actual_in_bootstrap_interval"].quick is None  # reported, not claimed
     assert CLAIMS["capability_relative_error_pct"].quick is None
 
@@ -188,7 +199,9 @@ def test_bad_config_is_rejected_with_the_field_name():
         experiment.run(_tiny(widths=(8, 12, 16, 20)))
     with pytest.raises(ValueError, match=r"widths must increase, got \(8, 16, 12, 20, 24\)"):
         experiment.run(_tiny(widths=(8, 16, 12, 20, 24)))
-    with pytest.raises(ValueError, match=r"widths must split into num_heads=2 heads of even size, got \[10\]"):
+    with pytest.raises(
+        ValueError, match=r"widths must split into num_heads=2 heads of even size, got \[10\]"
+    ):
         experiment.run(_tiny(widths=(8, 10, 12, 16, 20)))
     with pytest.raises(ValueError, match="tokens_per_parameter must be > 0, got 0"):
         experiment.run(_tiny(tokens_per_parameter=0))

@@ -184,7 +184,8 @@ def test_llama_flops_golden_value_by_hand():
 
 
 @pytest.mark.parametrize(
-    "kv_heads, tied, position", [(4, False, "rope"), (2, True, "rope"), (1, False, "learned"), (2, True, "learned")]
+    "kv_heads, tied, position",
+    [(4, False, "rope"), (2, True, "rope"), (1, False, "learned"), (2, True, "learned")],
 )
 def test_non_embedding_parameters_match_the_built_model(kv_heads, tied, position):
     cfg = LlamaConfig(vocab_size=37, hidden_size=32, intermediate_size=88, num_layers=3, num_heads=4,
@@ -249,7 +250,9 @@ def test_too_few_runs_are_rejected():
         fit_capability_law([1.0, 10.0], [3.0, 2.0])
 
 
-@pytest.mark.parametrize("bad", [[0.0, 1.0, 2.0, 3.0], [-1.0, 1.0, 2.0, 3.0], [1.0, math.inf, 2.0, 3.0], [1.0, math.nan, 2.0, 3.0]])
+@pytest.mark.parametrize(
+    "bad", [[0.0, 1.0, 2.0, 3.0], [-1.0, 1.0, 2.0, 3.0], [1.0, math.inf, 2.0, 3.0], [1.0, math.nan, 2.0, 3.0]]
+)
 def test_non_positive_or_non_finite_compute_is_rejected(bad):
     with pytest.raises(ValueError, match="compute must be positive and finite"):
         fit_scaling_law(bad, [4.0, 3.0, 2.0, 1.5])
@@ -299,7 +302,9 @@ def test_bad_bootstrap_arguments_are_rejected():
 
 
 def test_bad_flop_arguments_are_rejected():
-    cfg = LlamaConfig(vocab_size=10, hidden_size=8, intermediate_size=16, num_layers=1, num_heads=2, max_seq_len=4)
+    cfg = LlamaConfig(
+        vocab_size=10, hidden_size=8, intermediate_size=16, num_layers=1, num_heads=2, max_seq_len=4
+    )
     with pytest.raises(ValueError, match="parameters must be a positive finite number, got 0"):
         training_flops(0, 10)
     with pytest.raises(TypeError, match="tokens must be a positive number, got str"):

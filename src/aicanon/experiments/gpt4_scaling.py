@@ -48,8 +48,9 @@ Departures from the report (stated here and in each result's notes):
 
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
@@ -147,8 +148,10 @@ class Config(ExperimentConfig):
 def check_config(cfg: Config) -> None:
     widths = tuple(cfg.widths)
     if len(widths) < 5 or any(not isinstance(w, int) or isinstance(w, bool) for w in widths):
-        raise ValueError(f"widths must hold at least 5 ints (4 fitted runs and the held-out one), got {cfg.widths!r}")
-    if any(b <= a for a, b in zip(widths, widths[1:])):
+        raise ValueError(
+            f"widths must hold at least 5 ints (4 fitted runs and the held-out one), got {cfg.widths!r}"
+        )
+    if any(b <= a for a, b in itertools.pairwise(widths)):
         raise ValueError(f"widths must increase, got {cfg.widths!r}")
     for name in ("num_layers", "num_heads", "batch_size", "seq_len", "eval_batches", "capability_problems",
                  "bootstrap_resamples", "lr_reference_width"):  # fmt: skip
@@ -170,7 +173,9 @@ def check_config(cfg: Config) -> None:
         raise ValueError(f"threads must be an int >= 0 (0 = torch's setting), got {cfg.threads!r}")
 
 
-def family_member(cfg: Config, width: int, vocab_size: int, largest: bool = False) -> tuple[LlamaConfig, PretrainConfig]:
+def family_member(
+    cfg: Config, width: int, vocab_size: int, largest: bool = False
+) -> tuple[LlamaConfig, PretrainConfig]:
     """The one methodology: the model and optimisation settings of the run of ``width``."""
     intermediate = 4 * math.ceil(cfg.ffn_multiplier * width / 4)
     model_cfg = LlamaConfig(
@@ -206,13 +211,14 @@ class Data:
     problems: tuple[Tensor, Tensor, Tensor]
     """Capability problems: windows ``[P, seq_len]``, target ids ``[P, seq_len]`` and a mask of the
     positions that belong to the word to complete."""
-    notes: list[str] = field(default_factory=list)
 
 
 def load_data(cfg: Config) -> Data:
     text = load_tinyshakespeare()
     train, val, tokenizer = char_splits(text)
-    return Data(train, val, tokenizer.vocab_size, capability_problems(val, tokenizer.decode(val.tolist()), cfg))
+    return Data(
+        train, val, tokenizer.vocab_size, capability_problems(val, tokenizer.decode(val.tolist()), cfg)
+    )
 
 
 def capability_problems(val: Tensor, val_text: str, cfg: Config) -> tuple[Tensor, Tensor, Tensor]:
@@ -249,7 +255,9 @@ def capability_problems(val: Tensor, val_text: str, cfg: Config) -> tuple[Tensor
 
 
 @torch.no_grad()
-def negative_log_pass_rates(model: Llama, problems: tuple[Tensor, Tensor, Tensor], batch_size: int = 64) -> np.ndarray:
+def negative_log_pass_rates(
+    model: Llama, problems: tuple[Tensor, Tensor, Tensor], batch_size: int = 64
+) -> np.ndarray:
     """``-log pass_rate`` per problem: minus the log probability of writing the word exactly."""
     windows, targets, masks = problems
     device = next(model.parameters()).device
@@ -259,12 +267,16 @@ def negative_log_pass_rates(model: Llama, problems: tuple[Tensor, Tensor, Tensor
         x = windows[i : i + batch_size].to(device)
         with autocast(device):
             logits = model(x).float()
-        log_probs = torch.log_softmax(logits, dim=-1).gather(-1, targets[i : i + batch_size, :, None].to(device))[..., 0]
+        log_probs = torch.log_softmax(logits, dim=-1).gather(
+            -1, targets[i : i + batch_size, :, None].to(device)
+        )[..., 0]
         values.append(-(log_probs * masks[i : i + batch_size].to(device)).sum(dim=1).cpu())
     return torch.cat(values).double().numpy()
 
 
-def train_member(cfg: Config, width: int, data: Data, device: torch.device, largest: bool = False) -> dict[str, Any]:
+def train_member(
+    cfg: Config, width: int, data: Data, device: torch.device, largest: bool = False
+) -> dict[str, Any]:
     """Train the family's run of ``width`` from ``cfg.seed`` and evaluate it."""
     model_cfg, train_cfg = family_member(cfg, width, data.vocab_size, largest)
     # Common random numbers: every member starts from the same seed and reads the same stream of
@@ -283,7 +295,9 @@ def train_member(cfg: Config, width: int, data: Data, device: torch.device, larg
         "tokens": tokens,
         "steps": train_cfg.steps,
         "lr": train_cfg.lr,
-        "compute": float(llama_training_flops(model_cfg, train_cfg.batch_size, train_cfg.seq_len, train_cfg.steps)),
+        "compute": float(
+            llama_training_flops(model_cfg, train_cfg.batch_size, train_cfg.seq_len, train_cfg.steps)
+        ),
         "compute_6nd": 6.0 * n * tokens,
         "loss": float(history["final_val_loss"]),
         "capability": float(nlp.mean()),
@@ -336,7 +350,9 @@ def analyse(cfg: Config, runs: list[dict[str, Any]]) -> tuple[dict[str, float], 
     return metrics, details
 
 
-def scaling_figure(runs: list[dict[str, Any]], details: dict[str, Any], key: str, fit_key: str, ylabel: str, title: str) -> Figure:
+def scaling_figure(
+    runs: list[dict[str, Any]], details: dict[str, Any], key: str, fit_key: str, ylabel: str, title: str
+) -> Figure:
     """Figure 1 (or 2) of the report: fitted small runs, the held-out run, the extrapolated law."""
     compute = np.array([r["compute"] for r in runs])
     values = np.array([r[key] for r in runs])
@@ -347,14 +363,28 @@ def scaling_figure(runs: list[dict[str, Any]], details: dict[str, Any], key: str
     ax.plot(grid, fit["a"] * grid ** fit["b"] + fit["c"], color="tab:green", label=f"fit: {_law(fit)}")
     if fit_key == "fit":
         pure = details["pure_power_law_fit"]
-        ax.plot(grid, pure["a"] * grid ** pure["b"], color="grey", ls="--", label=f"no irreducible term: {_law(pure)}")
+        ax.plot(
+            grid,
+            pure["a"] * grid ** pure["b"],
+            color="grey",
+            ls="--",
+            label=f"no irreducible term: {_law(pure)}",
+        )
         boot = details["bootstrap"]
         # a percentile interval need not contain the full-data estimate: draw the interval alone
         ax.plot([compute[-1]] * 2, [boot["low"], boot["high"]], color="tab:green", marker="_", ms=14, lw=2,
                 label=f"{round(100 * boot['level'])} % bootstrap interval of the prediction")  # fmt: skip
     ax.axvline(compute[-2], color="grey", lw=0.8, ls=":")
     ax.scatter(compute[:-1], values[:-1], color="black", zorder=3, label="small runs (fitted)")
-    ax.scatter(compute[-1:], values[-1:], color="tab:red", marker="*", s=160, zorder=4, label="largest run (held out)")
+    ax.scatter(
+        compute[-1:],
+        values[-1:],
+        color="tab:red",
+        marker="*",
+        s=160,
+        zorder=4,
+        label="largest run (held out)",
+    )
     ax.set_xscale("log")
     ax.set_xlabel("training compute (FLOPs)")
     ax.set_ylabel(ylabel)
@@ -400,14 +430,20 @@ def _run(cfg: Config) -> Result:
         ),
     }  # fmt: skip
     notes = [
-        f"Compute spans {metrics['compute_span']:.0f}x and the prediction extrapolates "
-        f"{metrics['extrapolation_ratio']:.1f}x past the largest fitted run (the report: 10,000x); "
-        "character-level Tiny Shakespeare, nats per character.",
-        "The capability metric is a stand-in for HumanEval: exact probabilities of completing fixed "
-        "validation words, reported and not claimed.",
+        (
+            f"Compute spans {metrics['compute_span']:.0f}x and the prediction extrapolates "
+            f"{metrics['extrapolation_ratio']:.1f}x past the largest fitted run (the report: 10,000x); "
+            "character-level Tiny Shakespeare, nats per character."
+        ),
+        (
+            "The capability metric is a stand-in for HumanEval: exact probabilities of completing fixed "
+            "validation words, reported and not claimed."
+        ),
     ]
     if cfg.largest_lr_multiplier != 1.0:
-        notes.append(f"ABLATION: the held-out run's learning rate is multiplied by {cfg.largest_lr_multiplier}.")
+        notes.append(
+            f"ABLATION: the held-out run's learning rate is multiplied by {cfg.largest_lr_multiplier}."
+        )
     if cfg.shuffle_fit_losses:
         notes.append("ABLATION: the small runs' losses are shuffled across compute before fitting.")
     return Result(metrics=metrics, figures=figures, details=details, notes=notes)

@@ -170,7 +170,9 @@ def _as_vector(name: str, values: Any) -> np.ndarray:
     return array
 
 
-def _check_runs(compute: Any, loss: Any, minimum: int, loss_name: str = "loss") -> tuple[np.ndarray, np.ndarray]:
+def _check_runs(
+    compute: Any, loss: Any, minimum: int, loss_name: str = "loss"
+) -> tuple[np.ndarray, np.ndarray]:
     x = _as_vector("compute", compute)
     y = _as_vector(loss_name, loss)
     if x.shape != y.shape:
@@ -319,7 +321,9 @@ def mean_negative_log_pass_rate(pass_rates: Any) -> float:
     if rates.size == 0:
         raise ValueError("pass_rates must hold at least one problem, got an empty array")
     if not np.all(np.isfinite(rates)) or np.any(rates <= 0) or np.any(rates > 1):
-        raise ValueError(f"pass_rates must lie in (0, 1], got min {float(rates.min())} and max {float(rates.max())}")
+        raise ValueError(
+            f"pass_rates must lie in (0, 1], got min {float(rates.min())} and max {float(rates.max())}"
+        )
     return float(-np.mean(np.log(rates)))
 
 
