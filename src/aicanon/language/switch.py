@@ -33,12 +33,12 @@ for the combine), the *smaller initialisation* (every weight drawn from a normal
 deviation ``sqrt(s / fan_in)`` truncated at two standard deviations, with ``s = 0.1`` instead of
 the default 1.0) and *expert dropout* (Table 4: a higher dropout rate inside the experts, e.g.
 0.4 against 0.1 elsewhere, when fine-tuning). Optional: multiplicative input jitter of the router
-(``x * U(1 - eps, 1 + eps)`` while training, the Mesh TensorFlow ``input_jitter`` policy of
-Appendix / Table 10's "Switch" routing) and the router z-loss of ST-MoE (Zoph et al. 2022, Eq. 5:
+(``x * U(1 - eps, 1 + eps)`` while training: Mesh TensorFlow's ``input_jitter`` Switch policy,
+transformers' ``router_jitter_noise``) and the router z-loss of ST-MoE (Zoph et al. 2022:
 ``(1/B) sum_x (log sum_j exp h(x)_j)^2``), which the Switch paper does not use; its weight is 0
 unless asked for.
 
-Expert parallelism (Section 5, Figure 9 "expert parallelism"): with a ``torch.distributed`` process
+Expert parallelism (Section 5, "expert and data parallelism"): with a ``torch.distributed`` process
 group of ``W`` ranks each rank keeps ``N / W`` experts and its own tokens; the dispatched tokens
 (an ``[N, capacity * groups, d]`` buffer per rank) go to the ranks owning their experts by one
 all-to-all and come back by another, both differentiable.
@@ -55,8 +55,10 @@ Departures and choices, each deliberate:
 * Experts are ReLU FFNs ``wo(relu(wi x))`` as in the paper's T5 models, or gated SwiGLU
   ``wo(silu(wi_0 x) * wi_1 x)`` (T5.1.1 / Llama style) so that a Switch layer can replace a
   Llama MLP with the same active parameters. No biases (T5).
-* Expert weights are stacked ``[N, d_in, d_out]`` tensors computed by batched matmuls over the
-  capacity buffer; transformers keeps one ``nn.Linear`` per expert and loops.
+* Expert weights are stacked ``[N, d_in, d_out]`` tensors (transformers keeps one ``nn.Linear``
+  per expert). In one process each expert multiplies only its kept tokens (sorted by expert), not
+  the zero-padded ``[N, capacity, d]`` buffer the paper's TPU code computes: same outputs, no
+  FLOPs spent on empty slots. Expert parallelism exchanges that fixed-size buffer.
   :meth:`SwitchFFN.load_transformers_state_dict` reads its (and the released checkpoints') layout.
 """
 
@@ -181,7 +183,7 @@ def load_balancing_loss(router_probs: Tensor, expert_index: Tensor) -> Tensor:
 
 
 def router_z_loss(router_logits: Tensor) -> Tensor:
-    """ST-MoE's router z-loss (Zoph et al. 2022, Eq. 5): mean over tokens of ``logsumexp(h(x))^2``."""
+    """ST-MoE's router z-loss (Zoph et al. 2022): mean over tokens of ``logsumexp(h(x))^2``."""
     if not isinstance(router_logits, Tensor) or not router_logits.is_floating_point():
         raise TypeError(f"router_logits must be a floating-point tensor, got {type(router_logits).__name__}")
     if router_logits.dim() < 2:
@@ -303,6 +305,30 @@ class SwitchExperts(nn.Module):
         # Expert dropout (Section 2.4, Table 4): its own rate, inside the experts only.
         hidden = F.dropout(hidden, self.dropout, self.training)
         return torch.bmm(hidden, self.wo)
+
+    def grouped(self, x: Tensor, counts: list[int]) -> Tensor:
+        """The experts on tokens sorted by expert: rows ``sum(counts[:e]) ...`` go to expert ``e``.
+
+        The same products as :meth:`forward` on a capacity buffer, without its empty slots.
+        """
+        outputs = []
+        # unbind once: indexing the stacked parameter per expert would make autograd build a
+        # full-size zero gradient for every expert (quadratic in the number of experts).
+        wo = self.wo.unbind(0)
+        if self.activation == "relu":
+            wi = self.wi.unbind(0)
+        else:
+            gate, up = self.wi_0.unbind(0), self.wi_1.unbind(0)
+        for e, chunk in enumerate(x.split(counts)):
+            if chunk.shape[0] == 0:
+                continue
+            if self.activation == "relu":
+                hidden = torch.relu(chunk @ wi[e])
+            else:
+                hidden = F.silu(chunk @ gate[e]) * (chunk @ up[e])
+            hidden = F.dropout(hidden, self.dropout, self.training)  # expert dropout (Table 4)
+            outputs.append(hidden @ wo[e])
+        return torch.cat(outputs) if outputs else x.new_zeros(0, self.hidden_size)
 
 
 class _AllToAll(torch.autograd.Function):
@@ -432,29 +458,31 @@ class SwitchFFN(nn.Module):
             self.expert_counts = torch.bincount(routing.expert_index.flatten(), minlength=self.num_experts)
             self.dropped_fraction = float(1.0 - routing.kept.float().mean())
 
-        # Dispatch (Figure 3): token (g, s) goes to slot g * capacity + position of its expert's
-        # buffer [N, G * C, H]; empty slots stay zero, dropped tokens are not written.
-        slots = groups * capacity
         flat_x = x.reshape(groups * tokens, hidden)
-        kept = routing.kept.flatten()
-        source = kept.nonzero().squeeze(-1)
-        group_of = torch.arange(groups, device=x.device).repeat_interleave(tokens)
-        target = (routing.expert_index.flatten() * slots + group_of * capacity + routing.position.flatten())[
-            source
-        ]
-        buffer = flat_x.new_zeros(self.num_experts * slots, hidden).index_copy(0, target, flat_x[source])
-        buffer = buffer.view(self.num_experts, slots, hidden)
-
+        source = routing.kept.flatten().nonzero().squeeze(-1)  # the tokens that are not dropped
         if self.process_group is None:
-            expert_out = self.experts(buffer)
+            # One process: the kept tokens grouped by expert, each expert applied to its own rows.
+            # The same products as the capacity buffer below, without computing its empty slots.
+            chosen = routing.expert_index.flatten()[source]
+            order = torch.argsort(chosen, stable=True)
+            source = source[order]
+            counts = torch.bincount(chosen, minlength=self.num_experts).tolist()
+            expert_out = self.experts.grouped(flat_x[source], counts)
         else:
-            expert_out = self._expert_parallel(buffer)
+            # Dispatch (Figure 3): token (g, s) goes to slot g * capacity + position of its
+            # expert's buffer [N, G * C, H]; empty slots stay zero, dropped tokens are not written.
+            slots = groups * capacity
+            group_of = torch.arange(groups, device=x.device).repeat_interleave(tokens)
+            target = routing.expert_index.flatten() * slots + group_of * capacity + routing.position.flatten()
+            target = target[source]
+            buffer = flat_x.new_zeros(self.num_experts * slots, hidden).index_copy(0, target, flat_x[source])
+            buffer = self._expert_parallel(buffer.view(self.num_experts, slots, hidden))
+            expert_out = buffer.reshape(self.num_experts * slots, hidden)[target]
 
         # Combine: y = p_{i*}(x) E_{i*}(x) (Eq. 2 with k = 1); the float32 gate is cast to the
         # input dtype first (Section 2.4: dispatch and combine in the model's precision).
         gate = routing.gate.flatten()[source].to(x.dtype).unsqueeze(-1)
-        picked = expert_out.reshape(self.num_experts * slots, hidden)[target] * gate
-        out = flat_x.new_zeros(groups * tokens, hidden).index_copy(0, source, picked)
+        out = flat_x.new_zeros(groups * tokens, hidden).index_copy(0, source, expert_out * gate)
         return out.view(groups, tokens, hidden)
 
     def _expert_parallel(self, buffer: Tensor) -> Tensor:
