@@ -20,3 +20,16 @@ def test_default_plot_and_custom_plotter():
     calls = []
     Explanation(values=np.zeros((4, 4)), plotter=lambda exp, ax: calls.append(exp.values.shape)).plot()
     assert calls == [(4, 4)]
+
+
+def test_package_exports_every_explainer_lazily():
+    from aicanon import explain
+    from aicanon.explain import lime, shap
+
+    assert explain.KernelExplainer is shap.KernelExplainer
+    assert explain.TabularExplainer is lime.TabularExplainer
+    assert set(explain.__all__) == {"Explanation"} | set(explain._WHERE)
+    for name in explain.__all__:
+        assert getattr(explain, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        explain.Nope  # noqa: B018
