@@ -34,8 +34,11 @@ word embedding); the SOP head a linear layer on the pooler's ``tanh(h_[CLS] W_p 
 
 Weights: module for module this is ``transformers``' ``AlbertModel`` / ``AlbertForPreTraining``;
 :func:`state_dict_from_transformers` and :func:`state_dict_to_transformers` convert between the
-two layouts (so the released ``albert-*-v2`` checkpoints load), and :func:`config_from_transformers`
-/ :func:`config_to_transformers` the configurations.
+two layouts (the released ``albert-*-v2`` checkpoints are distributed in that layout; no checkpoint
+file is staged here, so loading is tested on randomly initialised transformers models of the same
+layout), and :func:`config_from_transformers` / :func:`config_to_transformers` the configurations.
+Weights start as in BERT: N(0, 0.02^2) for linear and embedding weights, zero biases, unit LayerNorms
+(``initializer_range``; small models may want a larger value, see ``aicanon.experiments.albert``).
 
 Departures from the paper, and why:
 
@@ -54,7 +57,7 @@ Departures from the paper, and why:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -72,6 +75,7 @@ __all__ = [
     "config_from_transformers",
     "config_to_transformers",
     "count_parameters",
+    "init_weights",
     "ngram_mask",
     "ngram_probabilities",
     "pretraining_loss",
@@ -692,8 +696,3 @@ def state_dict_to_transformers(state_dict: dict[str, Tensor], cfg: AlbertConfig)
         out["predictions.decoder.weight"] = state_dict["albert.embeddings.word.weight"]
         out["predictions.decoder.bias"] = state_dict["mlm_bias"]
     return out
-
-
-def describe(cfg: AlbertConfig) -> dict[str, Any]:
-    """The config as a plain dict (for results files)."""
-    return asdict(cfg)
