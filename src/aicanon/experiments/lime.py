@@ -67,12 +67,12 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from aicanon.core import Claim, ExperimentConfig, Result, fetch, seed, select_device, track
+from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device, track
+from aicanon.datasets.sst import load_sst_binary as load_sst
 from aicanon.explain.lime import FEATURE_SELECTIONS, coverage, explain_text, submodular_pick
 
 ABLATIONS = ("none", "shuffled_predictions", "random_pick")
 CLASSIFIERS = ("sparse_lr", "decision_tree")
-_LEAF = re.compile(r"\(\d ([^()]+)\)")
 _WORD = re.compile(r"\w+")
 
 
@@ -160,23 +160,6 @@ CLAIMS = [
 
 
 # =============================================================================== data
-def load_sst(split: str) -> tuple[list[str], np.ndarray]:
-    """Sentences (lower-cased leaves joined by spaces) and binary labels of one SST split, neutral dropped."""
-    if split not in ("train", "dev", "test"):
-        raise ValueError(f"split must be train, dev or test, got {split!r}")
-    texts, labels = [], []
-    for line in fetch("sst", f"{split}.txt").read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        root = int(line[1])  # "(3 (2 ...": the root's sentiment, 0..4
-        if root == 2:
-            continue
-        texts.append(" ".join(_LEAF.findall(line)).lower())
-        labels.append(int(root > 2))
-    return texts, np.array(labels)
-
-
 def distinct_words(text: str) -> list[str]:
     return list(dict.fromkeys(_WORD.findall(text)))
 
