@@ -49,9 +49,14 @@ def _worker(rank: int, world: int, port: int, strategy: str, out: str) -> None:
         train, val = _data()
         ctx = DistributedContext(rank=rank, world_size=world, local_rank=rank)
         _, history = train_distributed(_model(), train, val, PretrainConfig(**TRAIN), ctx, strategy=strategy, seed=1)
+        # Killed after 3 steps (checkpoint at 2), then resumed from the checkpoint, under this strategy.
+        folder = out + ".ckpt"
+        common = dict(strategy=strategy, seed=1, checkpoint_dir=folder, checkpoint_every=2)
+        train_distributed(_model(), train, val, PretrainConfig(**TRAIN), ctx, stop_after=3, **common)
+        _, resumed = train_distributed(_model(), train, val, PretrainConfig(**TRAIN), ctx, **common)
         if rank == 0:
             with open(out, "w") as f:
-                json.dump(history, f)
+                json.dump({"history": history, "resumed": resumed}, f)
     finally:
         dist.destroy_process_group()
 
@@ -62,11 +67,16 @@ def test_two_gloo_processes_give_one_process_losses(strategy, tmp_path):
     _, single = train_distributed(_model(), train, val, PretrainConfig(**TRAIN), seed=1)
     out = tmp_path / "history.json"
     mp.spawn(_worker, args=(2, _free_port(), strategy, str(out)), nprocs=2, join=True)
-    parallel = json.loads(out.read_text())
+    record = json.loads(out.read_text())
+    parallel, resumed = record["history"], record["resumed"]
     assert single["train_loss"][-1] < single["train_loss"][0]  # it trains
     # Same global batch, gradients averaged: same losses up to summation order.
     assert parallel["train_loss"] == pytest.approx(single["train_loss"], abs=2e-5)
     assert parallel["final_val_loss"] == pytest.approx(single["final_val_loss"], abs=2e-5)
+    # Checkpoint/resume across processes (full state gathered, re-sharded on load): identical run.
+    assert resumed["resumed_from"] == 2
+    assert resumed["train_loss"] == parallel["train_loss"]
+    assert resumed["final_val_loss"] == parallel["final_val_loss"]
 
 
 def test_single_process_equals_the_shared_training_loop():
