@@ -41,7 +41,9 @@ def reference_model(cfg: LlamaConfig, attention: str):
     return transformers.LlamaForCausalLM(hf_cfg)
 
 
-def compare(label: str, cfg: LlamaConfig, batch: int, length: int, device: torch.device, repeats: int) -> None:
+def compare(
+    label: str, cfg: LlamaConfig, batch: int, length: int, device: torch.device, repeats: int
+) -> None:
     torch.manual_seed(0)
     eager = reference_model(cfg, "eager").to(device)
     sdpa = reference_model(cfg, "sdpa").to(device)
@@ -80,9 +82,25 @@ def main() -> None:
     args = _timing.parse_common_args(parser, repeats=10)
     warnings.filterwarnings("ignore")
     _timing.print_setup(args, "median", "forward + backward, cross-entropy")
-    tiny = LlamaConfig(vocab_size=512, hidden_size=256, intermediate_size=688, num_layers=4, num_heads=8, num_kv_heads=2, max_seq_len=512)
+    tiny = LlamaConfig(
+        vocab_size=512,
+        hidden_size=256,
+        intermediate_size=688,
+        num_layers=4,
+        num_heads=8,
+        num_kv_heads=2,
+        max_seq_len=512,
+    )
     compare("tiny (d=256, 4 layers, GQA 8/2), 8x128", tiny, 8, 128, args.device, args.repeats)
-    small = LlamaConfig(vocab_size=2048, hidden_size=512, intermediate_size=1376, num_layers=8, num_heads=8, num_kv_heads=8, max_seq_len=512)
+    small = LlamaConfig(
+        vocab_size=2048,
+        hidden_size=512,
+        intermediate_size=1376,
+        num_layers=8,
+        num_heads=8,
+        num_kv_heads=8,
+        max_seq_len=512,
+    )
     compare("small (d=512, 8 layers, MHA), 4x256", small, 4, 256, args.device, max(3, args.repeats // 2))
 
 

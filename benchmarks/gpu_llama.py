@@ -28,8 +28,24 @@ from aicanon.core.device import autocast, select_device
 from aicanon.language.llama import Llama, LlamaConfig
 from aicanon.language.llama_weights import from_transformers, load_state_dict_checked
 
-FULL = dict(vocab_size=32000, hidden_size=768, intermediate_size=2048, num_layers=12, num_heads=12, num_kv_heads=12, max_seq_len=1024)
-SMOKE = dict(vocab_size=256, hidden_size=64, intermediate_size=160, num_layers=2, num_heads=4, num_kv_heads=4, max_seq_len=64)
+FULL = dict(
+    vocab_size=32000,
+    hidden_size=768,
+    intermediate_size=2048,
+    num_layers=12,
+    num_heads=12,
+    num_kv_heads=12,
+    max_seq_len=1024,
+)
+SMOKE = dict(
+    vocab_size=256,
+    hidden_size=64,
+    intermediate_size=160,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=4,
+    max_seq_len=64,
+)
 
 
 def matmul_ceiling(device: torch.device, size: int) -> float:
@@ -80,7 +96,9 @@ def reference_model(cfg: LlamaConfig, attention: str):
 
 def time_training(model, hf: bool, ids, device, steps: int, warmup: int) -> float:
     """Seconds per training step (median of ``steps`` after ``warmup``)."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=device.type == "cuda")
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=device.type == "cuda"
+    )
     x, y = ids[:, :-1], ids[:, 1:]
 
     def step():
@@ -112,9 +130,13 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=1024)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--peak-tflops", type=float, default=989.0, help="card's dense bf16 peak (H100/H200 SXM: 989)")
+    parser.add_argument(
+        "--peak-tflops", type=float, default=989.0, help="card's dense bf16 peak (H100/H200 SXM: 989)"
+    )
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile runs")
-    parser.add_argument("--skip-eager-reference", action="store_true", help="skip transformers' eager attention")
+    parser.add_argument(
+        "--skip-eager-reference", action="store_true", help="skip transformers' eager attention"
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     device = select_device(args.device)
@@ -130,10 +152,14 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     with torch.device("meta"):
         n_params = Llama(cfg).num_parameters(exclude_embeddings=True)
-    print(f"device {name}, torch {torch.__version__}, non-embedding parameters {n_params / 1e6:.1f} M, "
-          f"batch {args.batch_size} x {args.seq_len}, bf16 autocast: {device.type == 'cuda'}")
-    print(f"model FLOPs/token {per_token / 1e6:.1f} M; measured matmul ceiling {ceiling / 1e12:.1f} TFLOP/s; "
-          f"peak assumed {args.peak_tflops} TFLOP/s")
+    print(
+        f"device {name}, torch {torch.__version__}, non-embedding parameters {n_params / 1e6:.1f} M, "
+        f"batch {args.batch_size} x {args.seq_len}, bf16 autocast: {device.type == 'cuda'}"
+    )
+    print(
+        f"model FLOPs/token {per_token / 1e6:.1f} M; measured matmul ceiling {ceiling / 1e12:.1f} TFLOP/s; "
+        f"peak assumed {args.peak_tflops} TFLOP/s"
+    )
 
     torch.manual_seed(0)
     reference = reference_model(cfg, "sdpa").to(device)
@@ -169,9 +195,11 @@ def main() -> None:
         rate = tokens / seconds
         achieved = rate * per_token
         results[label] = rate
-        print(f"{label:<34} {seconds * 1e3:9.1f} ms/step  {rate:12,.0f} tokens/s  "
-              f"MFU {100 * achieved / (args.peak_tflops * 1e12):5.1f} % of peak, "
-              f"{100 * achieved / ceiling:5.1f} % of measured matmul  (run {time.perf_counter() - start:.0f} s)")
+        print(
+            f"{label:<34} {seconds * 1e3:9.1f} ms/step  {rate:12,.0f} tokens/s  "
+            f"MFU {100 * achieved / (args.peak_tflops * 1e12):5.1f} % of peak, "
+            f"{100 * achieved / ceiling:5.1f} % of measured matmul  (run {time.perf_counter() - start:.0f} s)"
+        )
         del model
         if device.type == "cuda":
             torch.cuda.empty_cache()

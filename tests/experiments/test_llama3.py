@@ -16,7 +16,10 @@ def test_quick_reproduction_meets_every_quick_claim():
     cfg = make_config(experiment, "quick")
     result = reproduce("llama3", cfg)
     claimed = [c for c in result.claims if c.threshold is not None]
-    assert {c.metric for c in claimed} == {"larger_base_extrapolation_gain", "llama31_scaling_perplexity_gain"}
+    assert {c.metric for c in claimed} == {
+        "larger_base_extrapolation_gain",
+        "llama31_scaling_perplexity_gain",
+    }
     for claim in claimed:
         assert claim.passed, f"{claim.metric}: ours {claim.ours:.4f} vs threshold {claim.threshold}"
     m = result.metrics

@@ -22,7 +22,11 @@ pytestmark = pytest.mark.paper("llama3")
 
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2's byte -> printable character map that HF's ByteLevel pre-tokenizer uses for token strings."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars = printable[:]
     extra = 0
     for b in range(256):

@@ -69,7 +69,9 @@ def test_llama3_golden_string():
 @pytest.mark.parity
 @pytest.mark.parametrize("dialog", [DIALOG, DIALOG[1:], DIALOG[:3], DIALOG[1:3]])
 def test_llama2_equals_hub_chat_template(dialog):
-    assert format_llama2_chat(dialog) == _render(LLAMA2_TEMPLATE, messages=dialog, bos_token="<s>", eos_token="</s>")
+    assert format_llama2_chat(dialog) == _render(
+        LLAMA2_TEMPLATE, messages=dialog, bos_token="<s>", eos_token="</s>"
+    )
 
 
 @pytest.mark.parity
@@ -77,7 +79,10 @@ def test_llama2_equals_hub_chat_template(dialog):
 @pytest.mark.parametrize("dialog", [DIALOG, DIALOG[1:], DIALOG[:3]])
 def test_llama3_equals_hub_chat_template(dialog, generation_prompt):
     expected = _render(
-        LLAMA3_TEMPLATE, messages=dialog, bos_token="<|begin_of_text|>", add_generation_prompt=generation_prompt
+        LLAMA3_TEMPLATE,
+        messages=dialog,
+        bos_token="<|begin_of_text|>",
+        add_generation_prompt=generation_prompt,
     )
     assert format_llama3_chat(dialog, add_generation_prompt=generation_prompt) == expected
 

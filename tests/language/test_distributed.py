@@ -16,7 +16,15 @@ from aicanon.language.training import PretrainConfig
 
 pytestmark = pytest.mark.paper("llama2")
 
-MODEL = dict(vocab_size=31, hidden_size=32, intermediate_size=48, num_layers=2, num_heads=4, num_kv_heads=2, max_seq_len=32)
+MODEL = dict(
+    vocab_size=31,
+    hidden_size=32,
+    intermediate_size=48,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+    max_seq_len=32,
+)
 TRAIN = dict(steps=6, batch_size=8, seq_len=16, lr=3e-3, warmup_steps=2, eval_batches=2)
 
 
@@ -48,7 +56,9 @@ def _worker(rank: int, world: int, port: int, strategy: str, out: str) -> None:
     try:
         train, val = _data()
         ctx = DistributedContext(rank=rank, world_size=world, local_rank=rank)
-        _, history = train_distributed(_model(), train, val, PretrainConfig(**TRAIN), ctx, strategy=strategy, seed=1)
+        _, history = train_distributed(
+            _model(), train, val, PretrainConfig(**TRAIN), ctx, strategy=strategy, seed=1
+        )
         # Killed after 3 steps (checkpoint at 2), then resumed from the checkpoint, under this strategy.
         folder = out + ".ckpt"
         common = dict(strategy=strategy, seed=1, checkpoint_dir=folder, checkpoint_every=2)
@@ -94,9 +104,13 @@ def test_killed_run_resumes_to_the_identical_result(tmp_path):
     cfg = PretrainConfig(**{**TRAIN, "steps": 8})
     whole_model, whole = train_distributed(_model(), train, val, cfg, seed=1)
     # The first attempt dies after 5 steps; its last checkpoint is at step 4.
-    _, first = train_distributed(_model(), train, val, cfg, seed=1, checkpoint_dir=tmp_path, checkpoint_every=2, stop_after=5)
+    _, first = train_distributed(
+        _model(), train, val, cfg, seed=1, checkpoint_dir=tmp_path, checkpoint_every=2, stop_after=5
+    )
     assert len(first["train_loss"]) == 5 and first["final_val_loss"] is None
-    resumed_model, resumed = train_distributed(_model(), train, val, cfg, seed=1, checkpoint_dir=tmp_path, checkpoint_every=2)
+    resumed_model, resumed = train_distributed(
+        _model(), train, val, cfg, seed=1, checkpoint_dir=tmp_path, checkpoint_every=2
+    )
     assert resumed["resumed_from"] == 4
     assert resumed["train_loss"] == whole["train_loss"]
     assert resumed["final_val_loss"] == whole["final_val_loss"]
@@ -104,7 +118,9 @@ def test_killed_run_resumes_to_the_identical_result(tmp_path):
         assert torch.equal(a, b), name
     # Without the checkpoint the fresh run would differ from a resumed one only if resuming were broken;
     # a checkpoint of another run must not be mistaken for this one's start: step counter is honoured.
-    _, again = train_distributed(_model(), train, val, cfg, seed=1, checkpoint_dir=tmp_path, checkpoint_every=2)
+    _, again = train_distributed(
+        _model(), train, val, cfg, seed=1, checkpoint_dir=tmp_path, checkpoint_every=2
+    )
     assert again["resumed_from"] == 8 and again["train_loss"] == whole["train_loss"]
 
 

@@ -7,7 +7,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aicanon.language.configs import CONFIGS, LLAMA2_70B, LLAMA3_8B, LLAMA31_405B, PARAMETER_COUNTS, get_config
+from aicanon.language.configs import (
+    CONFIGS,
+    LLAMA2_70B,
+    LLAMA3_8B,
+    LLAMA31_405B,
+    PARAMETER_COUNTS,
+    get_config,
+)
 from aicanon.language.llama import Llama, LlamaConfig
 
 pytestmark = pytest.mark.paper("llama3")
@@ -35,8 +42,14 @@ def test_headline_sizes_and_table3_shapes():
     assert billions["llama3-70b"] == 70.55 and billions["llama3.1-405b"] == 405.85
     # Llama 3 Table 3: layers, model dim, FFN dim, heads, KV heads, vocabulary, RoPE base.
     assert (LLAMA3_8B.num_layers, LLAMA3_8B.hidden_size, LLAMA3_8B.intermediate_size) == (32, 4096, 14336)
-    assert (LLAMA31_405B.num_layers, LLAMA31_405B.hidden_size, LLAMA31_405B.intermediate_size) == (126, 16384, 53248)
-    assert LLAMA31_405B.num_heads == 128 and LLAMA31_405B.num_kv_heads == 8 and LLAMA31_405B.vocab_size == 128256
+    assert (LLAMA31_405B.num_layers, LLAMA31_405B.hidden_size, LLAMA31_405B.intermediate_size) == (
+        126,
+        16384,
+        53248,
+    )
+    assert (
+        LLAMA31_405B.num_heads == 128 and LLAMA31_405B.num_kv_heads == 8 and LLAMA31_405B.vocab_size == 128256
+    )
     assert LLAMA3_8B.rope_theta == 500000.0 and LLAMA31_405B.rope_scaling["factor"] == 8.0
     # Llama 2 Table 1: GQA only in the 70B release; context 4k.
     assert LLAMA2_70B.num_kv_heads == 8 and CONFIGS["llama2-13b"].num_kv_heads == 40

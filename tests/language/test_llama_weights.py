@@ -103,7 +103,7 @@ def test_logits_and_gradients_equal_transformers(name):
     torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)
     F.cross_entropy(logits.flatten(0, 1), targets.flatten()).backward()
     F.cross_entropy(expected.flatten(0, 1), targets.flatten()).backward()
-    theirs = {k[len("model.") :] if k.startswith("model.") else k: p.grad for k, p in reference.named_parameters()}
+    theirs = {k.removeprefix("model."): p.grad for k, p in reference.named_parameters()}
     for key, p in ours.named_parameters():
         torch.testing.assert_close(p.grad, theirs[key], atol=1e-5, rtol=1e-4, msg=f"gradient of {key}")
 
@@ -259,13 +259,50 @@ def test_meta_shards_merge_to_the_consolidated_dict():
 def test_config_from_meta_params_derives_the_released_ffn_widths():
     from aicanon.language.configs import LLAMA2_7B, LLAMA2_70B, LLAMA3_8B, LLAMA31_405B
 
-    llama2_7b = {"dim": 4096, "multiple_of": 256, "n_heads": 32, "n_layers": 32, "norm_eps": 1e-05, "vocab_size": -1}
+    llama2_7b = {
+        "dim": 4096,
+        "multiple_of": 256,
+        "n_heads": 32,
+        "n_layers": 32,
+        "norm_eps": 1e-05,
+        "vocab_size": -1,
+    }
     assert config_from_meta_params(llama2_7b, vocab_size=32000) == LLAMA2_7B
-    llama2_70b = {"dim": 8192, "multiple_of": 4096, "ffn_dim_multiplier": 1.3, "n_heads": 64, "n_kv_heads": 8, "n_layers": 80, "norm_eps": 1e-05, "vocab_size": -1}
+    llama2_70b = {
+        "dim": 8192,
+        "multiple_of": 4096,
+        "ffn_dim_multiplier": 1.3,
+        "n_heads": 64,
+        "n_kv_heads": 8,
+        "n_layers": 80,
+        "norm_eps": 1e-05,
+        "vocab_size": -1,
+    }
     assert config_from_meta_params(llama2_70b, vocab_size=32000) == LLAMA2_70B
-    llama3_8b = {"dim": 4096, "n_layers": 32, "n_heads": 32, "n_kv_heads": 8, "vocab_size": 128256, "multiple_of": 1024, "ffn_dim_multiplier": 1.3, "norm_eps": 1e-05, "rope_theta": 500000.0}
+    llama3_8b = {
+        "dim": 4096,
+        "n_layers": 32,
+        "n_heads": 32,
+        "n_kv_heads": 8,
+        "vocab_size": 128256,
+        "multiple_of": 1024,
+        "ffn_dim_multiplier": 1.3,
+        "norm_eps": 1e-05,
+        "rope_theta": 500000.0,
+    }
     assert config_from_meta_params(llama3_8b) == LLAMA3_8B
-    llama31_405b = {"dim": 16384, "n_layers": 126, "n_heads": 128, "n_kv_heads": 8, "vocab_size": 128256, "ffn_dim_multiplier": 1.2, "multiple_of": 4096, "norm_eps": 1e-05, "rope_theta": 500000.0, "use_scaled_rope": True}
+    llama31_405b = {
+        "dim": 16384,
+        "n_layers": 126,
+        "n_heads": 128,
+        "n_kv_heads": 8,
+        "vocab_size": 128256,
+        "ffn_dim_multiplier": 1.2,
+        "multiple_of": 4096,
+        "norm_eps": 1e-05,
+        "rope_theta": 500000.0,
+        "use_scaled_rope": True,
+    }
     assert config_from_meta_params(llama31_405b, max_seq_len=131072) == LLAMA31_405B
 
 
@@ -309,13 +346,18 @@ def test_bad_checkpoints_are_rejected_with_the_keys_listed(tmp_path):
     broken = dict(state)
     broken.pop("layers.1.mlp.up_proj.weight")
     broken["layers.1.mlp.extra.weight"] = torch.zeros(1)
-    with pytest.raises(ValueError, match=r"missing keys \['layers.1.mlp.up_proj.weight'\].*unexpected keys \['layers.1.mlp.extra.weight'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"missing keys \['layers.1.mlp.up_proj.weight'\].*unexpected keys \['layers.1.mlp.extra.weight'\]",
+    ):
         load_state_dict_checked(Llama(cfg), broken)
     with pytest.raises(ValueError, match=r"missing keys \['layers.1.mlp.up_proj.weight'\]"):
         from_transformers(to_transformers({k: v for k, v in broken.items() if "extra" not in k}), cfg)
     meta = to_meta(state, cfg)
     meta.pop("output.weight")
-    with pytest.raises(ValueError, match=r"state_dict \(Meta layout\) does not match.*missing keys \['output.weight'\]"):
+    with pytest.raises(
+        ValueError, match=r"state_dict \(Meta layout\) does not match.*missing keys \['output.weight'\]"
+    ):
         from_meta(meta, cfg)
     wrong = dict(state)
     wrong["norm.weight"] = torch.ones(7)
@@ -340,5 +382,7 @@ def test_model_rejects_bad_input():
         model(torch.tensor([[0, 97]]))
     with pytest.raises(ValueError, match="sequence length must be <= max_seq_len=64, got 65"):
         model(torch.zeros(1, 65, dtype=torch.long))
-    with pytest.raises(ValueError, match="num_heads must be a multiple of num_kv_heads, got num_heads=4, num_kv_heads=3"):
+    with pytest.raises(
+        ValueError, match="num_heads must be a multiple of num_kv_heads, got num_heads=4, num_kv_heads=3"
+    ):
         LlamaConfig(**{**TINY, "num_kv_heads": 3})

@@ -176,7 +176,9 @@ def _cache_bytes(model: Llama, prompt: torch.Tensor) -> int:
 
 def run(cfg: Config) -> Result:
     if cfg.num_heads % cfg.gqa_kv_heads:
-        raise ValueError(f"num_heads must be a multiple of gqa_kv_heads, got {cfg.num_heads} and {cfg.gqa_kv_heads}")
+        raise ValueError(
+            f"num_heads must be a multiple of gqa_kv_heads, got {cfg.num_heads} and {cfg.gqa_kv_heads}"
+        )
     seed(cfg.seed)
     device = select_device(cfg.device)
     train_ids, val_ids, tokenizer = char_splits(load_tinyshakespeare())

@@ -189,7 +189,9 @@ def run(cfg: Config) -> Result:
     train_ids, val_ids, tokenizer = char_splits(load_tinyshakespeare())
     # Fixed, evenly spaced validation windows: every model reads the same text.
     stride = (val_ids.numel() - cfg.eval_len - 1) // cfg.eval_windows
-    windows = torch.stack([val_ids[i * stride : i * stride + cfg.eval_len + 1] for i in range(cfg.eval_windows)])
+    windows = torch.stack(
+        [val_ids[i * stride : i * stride + cfg.eval_len + 1] for i in range(cfg.eval_windows)]
+    )
     pretrain = PretrainConfig(
         steps=cfg.steps,
         batch_size=cfg.batch_size,
@@ -212,7 +214,14 @@ def run(cfg: Config) -> Result:
         torch.manual_seed(cfg.seed)  # same initialisation and batches for every base
         model = _model(cfg, tokenizer.vocab_size, base).to(device)
         if cfg.train:
-            train_lm(model, train_ids, None, pretrain, torch.Generator().manual_seed(cfg.seed), description=f"Llama 3 {name}")
+            train_lm(
+                model,
+                train_ids,
+                None,
+                pretrain,
+                torch.Generator().manual_seed(cfg.seed),
+                description=f"Llama 3 {name}",
+            )
         scaled = _model(cfg, tokenizer.vocab_size, base, scaling).to(device)
         scaled.load_state_dict(model.state_dict())  # same weights, only RoPE's frequencies rescaled
         for variant, net in ((name, model), (f"{name}_llama31", scaled)):
@@ -249,4 +258,6 @@ def run(cfg: Config) -> Result:
     ]
     if not cfg.train:
         notes.append("train=False: untrained models (broken variant).")
-    return Result(metrics=metrics, figures={"loss_by_position": figure}, details={"position_loss": curves}, notes=notes)
+    return Result(
+        metrics=metrics, figures={"loss_by_position": figure}, details={"position_loss": curves}, notes=notes
+    )

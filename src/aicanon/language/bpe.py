@@ -31,12 +31,12 @@ from typing import Literal
 import regex
 
 __all__ = [
-    "LLAMA3_PATTERN",
     "LLAMA3_NUM_RESERVED_SPECIAL_TOKENS",
+    "LLAMA3_PATTERN",
+    "BPETokenizer",
+    "dump_tiktoken_bpe",
     "llama3_special_token_names",
     "parse_tiktoken_bpe",
-    "dump_tiktoken_bpe",
-    "BPETokenizer",
 ]
 
 # Meta's llama3 tokenizer.py pat_str (the cl100k pattern with numbers of 1-3 digits).
@@ -127,11 +127,15 @@ class BPETokenizer:
         missing = [b for b in range(256) if bytes([b]) not in mergeable_ranks]
         if missing:
             # Every byte must be a token, or some texts could not be encoded at all.
-            raise ValueError(f"mergeable_ranks must hold all 256 single bytes, missing {len(missing)} (e.g. {missing[:5]})")
+            raise ValueError(
+                f"mergeable_ranks must hold all 256 single bytes, missing {len(missing)} (e.g. {missing[:5]})"
+            )
         special_tokens = dict(special_tokens or {})
         clash = set(special_tokens.values()) & set(mergeable_ranks.values())
         if clash:
-            raise ValueError(f"special token ids must differ from BPE ranks, got shared ids {sorted(clash)[:5]}")
+            raise ValueError(
+                f"special token ids must differ from BPE ranks, got shared ids {sorted(clash)[:5]}"
+            )
         self.mergeable_ranks = dict(mergeable_ranks)
         self.special_tokens = special_tokens
         self.pattern = pattern
@@ -218,7 +222,9 @@ class BPETokenizer:
         if allowed_special == "all":
             allowed = set(self.special_tokens)
         elif isinstance(allowed_special, str):
-            raise TypeError(f"allowed_special must be 'all' or a collection of names, got {allowed_special!r}")
+            raise TypeError(
+                f"allowed_special must be 'all' or a collection of names, got {allowed_special!r}"
+            )
         else:
             allowed = set(allowed_special)
             unknown = allowed - set(self.special_tokens)
@@ -228,7 +234,9 @@ class BPETokenizer:
         if bos:
             ids.append(self._special("<|begin_of_text|>", "bos"))
         if allowed:
-            splitter = regex.compile("|".join(regex.escape(name) for name in sorted(allowed, key=len, reverse=True)))
+            splitter = regex.compile(
+                "|".join(regex.escape(name) for name in sorted(allowed, key=len, reverse=True))
+            )
             start = 0
             for match in splitter.finditer(text):
                 ids.extend(self.encode_ordinary(text[start : match.start()]))
@@ -252,7 +260,9 @@ class BPETokenizer:
         for position, i in enumerate(ids):
             token = self._decoder.get(int(i)) if not isinstance(i, bool) else None
             if token is None:
-                raise ValueError(f"ids[{position}] must be a token id of this vocabulary (0..{self.vocab_size - 1}), got {i!r}")
+                raise ValueError(
+                    f"ids[{position}] must be a token id of this vocabulary (0..{self.vocab_size - 1}), got {i!r}"
+                )
             out.append(token)
         return b"".join(out)
 

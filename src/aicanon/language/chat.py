@@ -41,13 +41,13 @@ from collections.abc import Callable, Mapping, Sequence
 
 __all__ = [
     "B_INST",
-    "E_INST",
     "B_SYS",
+    "E_INST",
     "E_SYS",
-    "format_llama2_chat",
     "encode_llama2_chat",
-    "format_llama3_chat",
     "encode_llama3_chat",
+    "format_llama2_chat",
+    "format_llama3_chat",
 ]
 
 B_INST, E_INST = "[INST]", "[/INST]"
@@ -87,7 +87,9 @@ def _llama2_exchanges(messages: Sequence[Message]) -> tuple[list[tuple[str, str]
                 raise ValueError(f"messages[{i}]['content'] must not contain the chat tag {tag!r}")
     if turns[0][0] == "system":
         if len(turns) < 2 or turns[1][0] != "user":
-            raise ValueError("a system message must be followed by a user message (Llama 2 puts it in that turn)")
+            raise ValueError(
+                "a system message must be followed by a user message (Llama 2 puts it in that turn)"
+            )
         # The system prompt goes inside the first user turn (reference chat_completion).
         turns = [("user", B_SYS + turns[0][1] + E_SYS + turns[1][1]), *turns[2:]]
     for i, (role, _) in enumerate(turns):
@@ -105,9 +107,7 @@ def _llama2_exchanges(messages: Sequence[Message]) -> tuple[list[tuple[str, str]
 def format_llama2_chat(messages: Sequence[Message], bos: str = "<s>", eos: str = "</s>") -> str:
     """The Llama 2-Chat prompt of ``messages`` as one string, ``bos``/``eos`` shown as text."""
     pairs, last = _llama2_exchanges(messages)
-    text = "".join(
-        f"{bos}{B_INST} {user.strip()} {E_INST} {answer.strip()} {eos}" for user, answer in pairs
-    )
+    text = "".join(f"{bos}{B_INST} {user.strip()} {E_INST} {answer.strip()} {eos}" for user, answer in pairs)
     if last is not None:
         text += f"{bos}{B_INST} {last.strip()} {E_INST}"
     return text

@@ -30,6 +30,7 @@ from dataclasses import replace
 from aicanon.language.llama import LlamaConfig
 
 __all__ = [
+    "CONFIGS",
     "LLAMA2_7B",
     "LLAMA2_13B",
     "LLAMA2_70B",
@@ -39,7 +40,6 @@ __all__ = [
     "LLAMA31_70B",
     "LLAMA31_405B",
     "LLAMA31_ROPE_SCALING",
-    "CONFIGS",
     "PARAMETER_COUNTS",
     "get_config",
 ]
@@ -55,11 +55,21 @@ LLAMA31_ROPE_SCALING = {
 _LLAMA2 = dict(vocab_size=32000, max_seq_len=4096, rope_theta=10000.0, norm_eps=1e-5)
 _LLAMA3 = dict(vocab_size=128256, max_seq_len=8192, rope_theta=500000.0, norm_eps=1e-5)
 
-LLAMA2_7B = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_layers=32, num_heads=32, num_kv_heads=32, **_LLAMA2)
-LLAMA2_13B = LlamaConfig(hidden_size=5120, intermediate_size=13824, num_layers=40, num_heads=40, num_kv_heads=40, **_LLAMA2)
-LLAMA2_70B = LlamaConfig(hidden_size=8192, intermediate_size=28672, num_layers=80, num_heads=64, num_kv_heads=8, **_LLAMA2)
-LLAMA3_8B = LlamaConfig(hidden_size=4096, intermediate_size=14336, num_layers=32, num_heads=32, num_kv_heads=8, **_LLAMA3)
-LLAMA3_70B = LlamaConfig(hidden_size=8192, intermediate_size=28672, num_layers=80, num_heads=64, num_kv_heads=8, **_LLAMA3)
+LLAMA2_7B = LlamaConfig(
+    hidden_size=4096, intermediate_size=11008, num_layers=32, num_heads=32, num_kv_heads=32, **_LLAMA2
+)
+LLAMA2_13B = LlamaConfig(
+    hidden_size=5120, intermediate_size=13824, num_layers=40, num_heads=40, num_kv_heads=40, **_LLAMA2
+)
+LLAMA2_70B = LlamaConfig(
+    hidden_size=8192, intermediate_size=28672, num_layers=80, num_heads=64, num_kv_heads=8, **_LLAMA2
+)
+LLAMA3_8B = LlamaConfig(
+    hidden_size=4096, intermediate_size=14336, num_layers=32, num_heads=32, num_kv_heads=8, **_LLAMA3
+)
+LLAMA3_70B = LlamaConfig(
+    hidden_size=8192, intermediate_size=28672, num_layers=80, num_heads=64, num_kv_heads=8, **_LLAMA3
+)
 LLAMA31_8B = replace(LLAMA3_8B, max_seq_len=131072, rope_scaling=dict(LLAMA31_ROPE_SCALING))
 LLAMA31_70B = replace(LLAMA3_70B, max_seq_len=131072, rope_scaling=dict(LLAMA31_ROPE_SCALING))
 LLAMA31_405B = LlamaConfig(

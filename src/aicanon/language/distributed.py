@@ -42,7 +42,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -54,7 +54,7 @@ from aicanon.core.device import autocast
 from aicanon.datasets.text import random_batch
 from aicanon.language.training import PretrainConfig, cosine_lr, evaluate_lm, lm_loss, make_optimizer
 
-__all__ = ["DistributedContext", "init_distributed", "wrap_model", "train_distributed", "STRATEGIES"]
+__all__ = ["STRATEGIES", "DistributedContext", "init_distributed", "train_distributed", "wrap_model"]
 
 STRATEGIES = ("none", "ddp", "fsdp")
 
@@ -66,7 +66,7 @@ class DistributedContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def is_main(self) -> bool:
@@ -105,10 +105,14 @@ def context_from_process_group(device: torch.device | None = None) -> Distribute
     """The context of an already initialised process group (or one process when none is)."""
     if not dist.is_initialized():
         return DistributedContext(device=device or torch.device("cpu"))
-    return DistributedContext(dist.get_rank(), dist.get_world_size(), dist.get_rank(), device or torch.device("cpu"))
+    return DistributedContext(
+        dist.get_rank(), dist.get_world_size(), dist.get_rank(), device or torch.device("cpu")
+    )
 
 
-def wrap_model(model: nn.Module, strategy: str, ctx: DistributedContext, bf16: bool | None = None) -> nn.Module:
+def wrap_model(
+    model: nn.Module, strategy: str, ctx: DistributedContext, bf16: bool | None = None
+) -> nn.Module:
     """Move ``model`` to ``ctx.device`` and wrap it for ``strategy`` (see the module docstring).
 
     ``bf16`` (default: on CUDA) makes FSDP compute in bf16 with float32 master weights and gradient
@@ -122,7 +126,9 @@ def wrap_model(model: nn.Module, strategy: str, ctx: DistributedContext, bf16: b
     if strategy == "none":
         return model
     if not dist.is_initialized():
-        raise ValueError(f"strategy {strategy!r} needs an initialised process group (run under torchrun), got none")
+        raise ValueError(
+            f"strategy {strategy!r} needs an initialised process group (run under torchrun), got none"
+        )
     if strategy == "ddp":
         from torch.nn.parallel import DistributedDataParallel
 
@@ -131,7 +137,11 @@ def wrap_model(model: nn.Module, strategy: str, ctx: DistributedContext, bf16: b
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     bf16 = ctx.device.type == "cuda" if bf16 is None else bf16
-    policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 else MixedPrecisionPolicy()
+    policy = (
+        MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+        if bf16
+        else MixedPrecisionPolicy()
+    )
     # One FSDP unit per transformer block (gathered, used, freed), the rest (embeddings, final norm,
     # head) in the root unit.
     for block in getattr(model, "layers", []):
@@ -141,7 +151,11 @@ def wrap_model(model: nn.Module, strategy: str, ctx: DistributedContext, bf16: b
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") and isinstance(model, nn.parallel.DistributedDataParallel) else model
+    return (
+        model.module
+        if hasattr(model, "module") and isinstance(model, nn.parallel.DistributedDataParallel)
+        else model
+    )
 
 
 def _full_state(model: nn.Module, optimizer: torch.optim.Optimizer, strategy: str) -> tuple[dict, dict]:
@@ -152,7 +166,9 @@ def _full_state(model: nn.Module, optimizer: torch.optim.Optimizer, strategy: st
         options = StateDictOptions(full_state_dict=True, cpu_offload=False)
         model_state, optim_state = get_state_dict(model, optimizer, options=options)
         return {k: v.detach().cpu() for k, v in model_state.items()}, _to_cpu(optim_state)
-    return {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}, _to_cpu(optimizer.state_dict())
+    return {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}, _to_cpu(
+        optimizer.state_dict()
+    )
 
 
 def _to_cpu(obj: Any) -> Any:
@@ -167,12 +183,17 @@ def _to_cpu(obj: Any) -> Any:
     return obj
 
 
-def _load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, strategy: str, model_state: dict, optim_state: dict) -> None:
+def _load_full_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer, strategy: str, model_state: dict, optim_state: dict
+) -> None:
     if strategy == "fsdp":
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
         set_state_dict(
-            model, optimizer, model_state_dict=model_state, optim_state_dict=optim_state,
+            model,
+            optimizer,
+            model_state_dict=model_state,
+            optim_state_dict=optim_state,
             options=StateDictOptions(full_state_dict=True),
         )
         return
@@ -212,7 +233,9 @@ def train_distributed(
         raise TypeError(f"cfg must be a PretrainConfig, got {type(cfg).__name__}")
     ctx = ctx if ctx is not None else context_from_process_group(next(model.parameters()).device)
     if cfg.batch_size % ctx.world_size:
-        raise ValueError(f"cfg.batch_size must be a multiple of the world size {ctx.world_size}, got {cfg.batch_size}")
+        raise ValueError(
+            f"cfg.batch_size must be a multiple of the world size {ctx.world_size}, got {cfg.batch_size}"
+        )
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 0:
         raise ValueError(f"checkpoint_every must be an int >= 0, got {checkpoint_every!r}")
     if checkpoint_every and checkpoint_dir is None:
@@ -228,7 +251,9 @@ def train_distributed(
         generator.set_state(state["generator"])
         set_rng_state(state["rng"])
         start = int(state["step"])
-        history.update(train_loss=list(state["train_loss"]), lr=list(state["lr"]), val=[list(v) for v in state["val"]])
+        history.update(
+            train_loss=list(state["train_loss"]), lr=list(state["lr"]), val=[list(v) for v in state["val"]]
+        )
         history["resumed_from"] = start
     local = cfg.batch_size // ctx.world_size
     rows = slice(ctx.rank * local, (ctx.rank + 1) * local)
@@ -324,12 +349,23 @@ def main(argv: list[str] | None = None) -> None:
         max_seq_len=args.seq_len,
     )
     pretrain = PretrainConfig(
-        steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
-        warmup_steps=max(1, args.steps // 20), eval_every=max(1, args.steps // 10),
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        lr=args.lr,
+        warmup_steps=max(1, args.steps // 20),
+        eval_every=max(1, args.steps // 10),
     )
     _, history = train_distributed(
-        Llama(cfg), train_ids, val_ids, pretrain, ctx, strategy=args.strategy, seed=args.seed,
-        checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
+        Llama(cfg),
+        train_ids,
+        val_ids,
+        pretrain,
+        ctx,
+        strategy=args.strategy,
+        seed=args.seed,
+        checkpoint_dir=args.checkpoint_dir,
+        checkpoint_every=args.checkpoint_every,
     )
     if ctx.is_main:
         for step, loss in history["val"]:

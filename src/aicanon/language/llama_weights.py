@@ -48,15 +48,15 @@ __all__ = [
     "config_from_meta_params",
     "config_from_transformers",
     "expected_keys",
-    "from_transformers",
-    "to_transformers",
     "from_meta",
-    "to_meta",
-    "merge_meta_shards",
-    "split_meta_shards",
-    "load_state_dict_checked",
-    "save_safetensors",
+    "from_transformers",
     "load_safetensors",
+    "load_state_dict_checked",
+    "merge_meta_shards",
+    "save_safetensors",
+    "split_meta_shards",
+    "to_meta",
+    "to_transformers",
 ]
 
 # Layout of one block: (ours, Meta's) suffixes after ``layers.N.``.
@@ -71,9 +71,15 @@ _BLOCK_KEYS = (
     ("input_layernorm.weight", "attention_norm.weight"),
     ("post_attention_layernorm.weight", "ffn_norm.weight"),
 )
-_TOP_KEYS = (("embed_tokens.weight", "tok_embeddings.weight"), ("norm.weight", "norm.weight"), ("lm_head.weight", "output.weight"))
+_TOP_KEYS = (
+    ("embed_tokens.weight", "tok_embeddings.weight"),
+    ("norm.weight", "norm.weight"),
+    ("lm_head.weight", "output.weight"),
+)
 # Buffers that released checkpoints may carry and that are recomputed from the config.
-_IGNORED = re.compile(r"^(rope\.freqs|(model\.)?layers\.\d+\.self_attn\.rotary_emb\.inv_freq|(model\.)?rotary_emb\.inv_freq)$")
+_IGNORED = re.compile(
+    r"^(rope\.freqs|(model\.)?layers\.\d+\.self_attn\.rotary_emb\.inv_freq|(model\.)?rotary_emb\.inv_freq)$"
+)
 # Meta's model-parallel split dimension of each tensor (None: replicated in every shard).
 _META_SHARD_DIM = {
     "tok_embeddings.weight": 1,
@@ -95,7 +101,9 @@ def _round_up(value: int, multiple: int) -> int:
     return multiple * ((value + multiple - 1) // multiple)
 
 
-def config_from_meta_params(params: Mapping[str, Any], vocab_size: int | None = None, max_seq_len: int | None = None) -> LlamaConfig:
+def config_from_meta_params(
+    params: Mapping[str, Any], vocab_size: int | None = None, max_seq_len: int | None = None
+) -> LlamaConfig:
     """A :class:`LlamaConfig` from Meta's ``params.json``.
 
     The FFN width is derived as Meta's ``FeedForward`` does: ``int(2 * 4 * dim / 3)``, times
@@ -114,7 +122,9 @@ def config_from_meta_params(params: Mapping[str, Any], vocab_size: int | None = 
     hidden = _round_up(hidden, int(params["multiple_of"]))
     vocab = vocab_size if vocab_size is not None else int(params.get("vocab_size", -1))
     if vocab < 1:
-        raise ValueError(f"vocab_size must be given when params.json has none (got {params.get('vocab_size')!r})")
+        raise ValueError(
+            f"vocab_size must be given when params.json has none (got {params.get('vocab_size')!r})"
+        )
     theta = float(params.get("rope_theta", 10000.0))
     scaling = None
     if params.get("use_scaled_rope"):
@@ -200,7 +210,7 @@ def from_transformers(state_dict: Mapping[str, Tensor], cfg: LlamaConfig | None 
     With ``cfg``, keys are checked against it: missing and unexpected keys are listed in a ValueError.
     """
     state_dict = _check_state_dict(state_dict, "state_dict")
-    out = {(k[len("model.") :] if k.startswith("model.") else k): v for k, v in state_dict.items()}
+    out = {(k.removeprefix("model.")): v for k, v in state_dict.items()}
     if cfg is not None:
         optional = ("lm_head.weight",) if cfg.tie_embeddings else ()
         _require_keys(out, expected_keys(cfg), "state_dict", optional)
@@ -217,7 +227,9 @@ def _permute_rows(weight: Tensor, heads: int, index: Tensor, argument: str) -> T
     """Reorder the output rows of each of ``heads`` heads of ``weight [heads * d, in]`` by ``index``."""
     rows, columns = weight.shape
     if rows % heads or rows // heads != index.numel():
-        raise ValueError(f"{argument} must have {heads} heads of {index.numel()} rows, got shape {tuple(weight.shape)}")
+        raise ValueError(
+            f"{argument} must have {heads} heads of {index.numel()} rows, got shape {tuple(weight.shape)}"
+        )
     return weight.view(heads, rows // heads, columns)[:, index.to(weight.device), :].reshape(rows, columns)
 
 
@@ -258,7 +270,9 @@ def to_meta(state_dict: Mapping[str, Tensor], cfg: LlamaConfig) -> dict[str, Ten
         raise TypeError(f"cfg must be a LlamaConfig, got {type(cfg).__name__}")
     state_dict = _check_state_dict(state_dict, "state_dict")
     names = {ours: meta for meta, ours in _meta_name_maps(cfg).items()}
-    _require_keys(state_dict, list(names), "state_dict", optional=("lm_head.weight",) if cfg.tie_embeddings else ())
+    _require_keys(
+        state_dict, list(names), "state_dict", optional=("lm_head.weight",) if cfg.tie_embeddings else ()
+    )
     # The inverse permutation: interleaved[..., p[j]] = half[..., j].
     to_interleaved = torch.argsort(interleaved_to_half_permutation(cfg.head_dim))
     out = {}
@@ -282,16 +296,24 @@ def _shard_dim(key: str) -> int | None:
 def merge_meta_shards(shards: list[Mapping[str, Tensor]]) -> dict[str, Tensor]:
     """Join Meta's model-parallel ``consolidated.NN.pth`` state dicts (in file order) into one."""
     if not isinstance(shards, (list, tuple)) or not shards:
-        raise ValueError(f"shards must be a non-empty list of state dicts, got {type(shards).__name__} of length {len(shards) if isinstance(shards, (list, tuple)) else '-'}")
+        raise ValueError(
+            f"shards must be a non-empty list of state dicts, got {type(shards).__name__} of length {len(shards) if isinstance(shards, (list, tuple)) else '-'}"
+        )
     shards = [_check_state_dict(s, f"shards[{i}]") for i, s in enumerate(shards)]
     keys = set(shards[0])
     for i, shard in enumerate(shards[1:], start=1):
         if set(shard) != keys:
-            raise ValueError(f"shards[{i}] must hold the keys of shards[0]; differs in {sorted(set(shard) ^ keys)[:10]}")
+            raise ValueError(
+                f"shards[{i}] must hold the keys of shards[0]; differs in {sorted(set(shard) ^ keys)[:10]}"
+            )
     out = {}
     for key in shards[0]:
         dim = _shard_dim(key)
-        out[key] = shards[0][key] if dim is None or len(shards) == 1 else torch.cat([s[key] for s in shards], dim=dim)
+        out[key] = (
+            shards[0][key]
+            if dim is None or len(shards) == 1
+            else torch.cat([s[key] for s in shards], dim=dim)
+        )
     return out
 
 
@@ -307,7 +329,9 @@ def split_meta_shards(state_dict: Mapping[str, Tensor], num_shards: int) -> list
             parts = [tensor] * num_shards
         else:
             if tensor.shape[dim] % num_shards:
-                raise ValueError(f"{key} of shape {tuple(tensor.shape)} does not split into {num_shards} along dim {dim}")
+                raise ValueError(
+                    f"{key} of shape {tuple(tensor.shape)} does not split into {num_shards} along dim {dim}"
+                )
             parts = list(torch.chunk(tensor, num_shards, dim=dim))
         for shard, part in zip(shards, parts):
             shard[key] = part.clone()
@@ -323,13 +347,21 @@ def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, Tensor]) 
     own = model.state_dict()
     tied = getattr(getattr(model, "config", None), "tie_embeddings", False)
     _require_keys(state_dict, list(own), "state_dict", optional=("lm_head.weight",) if tied else ())
-    wrong = [f"{k}: expected {tuple(own[k].shape)}, got {tuple(v.shape)}" for k, v in state_dict.items() if own[k].shape != v.shape]
+    wrong = [
+        f"{k}: expected {tuple(own[k].shape)}, got {tuple(v.shape)}"
+        for k, v in state_dict.items()
+        if own[k].shape != v.shape
+    ]
     if wrong:
         raise ValueError(f"state_dict has tensors of the wrong shape: {wrong[:10]}")
     model.load_state_dict(state_dict, strict=not tied)
 
 
-def save_safetensors(state: nn.Module | Mapping[str, Tensor], path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:
+def save_safetensors(
+    state: nn.Module | Mapping[str, Tensor],
+    path: str | os.PathLike,
+    metadata: Mapping[str, str] | None = None,
+) -> None:
     """Write a model's (or a state dict's) tensors to ``path`` in safetensors format.
 
     Tied tensors are written once (``lm_head.weight`` dropped when it is the embedding), as
@@ -348,7 +380,9 @@ def save_safetensors(state: nn.Module | Mapping[str, Tensor], path: str | os.Pat
             continue  # tied to embed_tokens.weight
         seen[pointer] = key
         tensors[key] = tensor.detach().cpu().contiguous()
-    if metadata is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+    if metadata is not None and not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
         raise TypeError("metadata must map str to str")
     save_file(tensors, str(path), metadata=dict(metadata) if metadata else None)
 
@@ -366,7 +400,9 @@ def load_safetensors(path: str | os.PathLike, device: str | torch.device = "cpu"
         else:
             files = sorted(p.name for p in path.glob("*.safetensors"))
         if not files:
-            raise ValueError(f"path must be a safetensors file or a folder holding some, got {str(path)!r} with none")
+            raise ValueError(
+                f"path must be a safetensors file or a folder holding some, got {str(path)!r} with none"
+            )
         out: dict[str, Tensor] = {}
         for name in files:
             out.update(load_file(str(path / name), device=str(device)))
