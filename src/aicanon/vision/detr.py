@@ -376,32 +376,38 @@ class _BasicBlock(nn.Module):
 class SmallResNet(Backbone):
     """A ResNet-like CNN (He et al. 2016's basic blocks), one block per stage, each stage halving.
 
-    ``widths`` are the stage widths; stage ``i`` has stride ``2^(i+1)`` (the stem keeps the
-    resolution), so three stages end at stride 8. Stands in for DETR's ResNet-50 on CPU.
+    ``widths`` are the stage widths; the 3x3 stem convolution has stride ``stem_stride`` and stage
+    ``i`` has stride ``stem_stride * 2^(i+1)``, so three stages after a stride-1 stem (or two after
+    a stride-2 stem) end at stride 8. Stands in for DETR's ResNet-50 on CPU.
     """
 
-    def __init__(self, in_channels: int = 1, widths: tuple[int, ...] = (32, 64, 128), num_classes: int = 0) -> None:
+    def __init__(
+        self, in_channels: int = 1, widths: tuple[int, ...] = (32, 64, 128), num_classes: int = 0, stem_stride: int = 1
+    ) -> None:
         super().__init__()
         _check_positive_int("in_channels", in_channels)
+        _check_positive_int("stem_stride", stem_stride)
         if not isinstance(widths, (tuple, list)) or not widths:
             raise ValueError(f"widths must be a non-empty tuple of positive ints, got {widths!r}")
         for w in widths:
             _check_positive_int("widths entry", w)
         self.in_channels = in_channels
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, widths[0], 3, stem_stride, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()
+        )
         c_prev = widths[0]
         self.stages = nn.ModuleList()
         for w in widths:
             self.stages.append(_BasicBlock(c_prev, w, stride=2))
             c_prev = w
-        self.feature_strides = tuple(2 ** (i + 1) for i in range(len(widths)))
+        self.feature_strides = tuple(stem_stride * 2 ** (i + 1) for i in range(len(widths)))
         self.feature_channels = dict(zip(self.feature_strides, widths))
         self.num_features = widths[-1]
         self.head: nn.Module = nn.Identity()
         self.reset_classifier(num_classes)
 
     def feature_maps(self, x: Tensor) -> dict[int, Tensor]:
-        check_images(x, self.in_channels, multiple_of=2 ** len(self.stages))
+        check_images(x, self.in_channels, multiple_of=self.feature_strides[-1])
         out = {}
         x = self.stem(x)
         for stride, stage in zip(self.feature_strides, self.stages):

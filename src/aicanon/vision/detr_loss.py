@@ -98,6 +98,19 @@ def check_targets(targets: object, batch_size: int, num_classes: int | None = No
             raise ValueError(
                 f"targets[{i}]['boxes'] must be a floating tensor [{len(labels)}, 4] (one box per label), got {got}"
             )
+    if not targets:
+        return []
+    # One synchronisation for the whole batch; the per-image loop below only runs to word an error.
+    all_boxes = torch.cat([t["boxes"].detach().float().cpu() for t in targets])
+    all_labels = torch.cat([t["labels"].detach().cpu() for t in targets])
+    bad = not bool(torch.isfinite(all_boxes).all()) or bool((all_boxes < 0).any()) or bool((all_boxes > 1).any())
+    bad = bad or bool((all_boxes[:, 2:] <= 0).any())
+    if num_classes is not None and all_labels.numel():
+        bad = bad or int(all_labels.min()) < 0 or int(all_labels.max()) >= num_classes
+    if not bad:
+        return list(targets)
+    for i, t in enumerate(targets):
+        labels, boxes = t["labels"], t["boxes"]
         if boxes.numel():
             if not bool(torch.isfinite(boxes).all()) or bool((boxes < 0).any()) or bool((boxes > 1).any()):
                 raise ValueError(
@@ -107,9 +120,7 @@ def check_targets(targets: object, batch_size: int, num_classes: int | None = No
             if bool((boxes[:, 2:] <= 0).any()):
                 raise ValueError(f"targets[{i}]['boxes'] must have width and height > 0 (cx, cy, w, h), got {boxes.tolist()}")
         if num_classes is not None and labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-            raise ValueError(
-                f"targets[{i}]['labels'] must be in [0, {num_classes}), got {labels.tolist()}"
-            )
+            raise ValueError(f"targets[{i}]['labels'] must be in [0, {num_classes}), got {labels.tolist()}")
     return list(targets)
 
 
@@ -126,7 +137,7 @@ def _check_predictions(logits: object, boxes: object) -> tuple[Tensor, Tensor]:
 
 
 class Matcher(Protocol):
-    def __call__(self, logits: Tensor, boxes: Tensor, targets: list[Target]) -> list[Match]: ...
+    def __call__(self, logits: Tensor, boxes: Tensor, targets: list[Target], check: bool = True) -> list[Match]: ...
 
 
 class HungarianMatcher:
@@ -147,24 +158,35 @@ class HungarianMatcher:
         self.class_weight, self.l1_weight, self.giou_weight, self.eps = class_weight, l1_weight, giou_weight, eps
 
     @torch.no_grad()
-    def cost_matrices(self, logits: Tensor, boxes: Tensor, targets: list[Target]) -> list[Tensor]:
-        """The ``[N, n_targets]`` matching cost of every image (Eq. 1's ``L_match``)."""
-        logits, boxes = _check_predictions(logits, boxes)
-        targets = check_targets(targets, logits.shape[0], logits.shape[2] - 1)
-        prob = logits.softmax(-1)
-        costs = []
-        for b, t in enumerate(targets):
-            labels, tgt = t["labels"].to(logits.device), t["boxes"].to(boxes)
-            cost_class = -prob[b][:, labels]
-            cost_l1 = torch.cdist(boxes[b], tgt, p=1)
-            cost_giou = -generalized_box_iou(box_cxcywh_to_xyxy(boxes[b]), box_cxcywh_to_xyxy(tgt), eps=self.eps)
-            costs.append(self.class_weight * cost_class + self.l1_weight * cost_l1 + self.giou_weight * cost_giou)
-        return costs
+    def cost_matrices(self, logits: Tensor, boxes: Tensor, targets: list[Target], check: bool = True) -> list[Tensor]:
+        """The ``[N, n_targets]`` matching cost of every image (Eq. 1's ``L_match``).
 
-    def __call__(self, logits: Tensor, boxes: Tensor, targets: list[Target]) -> list[Match]:
+        ``check=False`` skips validating the inputs (for a caller that has done it already).
+        """
+        if check:
+            logits, boxes = _check_predictions(logits, boxes)
+            targets = check_targets(targets, logits.shape[0], logits.shape[2] - 1)
+        batch, queries = logits.shape[:2]
+        sizes = [len(t["labels"]) for t in targets]
+        if sum(sizes) == 0:
+            return [logits.new_zeros(queries, 0) for _ in targets]
+        # All images at once (one cdist, one GIoU), then each image's columns.
+        prob = logits.flatten(0, 1).softmax(-1)
+        flat_boxes = boxes.flatten(0, 1)
+        labels = torch.cat([t["labels"] for t in targets]).to(logits.device)
+        tgt = torch.cat([t["boxes"] for t in targets]).to(flat_boxes)
+        cost_class = -prob[:, labels]
+        cost_l1 = torch.cdist(flat_boxes, tgt, p=1)
+        cost_giou = -generalized_box_iou(box_cxcywh_to_xyxy(flat_boxes), box_cxcywh_to_xyxy(tgt), eps=self.eps)
+        cost = self.class_weight * cost_class + self.l1_weight * cost_l1 + self.giou_weight * cost_giou
+        cost = cost.view(batch, queries, -1)
+        return [c[b] for b, c in enumerate(cost.split(sizes, dim=-1))]
+
+    def __call__(self, logits: Tensor, boxes: Tensor, targets: list[Target], check: bool = True) -> list[Match]:
+        costs = [c.cpu().numpy() for c in self.cost_matrices(logits, boxes, targets, check)]
         out = []
-        for cost in self.cost_matrices(logits, boxes, targets):
-            rows, cols = linear_sum_assignment(cost.cpu().numpy())
+        for cost in costs:
+            rows, cols = linear_sum_assignment(cost)
             out.append((torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)))
         return out
 
@@ -176,9 +198,10 @@ class SequentialMatcher:
     removes. Targets beyond the ``N`` queries are dropped.
     """
 
-    def __call__(self, logits: Tensor, boxes: Tensor, targets: list[Target]) -> list[Match]:
-        logits, boxes = _check_predictions(logits, boxes)
-        targets = check_targets(targets, logits.shape[0], logits.shape[2] - 1)
+    def __call__(self, logits: Tensor, boxes: Tensor, targets: list[Target], check: bool = True) -> list[Match]:
+        if check:
+            logits, boxes = _check_predictions(logits, boxes)
+            targets = check_targets(targets, logits.shape[0], logits.shape[2] - 1)
         n = logits.shape[1]
         out = []
         for t in targets:
@@ -223,7 +246,7 @@ class SetCriterion(nn.Module):
         """Eq. 2 for one decoder layer's predictions (its own matching)."""
         if logits.shape[-1] != self.num_classes + 1:
             raise ValueError(f"logits must have num_classes + 1 = {self.num_classes + 1} classes, got {logits.shape[-1]}")
-        indices = self.matcher(logits, boxes, targets)
+        indices = self.matcher(logits, boxes, targets, check=False)  # forward() has checked the inputs
         batch_idx = torch.cat([torch.full_like(src, b) for b, (src, _) in enumerate(indices)]).to(logits.device)
         src_idx = torch.cat([src for src, _ in indices]).to(logits.device)
         target_classes = torch.full(logits.shape[:2], self.num_classes, dtype=torch.int64, device=logits.device)
