@@ -1,0 +1,1 @@
+"""Adapting and aligning language models: LoRA, SFT, reward models, DPO."""
