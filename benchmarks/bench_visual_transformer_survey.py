@@ -1,0 +1,62 @@
+"""Benchmark: our Swin-T and DeiT-S (distilled) against timm's, same weights and inputs, one process.
+
+Times forward + backward (sum of squares of the logits) of Swin-T (``swin_tiny_patch4_window7_224``)
+and DeiT-S with the distillation token (``deit_small_distilled_patch16_224``) at 224x224, batch 2,
+and prints ours / timm's time ratio (below 1: ours is faster). The two run alternately, repeat after
+repeat; the median is reported. Both models are checked to give the same logits first.
+
+    python benchmarks/bench_visual_transformer_survey.py [--device cpu|cuda] [--threads N] [--repeats R]
+
+(also ``aicanon bench visual-transformer-survey -- --device cuda``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+
+import _timing
+import torch
+
+from aicanon.vision.deit import deit
+from aicanon.vision.swin import swin
+
+
+def compare(label: str, timm_name: str, ours: torch.nn.Module, args: argparse.Namespace, batch: int) -> None:
+    import timm
+
+    torch.manual_seed(0)
+    reference = timm.create_model(timm_name, pretrained=False, drop_path_rate=0.0).to(args.device).eval()
+    ours.load_weights(reference.state_dict())
+    ours = ours.to(args.device).eval()
+    x = torch.randn(batch, 3, 224, 224, device=args.device)
+    with torch.no_grad():  # same numbers first: a benchmark of two different functions means nothing
+        difference = (ours(x) - reference(x)).abs().max().item()
+    timings = _timing.time_alternately(
+        {
+            "ours": lambda: ours(x).square().sum().backward(),
+            "timm": lambda: reference(x).square().sum().backward(),
+        },
+        args.repeats,
+        args.device,
+        warmup=2,
+        before_each={
+            "ours": lambda: ours.zero_grad(set_to_none=True),
+            "timm": lambda: reference.zero_grad(set_to_none=True),
+        },
+    )
+    _timing.print_comparison(label, timings, "median", note=f"max |diff| {difference:.1e}", width=36)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch", type=int, default=2, help="images per call")
+    args = _timing.parse_common_args(parser, repeats=10)
+    warnings.filterwarnings("ignore")
+    _timing.print_setup(args, "median", f"forward + backward at 224x224, batch {args.batch}")
+    compare("Swin-T (28.3M parameters)", "swin_tiny_patch4_window7_224", swin("T"), args, args.batch)
+    compare("DeiT-S distilled (22.4M)", "deit_small_distilled_patch16_224", deit("S"), args, args.batch)
+
+
+if __name__ == "__main__":
+    main()
