@@ -13,8 +13,16 @@ from aicanon.language.training import evaluate_lm
 
 pytestmark = pytest.mark.paper("lora")
 
-TINY = dict(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, steps=20, batch_size=8, seq_len=32,
-            warmup_steps=2)
+TINY = {
+    "hidden_size": 16,
+    "num_layers": 1,
+    "num_heads": 2,
+    "intermediate_size": 32,
+    "steps": 20,
+    "batch_size": 8,
+    "seq_len": 32,
+    "warmup_steps": 2,
+}
 
 
 def test_pretraining_lowers_the_loss_and_cache_reloads_identically(tmp_path):

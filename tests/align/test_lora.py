@@ -91,10 +91,18 @@ def test_apply_lora_freezes_all_but_adapter_and_saved_modules():
     apply_lora(model, ["proj", "conv", "embed"], r=2, alpha=4, modules_to_save=["head"])
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {
-        "embed.lora_embedding_A", "embed.lora_embedding_B", "conv.lora_A.weight", "conv.lora_B.weight",
-        "proj.lora_A.weight", "proj.lora_B.weight", "head.weight", "head.bias",
+        "embed.lora_embedding_A",
+        "embed.lora_embedding_B",
+        "conv.lora_A.weight",
+        "conv.lora_B.weight",
+        "proj.lora_A.weight",
+        "proj.lora_B.weight",
+        "head.weight",
+        "head.bias",
     }
-    assert count_parameters(model, trainable_only=True) == 2 * 11 + 8 * 2 + 2 * 8 * 9 + 6 * 2 + 2 * 6 + 5 * 2 + (5 * 2 + 2)
+    assert count_parameters(
+        model, trainable_only=True
+    ) == 2 * 11 + 8 * 2 + 2 * 8 * 9 + 6 * 2 + 2 * 6 + 5 * 2 + (5 * 2 + 2)
     ids = torch.randint(0, 11, (3, 16))
     model(ids).sum().backward()
     assert all(p.grad is None for n, p in model.named_parameters() if not p.requires_grad)
@@ -123,8 +131,11 @@ def test_merge_equals_unmerged_and_unmerge_restores(dropout):
 
 @settings(max_examples=30, deadline=None)
 @given(
-    r=st.integers(1, 6), d_in=st.integers(1, 12), d_out=st.integers(1, 12),
-    alpha=st.floats(0.1, 32.0), seed=st.integers(0, 1000),
+    r=st.integers(1, 6),
+    d_in=st.integers(1, 12),
+    d_out=st.integers(1, 12),
+    alpha=st.floats(0.1, 32.0),
+    seed=st.integers(0, 1000),
 )
 def test_property_linear_equals_dense_update(r, d_in, d_out, alpha, seed):
     g = torch.Generator().manual_seed(seed)
@@ -164,7 +175,9 @@ def test_subspace_similarity_golden():
 
 def test_adapter_roundtrip_in_files(tmp_path):
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=40, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4, max_seq_len=32)
+    cfg = LlamaConfig(
+        vocab_size=40, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4, max_seq_len=32
+    )
     base = Llama(cfg)
     model = apply_lora(Llama(cfg), ["q_proj", "v_proj"], r=4, alpha=8)
     model.load_state_dict({**model.state_dict(), **_rename_base(base.state_dict(), model)})
@@ -201,8 +214,14 @@ def _pair(targets=("q_proj", "v_proj"), r=4, alpha=8):
 
     torch.manual_seed(0)
     hf_cfg = transformers.LlamaConfig(
-        vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=64, attn_implementation="eager",
+        vocab_size=50,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        attn_implementation="eager",
     )
     hf = transformers.LlamaForCausalLM(hf_cfg).eval()
     cfg = config_from_transformers(hf_cfg)
@@ -210,7 +229,9 @@ def _pair(targets=("q_proj", "v_proj"), r=4, alpha=8):
     ours.load_state_dict(from_transformers(hf.state_dict(), cfg))
     ours.eval()
     ours.base_state = {k: v.clone() for k, v in ours.state_dict().items()}
-    peft_model = peft.get_peft_model(hf, peft.LoraConfig(r=r, lora_alpha=alpha, target_modules=list(targets), lora_dropout=0.0))
+    peft_model = peft.get_peft_model(
+        hf, peft.LoraConfig(r=r, lora_alpha=alpha, target_modules=list(targets), lora_dropout=0.0)
+    )
     _randomise(peft_model, 1)
     apply_lora(ours, list(targets), r=r, alpha=alpha)
     return peft, peft_model, ours
@@ -226,7 +247,9 @@ def _compare(peft_model, ours, peft_lib):
     ref_grads = {
         k.replace(".default", ""): p.grad for k, p in peft_model.named_parameters() if p.requires_grad
     }
-    our_grads = {"base_model.model." + ("model." + k): p.grad for k, p in ours.named_parameters() if p.requires_grad}
+    our_grads = {
+        "base_model.model." + ("model." + k): p.grad for k, p in ours.named_parameters() if p.requires_grad
+    }
     assert set(ref_grads) == set(our_grads) and ref_grads
     for key, grad in ref_grads.items():
         assert torch.allclose(our_grads[key], grad, atol=1e-5), key
@@ -298,7 +321,9 @@ def test_parity_conv2d_lora_with_peft():
     ref = dict(reference.named_parameters())
     for name, p in ours.named_parameters():
         if p.requires_grad:
-            key = "base_model.model." + name.replace("lora_A.", "lora_A.default.").replace("lora_B.", "lora_B.default.")
+            key = "base_model.model." + name.replace("lora_A.", "lora_A.default.").replace(
+                "lora_B.", "lora_B.default."
+            )
             assert torch.allclose(p.grad, ref[key].grad, atol=1e-5), name
 
 
@@ -352,7 +377,9 @@ def test_merging_twice_and_unmerging_unmerged_raise():
     with pytest.raises(ValueError, match="expected merged LoRA layers, got unmerged ones"):
         unmerge_lora(model)
     merge_lora(model)
-    with pytest.raises(ValueError, match=r"expected unmerged LoRA layers, got already merged ones: \['proj', 'head'\]"):
+    with pytest.raises(
+        ValueError, match=r"expected unmerged LoRA layers, got already merged ones: \['proj', 'head'\]"
+    ):
         merge_lora(model)
     with pytest.raises(ValueError, match="expected unmerged"):
         adapter_state_dict(model)
@@ -366,7 +393,10 @@ def test_loading_adapter_that_does_not_fit_lists_keys(tmp_path):
     bad = dict(state)
     bad["base_model.model.head.lora_A.weight"] = torch.zeros(2, 5)
     del bad["base_model.model.proj.lora_B.weight"]
-    with pytest.raises(ValueError, match=r"missing keys \['base_model.model.proj.lora_B.weight'\].*unexpected keys \['base_model.model.head.lora_A.weight'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"missing keys \['base_model.model.proj.lora_B.weight'\].*unexpected keys \['base_model.model.head.lora_A.weight'\]",
+    ):
         load_adapter_state_dict(model, bad)
     wrong = {k: torch.zeros(3, 3) for k in state}
     with pytest.raises(ValueError, match=r"wrong shapes .*expected \(2, 6\), got \(3, 3\)"):

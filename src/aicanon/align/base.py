@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from aicanon.core.checkpoint import load_checkpoint, save_checkpoint
 from aicanon.datasets.sst import SPLITS, load_sst
@@ -71,13 +72,23 @@ class BaseConfig:
     """Seed of the initialisation and of the training windows."""
 
     def __post_init__(self) -> None:
-        for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_seq_len",
-                     "steps", "batch_size", "seq_len"):
+        for name in (
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "intermediate_size",
+            "max_seq_len",
+            "steps",
+            "batch_size",
+            "seq_len",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"BaseConfig.{name} must be a positive int, got {value!r}")
         if self.seq_len > self.max_seq_len:
-            raise ValueError(f"BaseConfig.seq_len must be <= max_seq_len={self.max_seq_len}, got {self.seq_len}")
+            raise ValueError(
+                f"BaseConfig.seq_len must be <= max_seq_len={self.max_seq_len}, got {self.seq_len}"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"BaseConfig.seed must be an int >= 0, got {self.seed!r}")
 
@@ -125,12 +136,21 @@ def _load_cached(folder: Path, cfg: BaseConfig) -> tuple[Llama, CharTokenizer] |
         model = Llama(_llama_config(cfg, tokenizer.vocab_size))
         model.load_state_dict(state["model"], strict=True)
         return model, tokenizer
-    except Exception as error:  # a corrupt cache is not fatal: it is retrained (and overwritten)
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        RuntimeError,
+        SafetensorError,
+    ) as error:  # a corrupt cache is not fatal: it is retrained (and overwritten)
         warnings.warn(f"base-model cache at {folder} could not be used ({error}); retraining", stacklevel=3)
         return None
 
 
-def pretrain_base(cfg: BaseConfig | None = None, cache: str | Path | None = None) -> tuple[Llama, CharTokenizer]:
+def pretrain_base(
+    cfg: BaseConfig | None = None, cache: str | Path | None = None
+) -> tuple[Llama, CharTokenizer]:
     """The pre-trained base model and its tokenizer, from ``cache`` when trained before.
 
     Returns the model in eval mode on the CPU, all parameters trainable (callers freeze or wrap).
@@ -152,11 +172,16 @@ def pretrain_base(cfg: BaseConfig | None = None, cache: str | Path | None = None
     model = Llama(_llama_config(cfg, tokenizer.vocab_size))
     generator = torch.Generator().manual_seed(cfg.seed)
     train_cfg = PretrainConfig(
-        steps=cfg.steps, batch_size=cfg.batch_size, seq_len=cfg.seq_len, lr=cfg.lr,
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        seq_len=cfg.seq_len,
+        lr=cfg.lr,
         warmup_steps=cfg.warmup_steps,
     )
     train_lm(model, ids, None, train_cfg, generator=generator, description="pre-training the base")
     model.eval()
     if folder is not None:
-        save_checkpoint(folder, {"model": model.state_dict(), "chars": tokenizer.chars, "config": asdict(cfg)})
+        save_checkpoint(
+            folder, {"model": model.state_dict(), "chars": tokenizer.chars, "config": asdict(cfg)}
+        )
     return model, tokenizer

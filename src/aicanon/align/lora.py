@@ -125,7 +125,9 @@ class _LoRALayer(nn.Module):
     def merge(self) -> None:
         """``W = W0 + B A alpha/r`` in place (Section 4.1: no added inference latency)."""
         if self.merged:
-            raise ValueError("merge: this LoRA layer is already merged (expected an unmerged layer, got merged=True)")
+            raise ValueError(
+                "merge: this LoRA layer is already merged (expected an unmerged layer, got merged=True)"
+            )
         weight = self.base_layer.weight
         weight.add_(self.delta_weight().to(weight.dtype))
         self.merged = True
@@ -134,7 +136,9 @@ class _LoRALayer(nn.Module):
     def unmerge(self) -> None:
         """``W0 = W - B A alpha/r``: back to the frozen base weight (to switch tasks, Section 4.1)."""
         if not self.merged:
-            raise ValueError("unmerge: this LoRA layer is not merged (expected merged=True, got merged=False)")
+            raise ValueError(
+                "unmerge: this LoRA layer is not merged (expected merged=True, got merged=False)"
+            )
         weight = self.base_layer.weight
         weight.sub_(self.delta_weight().to(weight.dtype))
         self.merged = False
@@ -147,7 +151,12 @@ class LoRALinear(_LoRALayer):
     """``h = W0 x + B A dropout(x) * alpha / r`` (Eq. 3) around a frozen ``nn.Linear``."""
 
     def __init__(
-        self, base_layer: nn.Linear, r: int = 8, alpha: float = 8.0, dropout: float = 0.0, init: str = "kaiming"
+        self,
+        base_layer: nn.Linear,
+        r: int = 8,
+        alpha: float = 8.0,
+        dropout: float = 0.0,
+        init: str = "kaiming",
     ) -> None:
         if not isinstance(base_layer, nn.Linear):
             raise TypeError(f"base_layer must be an nn.Linear, got {type(base_layer).__name__}")
@@ -186,7 +195,12 @@ class LoRAEmbedding(_LoRALayer):
     """
 
     def __init__(
-        self, base_layer: nn.Embedding, r: int = 8, alpha: float = 8.0, dropout: float = 0.0, init: str = "kaiming"
+        self,
+        base_layer: nn.Embedding,
+        r: int = 8,
+        alpha: float = 8.0,
+        dropout: float = 0.0,
+        init: str = "kaiming",
     ) -> None:
         if not isinstance(base_layer, nn.Embedding):
             raise TypeError(f"base_layer must be an nn.Embedding, got {type(base_layer).__name__}")
@@ -210,8 +224,13 @@ class LoRAEmbedding(_LoRALayer):
             return out
         base = self.base_layer
         after_a = F.embedding(
-            x, self.lora_embedding_A.T, base.padding_idx, base.max_norm, base.norm_type,
-            base.scale_grad_by_freq, base.sparse,
+            x,
+            self.lora_embedding_A.T,
+            base.padding_idx,
+            base.max_norm,
+            base.norm_type,
+            base.scale_grad_by_freq,
+            base.sparse,
         )
         return out + (after_a @ self.lora_embedding_B.T) * self.scaling
 
@@ -225,7 +244,12 @@ class LoRAConv2d(_LoRALayer):
     """
 
     def __init__(
-        self, base_layer: nn.Conv2d, r: int = 8, alpha: float = 8.0, dropout: float = 0.0, init: str = "kaiming"
+        self,
+        base_layer: nn.Conv2d,
+        r: int = 8,
+        alpha: float = 8.0,
+        dropout: float = 0.0,
+        init: str = "kaiming",
     ) -> None:
         if not isinstance(base_layer, nn.Conv2d):
             raise TypeError(f"base_layer must be an nn.Conv2d, got {type(base_layer).__name__}")
@@ -238,8 +262,14 @@ class LoRAConv2d(_LoRALayer):
         factory = {"device": base_layer.weight.device, "dtype": base_layer.weight.dtype}
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.lora_A = nn.Conv2d(
-            base_layer.in_channels, r, base_layer.kernel_size, base_layer.stride, base_layer.padding,
-            base_layer.dilation, bias=False, **factory,
+            base_layer.in_channels,
+            r,
+            base_layer.kernel_size,
+            base_layer.stride,
+            base_layer.padding,
+            base_layer.dilation,
+            bias=False,
+            **factory,
         )
         self.lora_B = nn.Conv2d(r, base_layer.out_channels, 1, 1, bias=False, **factory)
         self.reset_lora_parameters()
@@ -324,7 +354,9 @@ def apply_lora(
     modules_to_save = _check_patterns(modules_to_save, "modules_to_save")
     _check_hyperparameters(r, alpha, dropout, init)
     if lora_layers(model):
-        raise ValueError("model already has LoRA layers (expected a model without adapters, got one with them)")
+        raise ValueError(
+            "model already has LoRA layers (expected a model without adapters, got one with them)"
+        )
     candidates = [(n, m) for n, m in model.named_modules() if n and type(m) in _WRAPPERS]
     chosen = [(n, m) for n, m in candidates if _matches(n, target_modules)]
     if not chosen:
@@ -381,7 +413,9 @@ def merge_lora(model: nn.Module) -> nn.Module:
     layers = _require_lora(model, "merge_lora")
     already = [n for n, m in layers.items() if m.merged]
     if already:
-        raise ValueError(f"merge_lora: expected unmerged LoRA layers, got already merged ones: {already[:10]}")
+        raise ValueError(
+            f"merge_lora: expected unmerged LoRA layers, got already merged ones: {already[:10]}"
+        )
     for layer in layers.values():
         layer.merge()
     return model
@@ -453,7 +487,9 @@ def adapter_state_dict(model: nn.Module, name_map: Callable[[str], str] | None =
     detached copies; ``modules_to_save`` are included under their plain names as peft saves them."""
     _require_lora(model, "adapter_state_dict")
     if any(m.merged for m in lora_layers(model).values()):
-        raise ValueError("adapter_state_dict: expected unmerged LoRA layers, got merged ones (unmerge_lora first)")
+        raise ValueError(
+            "adapter_state_dict: expected unmerged LoRA layers, got merged ones (unmerge_lora first)"
+        )
     name_map = name_map or _default_name_map(model)
     return {_peft_key(k, name_map): v.detach().clone() for k, v in _lora_tensor_names(model).items()}
 
@@ -586,7 +622,9 @@ def subspace_similarity(a1: Tensor, a2: Tensor, i: int, j: int) -> Tensor:
     for name, value, a in (("i", i, a1), ("j", j, a2)):
         limit = min(a.shape)
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
-            raise ValueError(f"{name} must be an int in [1, {limit}] (the rank of {'a1' if name == 'i' else 'a2'}), got {value!r}")
+            raise ValueError(
+                f"{name} must be an int in [1, {limit}] (the rank of {'a1' if name == 'i' else 'a2'}), got {value!r}"
+            )
     # Right-singular vectors are the rows of Vh (torch.linalg.svd returns them ordered by singular value).
     u1 = torch.linalg.svd(a1.double(), full_matrices=False).Vh[:i].T
     u2 = torch.linalg.svd(a2.double(), full_matrices=False).Vh[:j].T
