@@ -1,0 +1,67 @@
+"""The LoRA quick reproduction: Table 2's point at small scale, the broken variant, seeds, config."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from aicanon.core.experiment import ExperimentConfig, load_experiment, make_config, reproduce
+from aicanon.experiments import lora
+
+pytestmark = pytest.mark.paper("lora")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One base-model cache for the module: the base is pre-trained once, as in `aicanon reproduce`."""
+    return str(tmp_path_factory.mktemp("base"))
+
+
+def test_quick_reproduction_meets_every_quick_claim(cache):
+    cfg = make_config(lora, "quick", cache=cache, device="cpu")
+    result = reproduce("lora", cfg)
+    failed = [(c.metric, c.ours, c.threshold) for c in result.claims if c.passed is False]
+    assert not failed, failed
+    assert result.metrics["phi_top1"] > result.metrics["phi_top1_random"]
+    assert result.metrics["trainable_head"] == 2 * cfg.base_hidden + 2
+    assert "subspace_similarity" in result.figures
+
+
+def test_untrained_lora_arm_fails_the_accuracy_claim(cache):
+    cfg = make_config(lora, "quick", cache=cache, device="cpu", train_lora=False)
+    result = lora.run(cfg)
+    claim = next(c for c in lora.CLAIMS if c.metric == "accuracy_ratio")
+    assert claim.check(result.metrics["accuracy_ratio"], "quick") is False
+    assert result.metrics["accuracy_ratio"] < 0.9
+
+
+def test_same_seed_same_metrics(tmp_path):
+    short = {
+        "cache": str(tmp_path),
+        "device": "cpu",
+        "base_steps": 10,
+        "base_seq_len": 32,
+        "base_batch": 8,
+        "train_sentences": 64,
+        "max_chars": 32,
+        "rank_high": 16,
+    }
+    first = lora.run(make_config(lora, "quick", **short)).metrics
+    second = lora.run(make_config(lora, "quick", **short)).metrics
+    assert first == second
+
+
+def test_config_protocol():
+    module = load_experiment("lora")
+    quick, full = module.Config.quick(), module.Config.full()
+    assert isinstance(quick, ExperimentConfig) and (quick.scale, full.scale) == ("quick", "full")
+    assert quick.seeds >= 1 and full.seeds >= 1
+    assert full.rank_high == 64 and full.train_sentences == 0
+    names = {f.name for f in dataclasses.fields(quick)}
+    metrics = [c.metric for c in lora.CLAIMS]
+    assert len(metrics) == len(set(metrics)) and all(c.source for c in lora.CLAIMS)
+    assert {"accuracy_ratio", "trainable_fraction", "optimizer_state_ratio", "phi_top1"} <= set(metrics)
+    assert "rank" in names
+    with pytest.raises(ValueError, match="has no field 'ranks'"):
+        make_config(lora, "quick", ranks=3)
