@@ -111,7 +111,7 @@ class MlpMixer(Backbone):
         self.grid_size = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
         seq_len = self.grid_size[0] * self.grid_size[1]
         self.stem = PatchEmbed(patch_size, in_chans, hidden_dim)
-        rates = [float(r) for r in torch.linspace(0, drop_path_rate, depth)]
+        rates = [drop_path_rate * i / max(1, depth - 1) for i in range(depth)]  # torch.linspace, meta-safe
         self.blocks = nn.Sequential(
             *[
                 MixerBlock(hidden_dim, seq_len, tokens_mlp_dim, channels_mlp_dim, rates[i])

@@ -263,7 +263,7 @@ class VisionTransformer(Backbone):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
         self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + self.num_prefix_tokens, embed_dim))
         self.pos_drop = nn.Dropout(drop_rate)
-        rates = [float(r) for r in torch.linspace(0, drop_path_rate, depth)]
+        rates = [drop_path_rate * i / max(1, depth - 1) for i in range(depth)]  # torch.linspace, meta-safe
         self.blocks = nn.Sequential(
             *[
                 Block(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, rates[i])
