@@ -127,8 +127,13 @@ def reproduce(
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     out_dir: Path | None = typer.Option(None, "--out", help="results folder (default: results/)"),
     as_json: bool = typer.Option(False, "--json", help="print the result JSON on stdout"),
+    threads: int | None = typer.Option(
+        None, help="torch CPU threads (default: torch's own; 1 is far faster on a busy, shared machine)"
+    ),
 ) -> None:
     """Run experiments, print ours / paper / threshold, write result.json and plots."""
+    import torch
+
     from aicanon.core.experiment import load_experiment, make_config
     from aicanon.core.experiment import reproduce as run_reproduction
 
@@ -142,6 +147,8 @@ def reproduce(
         _fail_usage(f"--seed must be >= 0; got {seed}")
     if device not in ("auto", "cpu", "cuda"):
         _fail_usage(f"--device must be auto, cpu or cuda; got {device!r}")
+    if threads is not None and threads < 1:
+        _fail_usage(f"--threads must be >= 1; got {threads}")
     scale = "full" if full else "quick"
     papers = (
         [p for p in catalog.papers() if catalog.is_implemented(p)]
@@ -153,33 +160,45 @@ def reproduce(
     for paper in papers:
         if not catalog.is_implemented(paper):
             _fail_usage(f"{paper.slug} is not implemented yet (status planned)")
-    extra = (f" --seed {seed}" if seed is not None else "") + (
-        f" --seeds {seeds}" if seeds is not None else ""
+    extra = (
+        (f" --seed {seed}" if seed is not None else "")
+        + (f" --seeds {seeds}" if seeds is not None else "")
+        + (f" --threads {threads}" if threads is not None else "")
     )
     reports, failed = [], False
-    for paper in papers:
-        try:
-            cfg = make_config(load_experiment(paper.slug), scale, seed=seed, seeds=seeds, device=device)
-            # One line per seed here; the experiment's own progress bars (core.progress.track) run below it.
-            rep = run_reproduction(
-                paper.slug,
-                cfg,
-                on_seed=lambda i, n: err.print(f"{paper.slug} ({scale}): seed {cfg.seed + i} ({i + 1}/{n})"),
-            )
-        except _data.DataUnavailable as error:
-            err.print(f"[red]data unavailable:[/red] {error}")
-            raise typer.Exit(EXIT_USAGE)
-        except ValueError as error:
-            _fail_usage(f"{paper.slug}: {error}")
-        folder = _results.write(rep, out_dir, command=f"aicanon reproduce {paper.slug} --{scale}{extra}")
-        record = json.loads((folder / "result.json").read_text())
-        record["path"] = str(folder)
-        reports.append(record)
-        failed |= not rep.passed
-        if not as_json:
-            _print_claims(
-                record, title=f"{paper.rank}. {paper.title} ({scale}, {rep.seconds:.0f} s) → {folder}"
-            )
+    # Metrics can differ in the last digits between thread counts (reductions split differently),
+    # so the count used is part of the recorded command.
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        for paper in papers:
+            try:
+                cfg = make_config(load_experiment(paper.slug), scale, seed=seed, seeds=seeds, device=device)
+                # One line per seed here; the experiment's own progress bars (core.progress.track) run below it.
+                rep = run_reproduction(
+                    paper.slug,
+                    cfg,
+                    on_seed=lambda i, n: err.print(
+                        f"{paper.slug} ({scale}): seed {cfg.seed + i} ({i + 1}/{n})"
+                    ),
+                )
+            except _data.DataUnavailable as error:
+                err.print(f"[red]data unavailable:[/red] {error}")
+                raise typer.Exit(EXIT_USAGE)
+            except ValueError as error:
+                _fail_usage(f"{paper.slug}: {error}")
+            folder = _results.write(rep, out_dir, command=f"aicanon reproduce {paper.slug} --{scale}{extra}")
+            record = json.loads((folder / "result.json").read_text())
+            record["path"] = str(folder)
+            reports.append(record)
+            failed |= not rep.passed
+            if not as_json:
+                _print_claims(
+                    record, title=f"{paper.rank}. {paper.title} ({scale}, {rep.seconds:.0f} s) → {folder}"
+                )
+    finally:
+        torch.set_num_threads(previous_threads)
     if as_json:
         sys.stdout.write(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2) + "\n")
     raise typer.Exit(EXIT_CLAIM_FAILED if failed else 0)

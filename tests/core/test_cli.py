@@ -51,6 +51,23 @@ def test_reproduce_json_pass_and_fail_exit_codes(fake):
     assert result.exit_code == 0 and json.loads(result.stdout)["seeds"] == [5]
 
 
+def test_reproduce_threads_are_set_for_the_run_and_restored(fake, monkeypatch):
+    import torch
+
+    seen = []
+    original_run = fake_experiment.run
+    monkeypatch.setattr(
+        fake_experiment, "run", lambda cfg: seen.append(torch.get_num_threads()) or original_run(cfg)
+    )
+    before = torch.get_num_threads()
+    wanted = 2 if before != 2 else 3
+    result = runner.invoke(cli.app, ["reproduce", "gat", "--threads", str(wanted), "--json"])
+    assert result.exit_code == 0, result.output
+    assert seen and set(seen) == {wanted}
+    assert torch.get_num_threads() == before
+    assert json.loads(result.stdout)["command"].endswith(f"--threads {wanted}")
+
+
 def test_reproduce_claim_failure_exits_1(fake, monkeypatch):
     original = fake_experiment.Config.full
     monkeypatch.setattr(
@@ -65,6 +82,7 @@ def test_reproduce_bad_usage_exits_2(fake):
     assert runner.invoke(cli.app, ["reproduce", "gat", "--quick", "--full"]).exit_code == 2
     assert runner.invoke(cli.app, ["reproduce", "gat", "--seeds", "0"]).exit_code == 2
     assert runner.invoke(cli.app, ["reproduce", "gat", "--device", "tpu"]).exit_code == 2
+    assert runner.invoke(cli.app, ["reproduce", "gat", "--threads", "0"]).exit_code == 2
     assert runner.invoke(cli.app, ["reproduce", "vit"]).exit_code == 2  # not implemented
 
 
