@@ -132,10 +132,9 @@ def reproduce(
     ),
 ) -> None:
     """Run experiments, print ours / paper / threshold, write result.json and plots."""
-    import torch
-
     from aicanon.core.experiment import load_experiment, make_config
     from aicanon.core.experiment import reproduce as run_reproduction
+    from aicanon.core.seeding import torch_threads
 
     if quick and full:
         _fail_usage("choose one of --quick and --full")
@@ -168,10 +167,7 @@ def reproduce(
     reports, failed = [], False
     # Metrics can differ in the last digits between thread counts (reductions split differently),
     # so the count used is part of the recorded command.
-    previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         for paper in papers:
             try:
                 cfg = make_config(load_experiment(paper.slug), scale, seed=seed, seeds=seeds, device=device)
@@ -197,8 +193,6 @@ def reproduce(
                 _print_claims(
                     record, title=f"{paper.rank}. {paper.title} ({scale}, {rep.seconds:.0f} s) → {folder}"
                 )
-    finally:
-        torch.set_num_threads(previous_threads)
     if as_json:
         sys.stdout.write(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2) + "\n")
     raise typer.Exit(EXIT_CLAIM_FAILED if failed else 0)

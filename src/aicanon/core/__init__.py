@@ -5,7 +5,7 @@ from aicanon.core.data import DataUnavailable, fetch
 from aicanon.core.device import autocast, select_device
 from aicanon.core.experiment import Claim, ExperimentConfig, Reproduction, Result, reproduce
 from aicanon.core.progress import track
-from aicanon.core.seeding import seed
+from aicanon.core.seeding import seed, torch_threads
 
 __all__ = [
     "Claim",
@@ -22,5 +22,6 @@ __all__ = [
     "seed",
     "select_device",
     "set_rng_state",
+    "torch_threads",
     "track",
 ]

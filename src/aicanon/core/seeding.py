@@ -1,9 +1,11 @@
-"""Seeding: the same seed gives the same quick metrics on CPU."""
+"""Seeding and thread counts: the same seed (at the same thread count) gives the same quick metrics on CPU."""
 
 from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -28,3 +30,21 @@ def seed(n: int, deterministic: bool = True) -> torch.Generator:
     generator = torch.Generator()
     generator.manual_seed(n)
     return generator
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch CPU threads (None or 0: leave the count alone), then restore it.
+
+    Metrics can differ in their last digits between thread counts (reductions split differently),
+    and on a busy 2-core machine one thread is often ~10x faster than two spinning ones.
+    """
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+        raise ValueError(f"threads must be an int >= 0 or None, got {n!r}")
+    previous = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

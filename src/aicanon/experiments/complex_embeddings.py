@@ -66,7 +66,7 @@ import torch
 from matplotlib.figure import Figure
 from sklearn.metrics import average_precision_score
 
-from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device, track
+from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device, torch_threads, track
 from aicanon.datasets.knowledge_graphs import load_knowledge_graph
 from aicanon.graphs.kge import KGEModel, make_model
 from aicanon.graphs.kge_training import train_kge
@@ -444,12 +444,8 @@ def run(cfg: Config) -> Result:
 
     # The synthetic tensors are 30 x 50: intra-op threads only add synchronisation (and, on a busy
     # machine, spinning threads that steal the main thread's core), so fit them on one thread.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         synthetic = run_synthetic(cfg, device, generator)
-    finally:
-        torch.set_num_threads(threads)
     dim = cfg.synthetic_dims[-1]
     metrics: dict[str, float] = {}
     for m in cfg.synthetic_models:

@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device, track
+from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device, torch_threads, track
 from aicanon.datasets.babi import EDGE_TYPES, NUM_QUESTION_TYPES, OUTPUT_KIND, BabiExample, collate, load_babi
 from aicanon.graphs.ggnn import GGNN, GGSNN, node_log_softmax
 
@@ -377,13 +377,8 @@ def run(cfg: Config) -> Result:
         raise ValueError(f"tasks must be a non-empty subset of {sorted(TASK_SETTINGS)}, got {cfg.tasks}")
     if cfg.num_steps < 0:
         raise ValueError(f"num_steps must be >= 0, got {cfg.num_steps}")
-    previous_threads = torch.get_num_threads()
-    if device.type == "cpu" and cfg.cpu_threads > 0:
-        torch.set_num_threads(cfg.cpu_threads)
-    try:
+    with torch_threads(cfg.cpu_threads if device.type == "cpu" else None):
         return _run(cfg, device)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _run(cfg: Config, device: torch.device) -> Result:

@@ -70,7 +70,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from aicanon.core import Claim, ExperimentConfig, Result, autocast, seed, select_device, track
+from aicanon.core import Claim, ExperimentConfig, Result, autocast, seed, select_device, torch_threads, track
 from aicanon.datasets.text import char_splits, load_tinyshakespeare
 from aicanon.language.llama import Llama, LlamaConfig
 from aicanon.language.scaling import (
@@ -410,13 +410,8 @@ def _law(fit: dict[str, Any]) -> str:
 
 def run(cfg: Config) -> Result:
     check_config(cfg)
-    threads = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):
         return _run(cfg)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(cfg: Config) -> Result:

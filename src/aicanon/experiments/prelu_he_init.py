@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
-from aicanon.core import Claim, ExperimentConfig, Result, autocast, seed, select_device, track
+from aicanon.core import Claim, ExperimentConfig, Result, autocast, seed, select_device, torch_threads, track
 from aicanon.vision.rectifiers import PReLU, he_init_, param_groups, xavier_init_
 
 LN10 = math.log(10.0)
@@ -545,13 +545,8 @@ def check(cfg: Config) -> None:
 
 def run(cfg: Config) -> Result:
     check(cfg)
-    threads = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):
         return _run(cfg)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(cfg: Config) -> Result:

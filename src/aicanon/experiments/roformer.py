@@ -46,12 +46,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import matplotlib
-import torch
 
 matplotlib.use("Agg")
 from matplotlib.figure import Figure
 
-from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device
+from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device, torch_threads
 from aicanon.datasets.text import char_splits, load_tinyshakespeare
 from aicanon.language.llama import Llama, LlamaConfig
 from aicanon.language.training import PretrainConfig, evaluate_lm, train_lm
@@ -189,13 +188,8 @@ def moving_average(values: list[float], window: int) -> list[float]:
 
 
 def run(cfg: Config) -> Result:
-    threads = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):
         return _run(cfg)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(cfg: Config) -> Result:

@@ -55,7 +55,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device
+from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device, torch_threads
 from aicanon.datasets.text import char_splits, load_tinyshakespeare
 from aicanon.language.llama import Llama, LlamaConfig
 from aicanon.language.switch import (
@@ -353,14 +353,9 @@ def run(cfg: Config) -> Result:
     check_config(cfg)
     seed(cfg.seed)
     device = select_device(cfg.device)
-    previous_threads = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):
         data = char_splits(load_tinyshakespeare())
         arms = {arm: train_arm(cfg, arm, data, device, cfg.seed) for arm in ("dense", "switch", "no_balance")}
-    finally:
-        torch.set_num_threads(previous_threads)
     dense, switch, unbalanced = arms["dense"], arms["switch"], arms["no_balance"]
     metrics = {
         "switch_gain": dense["val_loss"] - switch["val_loss"],
