@@ -196,7 +196,9 @@ def test_non_embedding_parameters_match_the_built_model(kv_heads, tied, position
         assert llama_non_embedding_parameters(cfg) == 3 * (2 * 1024 + 2 * 32 * 16 + 3 * 32 * 88 + 64) + 32
 
 
-def _explicit_attention(q, k, v, *, causal, key_padding_mask=None, dropout_p=0.0, scale=None):
+def _explicit_attention(
+    q, k, v, *, causal, key_padding_mask=None, segment_ids=None, dropout_p=0.0, scale=None
+):
     """softmax(Q K^T / sqrt(d)) V with plain matmuls, so that torch's FLOP counter sees them."""
     repeat = q.shape[1] // k.shape[1]
     k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)

@@ -91,6 +91,20 @@ def test_grouped_heads_match_transformers_repeat_kv():
     assert torch.equal(k.repeat_interleave(3, dim=1), repeat_kv(k, 3))
 
 
+def test_segments_attend_only_within_their_own_segment():
+    # Packing: three documents of lengths 2, 3, 1 in one row behave as if each ran alone.
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 1, 2, 6, 4).unbind(0)
+    segments = torch.tensor([[0, 0, 1, 1, 1, 2]])
+    out = attention(q, k, v, causal=True, segment_ids=segments)
+    for lo, hi in ((0, 2), (2, 5), (5, 6)):
+        alone = attention(q[:, :, lo:hi], k[:, :, lo:hi], v[:, :, lo:hi], causal=True)
+        torch.testing.assert_close(out[:, :, lo:hi], alone, atol=1e-6, rtol=0)
+    mask = attention_mask(6, 6, causal=True, segment_ids=segments)
+    torch.testing.assert_close(out, naive(q, k, v, mask), atol=1e-6, rtol=0)
+    assert not mask[0, 0, 2, :2].any() and mask[0, 0, 4, 2:5].all()
+
+
 def test_bad_input():
     q = torch.randn(1, 3, 2, 4)
     k = torch.randn(1, 2, 2, 4)
@@ -108,3 +122,7 @@ def test_bad_input():
         attention(torch.randn(1, 2, 2, 5), k, k, causal=True)
     with pytest.raises(ValueError, match="query_len must be <= key_len"):
         attention_mask(3, 2, causal=True)
+    with pytest.raises(ValueError, match="segment_ids must be an integer tensor of shape"):
+        attention(torch.randn(1, 2, 2, 4), k, k, causal=True, segment_ids=torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="segment_ids must be an integer tensor of shape"):
+        attention(torch.randn(1, 2, 2, 4), k, k, causal=True, segment_ids=torch.zeros(1, 3, dtype=torch.long))

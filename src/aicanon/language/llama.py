@@ -18,6 +18,10 @@ past_key_values=None, use_cache=False)`` returns logits ``[B, T, V]``, or ``(log
 Positions come from the attention mask when one is given (``cumsum(mask) - 1``), so a left-padded row
 starts at position 0 like the unpadded sequence; without a mask they are ``0 .. T-1`` after the cache.
 
+Packed sequences (supervised fine-tuning with packing): ``segment_ids [B, T]`` (integers, one per
+document in the row) keep attention inside each document and restart positions at 0 at each
+document's first token, so every document's logits equal those of running it alone. Not with a cache.
+
 Options beyond the papers, for ablations: ``position="learned"`` (BERT/GPT-2's absolute embeddings,
 RoFormer's baseline) or ``"none"``; any ``layers[i].mlp`` may be replaced by a module mapping
 ``[B, T, H] -> [B, T, H]`` (Switch Transformer's experts).
@@ -116,6 +120,7 @@ class LlamaAttention(nn.Module):
         rotary: tuple[Tensor, Tensor] | None,
         key_padding_mask: Tensor | None,
         cache: KVCache | None,
+        segment_ids: Tensor | None = None,
     ) -> Tensor:
         b, t, _ = x.shape
         q = self.q_proj(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
@@ -126,7 +131,7 @@ class LlamaAttention(nn.Module):
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if cache is not None:
             k, v = cache.update(self.layer_index, k, v)
-        out = attention(q, k, v, causal=True, key_padding_mask=key_padding_mask)
+        out = attention(q, k, v, causal=True, key_padding_mask=key_padding_mask, segment_ids=segment_ids)
         return self.o_proj(out.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim))
 
 
@@ -140,8 +145,8 @@ class LlamaBlock(nn.Module):
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.norm_eps)
         self.mlp: nn.Module = SwiGLU(cfg.hidden_size, cfg.intermediate_size)
 
-    def forward(self, x, rotary, key_padding_mask, cache) -> Tensor:
-        h = x + self.self_attn(self.input_layernorm(x), rotary, key_padding_mask, cache)
+    def forward(self, x, rotary, key_padding_mask, cache, segment_ids=None) -> Tensor:
+        h = x + self.self_attn(self.input_layernorm(x), rotary, key_padding_mask, cache, segment_ids)
         return h + self.mlp(self.post_attention_layernorm(h))
 
 
@@ -195,6 +200,7 @@ class Llama(nn.Module):
         past_key_values: KVCache | None = None,
         use_cache: bool = False,
         position_ids: Tensor | None = None,
+        segment_ids: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, KVCache]:
         cfg = self.config
         if (
@@ -224,8 +230,16 @@ class Llama(nn.Module):
         mask = self._full_mask(attention_mask, cache, b, past, t, input_ids.device)
         if cache is not None:
             cache.mask = mask
+        if segment_ids is not None:
+            segment_ids = self._check_segments(segment_ids, cache, b, t)
         if position_ids is None:
-            if mask is not None:
+            if segment_ids is not None:
+                # Packing: positions restart at 0 where a new segment starts, as if each ran alone.
+                index = torch.arange(t, device=input_ids.device).expand(b, t)
+                starts = torch.ones_like(segment_ids, dtype=torch.bool)
+                starts[:, 1:] = segment_ids[:, 1:] != segment_ids[:, :-1]
+                position_ids = index - torch.where(starts, index, 0).cummax(dim=1).values
+            elif mask is not None:
                 position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]
             else:
                 position_ids = torch.arange(past, past + t, device=input_ids.device).unsqueeze(0)
@@ -237,9 +251,27 @@ class Llama(nn.Module):
             x = x + self.embed_positions(position_ids)
         rotary = self.rotary.cos_sin(position_ids) if self.rotary is not None else None
         for layer in self.layers:
-            x = layer(x, rotary, mask, cache)
+            x = layer(x, rotary, mask, cache, segment_ids)
         logits = self.lm_head(self.norm(x))
         return (logits, cache) if cache is not None else logits
+
+    @staticmethod
+    def _check_segments(segment_ids, cache, b, t) -> Tensor:
+        if cache is not None:
+            raise ValueError("segment_ids (packed sequences) cannot be used with a KV cache; got both")
+        if (
+            not isinstance(segment_ids, Tensor)
+            or tuple(segment_ids.shape) != (b, t)
+            or segment_ids.dtype.is_floating_point
+            or segment_ids.dtype == torch.bool
+        ):
+            got = (
+                f"{tuple(segment_ids.shape)} {segment_ids.dtype}"
+                if isinstance(segment_ids, Tensor)
+                else type(segment_ids).__name__
+            )
+            raise ValueError(f"segment_ids must be an integer tensor of shape {(b, t)}, got {got}")
+        return segment_ids
 
     @staticmethod
     def _full_mask(attention_mask, cache, b, past, t, device) -> Tensor | None:

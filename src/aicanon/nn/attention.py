@@ -11,7 +11,10 @@ fused kernel on GPU). What this wrapper adds is the masking every language model
   ``j <= i + S - T``, so decoding with a KV cache (``T = 1``, ``S`` = everything so far) is causal;
 * a key padding mask ``[B, S]`` (True = real token) for batched, left-padded generation. A query row
   whose every key is masked (a padding position attending to nothing) would give NaN; such rows are
-  let through unmasked instead: their outputs are finite and belong to padding, which callers ignore.
+  let through unmasked instead: their outputs are finite and belong to padding, which callers ignore;
+* segment ids ``[B, S]`` for packed sequences (several documents concatenated in one row, as in
+  supervised fine-tuning with packing): a query sees only keys of its own segment, so no document
+  attends across its boundary and each behaves exactly as if it were run alone.
 """
 
 from __future__ import annotations
@@ -24,9 +27,18 @@ __all__ = ["attention", "attention_mask"]
 
 
 def attention_mask(
-    query_len: int, key_len: int, *, causal: bool, key_padding_mask: Tensor | None = None, device=None
+    query_len: int,
+    key_len: int,
+    *,
+    causal: bool,
+    key_padding_mask: Tensor | None = None,
+    segment_ids: Tensor | None = None,
+    device=None,
 ) -> Tensor | None:
-    """The boolean mask ``[B or 1, 1, T, S]`` (True = may attend) for ``attention``; None if nothing is masked."""
+    """The boolean mask ``[B or 1, 1, T, S]`` (True = may attend) for ``attention``; None if nothing is masked.
+
+    ``segment_ids [B, S]`` are the keys' segments; the queries are the last ``T`` keys.
+    """
     if query_len > key_len:
         raise ValueError(
             f"query_len must be <= key_len (keys include the queries), got {query_len} > {key_len}"
@@ -36,9 +48,13 @@ def attention_mask(
         i = torch.arange(query_len, device=device).unsqueeze(1)
         j = torch.arange(key_len, device=device).unsqueeze(0)
         mask = (j <= i + (key_len - query_len)).view(1, 1, query_len, key_len)
-    if key_padding_mask is not None:
-        pad = key_padding_mask.to(torch.bool).view(key_padding_mask.shape[0], 1, 1, key_len)
-        mask = pad if mask is None else mask & pad
+    if segment_ids is not None:
+        same = segment_ids[:, None, key_len - query_len :, None] == segment_ids[:, None, None, :]
+        mask = same if mask is None else mask & same
+    if key_padding_mask is not None or segment_ids is not None:
+        if key_padding_mask is not None:
+            pad = key_padding_mask.to(torch.bool).view(key_padding_mask.shape[0], 1, 1, key_len)
+            mask = pad if mask is None else mask & pad
         # Rows with no visible key (padding queries) would be NaN; open them (see module docstring).
         empty = ~mask.any(-1, keepdim=True)
         mask = mask | empty
@@ -52,13 +68,15 @@ def attention(
     *,
     causal: bool,
     key_padding_mask: Tensor | None = None,
+    segment_ids: Tensor | None = None,
     dropout_p: float = 0.0,
     scale: float | None = None,
 ) -> Tensor:
     """Attention of ``q [B, Hq, T, D]`` over ``k, v [B, Hkv, S, D]``; returns ``[B, Hq, T, Dv]``.
 
     ``causal`` masks future keys (aligned to the end, see the module docstring); ``key_padding_mask``
-    ``[B, S]`` is True at real tokens; ``scale`` defaults to ``1/sqrt(D)``.
+    ``[B, S]`` is True at real tokens; ``segment_ids [B, S]`` (integers) keep each query to the keys of
+    its own segment; ``scale`` defaults to ``1/sqrt(D)``.
     """
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, Tensor) or t.dim() != 4:
@@ -77,13 +95,32 @@ def attention(
         raise ValueError(
             f"key_padding_mask must have shape {(b, s_len)}, got {tuple(key_padding_mask.shape)}"
         )
+    if segment_ids is not None and (
+        not isinstance(segment_ids, Tensor)
+        or tuple(segment_ids.shape) != (b, s_len)
+        or segment_ids.dtype.is_floating_point
+        or segment_ids.dtype == torch.bool
+    ):
+        got = (
+            f"{tuple(segment_ids.shape)} {segment_ids.dtype}"
+            if isinstance(segment_ids, Tensor)
+            else type(segment_ids).__name__
+        )
+        raise ValueError(f"segment_ids must be an integer tensor of shape {(b, s_len)}, got {got}")
     if t_len > s_len:
         raise ValueError(f"q must not be longer than k, got {t_len} queries and {s_len} keys")
     if hkv != hq:
         # Grouped-query attention: query head h reads key/value head h // (hq / hkv).
         k = k.repeat_interleave(hq // hkv, dim=1)
         v = v.repeat_interleave(hq // hkv, dim=1)
-    if key_padding_mask is None and (not causal or t_len == s_len):
+    if key_padding_mask is None and segment_ids is None and (not causal or t_len == s_len):
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=causal, scale=scale)
-    mask = attention_mask(t_len, s_len, causal=causal, key_padding_mask=key_padding_mask, device=q.device)
+    mask = attention_mask(
+        t_len,
+        s_len,
+        causal=causal,
+        key_padding_mask=key_padding_mask,
+        segment_ids=segment_ids,
+        device=q.device,
+    )
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
