@@ -200,6 +200,29 @@ def examples_strategy(draw, vocab: int = 13):
     return out
 
 
+@settings(max_examples=60, deadline=None)
+@given(examples=examples_strategy(), seq_len=st.integers(12, 24))
+def test_pack_places_every_example_once_and_whole(examples, seq_len):
+    batch = pack(examples, seq_len)
+    found = []
+    for row in range(batch["input_ids"].shape[0]):
+        segments = batch["segment_ids"][row]
+        assert segments.tolist() == sorted(segments.tolist(), key=lambda s: (s == 0, s))  # padding at the end
+        for segment in segments.unique().tolist():
+            where = segments == segment
+            if segment == 0:
+                assert (batch["labels"][row][where] == X).all() and (
+                    batch["attention_mask"][row][where] == 0
+                ).all()
+                continue
+            found.append((batch["input_ids"][row][where].tolist(), batch["labels"][row][where].tolist()))
+    expected = [(e.input_ids.tolist(), e.labels.tolist()) for e in examples]
+    assert sorted(found) == sorted(expected)
+    # First fit needs no more rows than one per example and no fewer than the tokens demand.
+    total = sum(len(e) for e in examples)
+    assert -(-total // seq_len) <= batch["input_ids"].shape[0] <= len(examples)
+
+
 @settings(max_examples=15, deadline=None)
 @given(examples=examples_strategy(), seq_len=st.integers(12, 24))
 def test_packing_gives_each_example_the_logits_and_loss_it_has_alone(examples, seq_len):

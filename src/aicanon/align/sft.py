@@ -36,18 +36,19 @@ packed batches) that returns logits ``[B, T, V]`` (or a tuple starting with them
 
 Departures from the paper and why:
 
-* InstructGPT's SFT recipe (16 epochs, cosine decay, residual dropout 0.2; Section 3.5 and Appendix
-  C.1) is not hard-coded: :class:`SFTConfig` holds the optimisation settings and each experiment sets
-  them. Its defaults are transformers'/trl's (AdamW betas (0.9, 0.999), eps 1e-8, lr 2e-5, gradient
-  clipping at norm 1, no weight decay), with the cosine schedule decaying to 10 % of the peak and no
-  warmup as InstructGPT's Appendix C.1 describes (unverified: the appendix text was not found, only
-  the 16 epochs of Section 3.5). No dropout is applied here: the Llama models have none.
+* InstructGPT's SFT recipe is not hard-coded: the paper trains 16 epochs (Section 3.5), with a
+  cosine learning-rate decay and residual dropout 0.2 (unverified: recalled from Section 3.5 and
+  Appendix C.1, whose text was not found); :class:`SFTConfig` holds the optimisation settings and
+  each experiment sets them. Its defaults are transformers'/trl's (AdamW betas (0.9, 0.999), eps
+  1e-8, lr 2e-5, gradient clipping at norm 1, no weight decay), with a cosine decay to 10 % of the
+  peak and no warmup (also unverified as InstructGPT's). No dropout is applied here: the Llama
+  models have none.
 * A response is tokenised separately from its prompt (``encode(prompt) + encode(response + end)``)
   so that the boundary between prompt and response is exact for any tokenizer; trl tokenises
   ``prompt + completion`` in one call and takes the prompt's length as the boundary. For a character
   tokenizer (and for the parity tests' tokenizer) the two are the same.
 * Packing is first-fit in the given order (each example goes to the first row with room for it); trl
-  packs best-fit decreasing. Both keep every example whole; the packed rows only differ in which
+  packs best-fit decreasing. Both keep every example that fits whole; the packed rows only differ in which
   examples share a row, which does not change any example's loss (tested).
 """
 
