@@ -249,7 +249,16 @@ class Llama(nn.Module):
         x = self.embed_tokens(input_ids)
         if cfg.position == "learned":
             x = x + self.embed_positions(position_ids)
-        rotary = self.rotary.cos_sin(position_ids) if self.rotary is not None else None
+        rotary = None
+        if self.rotary is not None:
+            # Positions read back only on the CPU (the check is free there); on a GPU the table is
+            # sized by the context so that no step waits on the device (and compile does not break).
+            bound = (
+                None
+                if input_ids.device.type == "cpu" and not torch.compiler.is_compiling()
+                else cfg.max_seq_len
+            )
+            rotary = self.rotary.cos_sin(position_ids, max_length=bound)
         for layer in self.layers:
             x = layer(x, rotary, mask, cache, segment_ids)
         logits = self.lm_head(self.norm(x))

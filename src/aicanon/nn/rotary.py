@@ -161,16 +161,23 @@ class RotaryEmbedding(nn.Module):
             self._cache = (angles.cos(), angles.sin())
         return self._cache
 
-    def cos_sin(self, positions: Tensor) -> tuple[Tensor, Tensor]:
+    def cos_sin(self, positions: Tensor, max_length: int | None = None) -> tuple[Tensor, Tensor]:
+        """``cos, sin`` at ``positions``. ``max_length`` (a bound the caller guarantees, such as the
+        model's context) sizes the table without reading the positions back from the device: no
+        host-device sync and no graph break under ``torch.compile``; the range check is then left
+        to indexing."""
         if (
             not isinstance(positions, Tensor)
             or positions.dtype.is_floating_point
             or positions.dim() not in (1, 2)
         ):
             raise ValueError(f"positions must be an integer tensor [T] or [B, T], got {positions!r:.80}")
-        if positions.numel() and int(positions.min()) < 0:
-            raise ValueError(f"positions must be >= 0, got minimum {int(positions.min())}")
-        length = int(positions.max()) + 1 if positions.numel() else 1
+        if max_length is None:
+            if positions.numel() and int(positions.min()) < 0:
+                raise ValueError(f"positions must be >= 0, got minimum {int(positions.min())}")
+            length = int(positions.max()) + 1 if positions.numel() else 1
+        else:
+            length = max_length
         cos, sin = self._table(length, positions.device)
         return cos[positions], sin[positions]
 
