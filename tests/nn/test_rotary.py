@@ -327,3 +327,13 @@ def test_relative_upper_bound_and_score_bound_reject_bad_input():
         relative_upper_bound([1, 2], 8)
     with pytest.raises(ValueError, match="q and k must be 1-D"):
         score_and_bound(torch.randn(8), torch.randn(6), 3)
+
+
+def test_table_sized_by_a_caller_bound_gives_the_same_values():
+    # The GPU path: the table is sized by the model's context instead of reading positions back.
+    positions = torch.tensor([[0, 5, 17], [3, 3, 1]])
+    for interleaved in (False, True):
+        want = RotaryEmbedding(16, interleaved=interleaved).cos_sin(positions)
+        got = RotaryEmbedding(16, interleaved=interleaved).cos_sin(positions, max_length=1024)
+        for a, b in zip(want, got, strict=True):
+            torch.testing.assert_close(a, b, atol=0, rtol=0)
