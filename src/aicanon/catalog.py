@@ -96,7 +96,8 @@ def get(slug: str) -> Paper:
     raise UnknownPaper(f"unknown paper slug {slug!r}{hint}")
 
 
-def _module_exists(dotted: str) -> bool:
+def module_exists(dotted: str) -> bool:
+    """Whether ``aicanon.<dotted>`` can be imported (found, not imported)."""
     try:
         return importlib.util.find_spec(f"aicanon.{dotted}") is not None
     except ModuleNotFoundError:
@@ -104,7 +105,7 @@ def _module_exists(dotted: str) -> bool:
 
 
 def is_implemented(paper: Paper) -> bool:
-    return bool(paper.modules) and all(_module_exists(m) for m in (*paper.modules, paper.experiment))
+    return bool(paper.modules) and all(module_exists(m) for m in (*paper.modules, paper.experiment))
 
 
 def status(paper: Paper, results_base: str | Path | None = None) -> str:

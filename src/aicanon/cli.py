@@ -77,7 +77,15 @@ def show(slug: str) -> None:
     out.print(f"status: {catalog.status(paper)}")
     out.print(f"reference: {', '.join(paper.reference) or 'none'}")
     if not catalog.is_implemented(paper):
-        out.print("not implemented yet")
+        built = [m for m in paper.modules if catalog.module_exists(m)]
+        missing = [m for m in (*paper.modules, paper.experiment) if not catalog.module_exists(m)]
+        if built:
+            out.print(f"built so far: {', '.join(f'aicanon.{m}' for m in built)}")
+        out.print(
+            f"not implemented yet: missing {', '.join(f'aicanon.{m}' for m in missing)}"
+            if paper.modules
+            else "not implemented yet"
+        )
         return
     for module in paper.modules:
         out.print(f"module: aicanon.{module}")

@@ -110,3 +110,13 @@ def test_data_status_and_verify():
     result = runner.invoke(cli.app, ["data", "verify"], env={"COLUMNS": "250"})
     assert result.exit_code == 0 and "ind.cora.x" in result.output and " ok " in result.output
     assert runner.invoke(cli.app, ["data"]).exit_code == 0
+
+
+def test_show_a_partly_built_paper_names_what_is_missing(monkeypatch):
+    paper = catalog.get("instructgpt")
+    first = paper.modules[0]
+    monkeypatch.setattr(catalog, "module_exists", lambda dotted: dotted == first)
+    result = runner.invoke(cli.app, ["show", "instructgpt"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0 and "status: planned" in result.output
+    assert f"built so far: aicanon.{first}" in result.output
+    assert f"missing aicanon.{paper.modules[1]}" in result.output
