@@ -119,6 +119,23 @@ def test_accuracy_metrics_golden():
     assert by[0] == 0.5 and by[3] == 0.5 and math.isnan(by[1]) and math.isnan(by[2])
 
 
+def test_ranked_comparisons_agree_with_preference_pairs():
+    """The index form used for one-forward-per-completion batching gives the pairs (and order) that
+    aicanon.align.preferences.preference_pairs gives as text."""
+    from aicanon.align.preferences import preference_pairs
+
+    prompts = ["a ", "b "]
+    completions = [["x", "y", "z", "w"], ["u", "v", "t"]]
+    scores = [[0.3, -1.0, 0.3, 2.0], [1.0, 0.5, 1.5]]
+    flat = [c for row in completions for c in row]
+    pairs = ranked_comparisons(scores)
+    reference = preference_pairs(prompts, completions, scores)
+    assert [
+        (flat[c], flat[r]) for c, r in zip(pairs.chosen.tolist(), pairs.rejected.tolist(), strict=True)
+    ] == [(p.chosen, p.rejected) for p in reference]
+    assert torch.allclose(pairs.gap, torch.tensor([p.reward_chosen - p.reward_rejected for p in reference]))
+
+
 def test_last_token_index():
     mask = torch.tensor([[1, 1, 0, 0], [0, 0, 1, 1], [1, 1, 1, 1], [0, 1, 0, 0]])
     assert last_token_index(mask).tolist() == [1, 3, 3, 1]

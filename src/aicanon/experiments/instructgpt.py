@@ -49,6 +49,15 @@ Departures from the paper, and why:
   few hundred prompts are far too few for one pass.
 * The margin scale is Llama 2 Table 27's "large" (3, 2, 1, 0) by default, as the stronger of its two.
 * Stage 3 (PPO-ptx) is not run (a later issue), so nothing about the final policy is claimed here.
+
+Measured at quick scale (CPU, one thread; 375 training prompts, 125 held-out, K = 8: about 10,400
+training and 3,460 held-out comparisons): over seeds 0-2, held-out accuracy 0.677 +- 0.011 (seed 0:
+0.663), on the clearly separated pairs 0.796 +- 0.032 (seed 0: 0.757), on the weakest quartile
+0.549 +- 0.009: accuracy rises with the preference strength, as in Llama 2's Table 8. With the
+"large" margin: 0.685 +- 0.011 held-out and 0.804 +- 0.023 separated, a gain of +0.008 +- 0.029 on
+the separated pairs (seed 0: +0.048) and +0.007 +- 0.005 overall: the sign of Llama 2's Table 28,
+but within seed noise on the separated pairs, so it is reported, not claimed. The broken variant
+(reward models untrained) gives 0.482 held-out and 0.495 separated and fails both claims.
 """
 
 from __future__ import annotations
@@ -127,6 +136,8 @@ class Config(ExperimentConfig):
     """Characters sampled per completion (cut at the end of the line)."""
     temperature: float = 0.7
     """Sampling temperature of the completions."""
+    sample_batch: int = 64
+    """Rows decoded together when sampling (larger on a GPU)."""
     rm_epochs: int = 4
     """Stage 2: passes over the training prompts (InstructGPT: 1; see the docstring)."""
     rm_lr: float = 3e-3
@@ -163,6 +174,7 @@ class Config(ExperimentConfig):
             rm_epochs=2,
             rm_lr=3e-4,
             prompts_per_batch=16,
+            sample_batch=1024,
         )
 
 
@@ -269,6 +281,7 @@ def check_config(cfg: Config) -> None:
         "max_new_tokens",
         "rm_epochs",
         "prompts_per_batch",
+        "sample_batch",
     ):
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -319,6 +332,7 @@ def run(cfg: Config) -> Result:
             cfg.k,
             max_new_tokens=cfg.max_new_tokens,
             temperature=cfg.temperature,
+            batch_size=cfg.sample_batch,
             generator=sampler,
         )
         texts = [p + c for p, row in zip(split_prompts, completions, strict=True) for c in row]
