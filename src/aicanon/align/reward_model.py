@@ -19,9 +19,11 @@ Llama 2 collects a preference *strength* with every comparison ("significantly b
 
     L_ranking = -log sigma(r_theta(x, y_c) - r_theta(x, y_r) - m(r))                            (2)
 
-(Llama 2 Eq. 2), with the two margin scales of its Table 27 (:data:`MARGINS`). Before RL, InstructGPT
-normalises the reward model "using a bias so that the labeler demonstrations achieve a mean score of
-0" (:func:`normalise_reward_model`; scaling to unit standard deviation is an option).
+(Llama 2 Eq. 2), with the two margin scales of its Table 27 (:data:`MARGINS`; the "large" scale
+3/2/1/0 was checked against a secondary summary of the paper, the "small" 1, 2/3, 1/3, 0 is
+unverified here). Before RL, InstructGPT normalises the reward model with a bias so that the labeler
+demonstrations score a mean of 0 (Section 3.5; paraphrased, the exact wording unverified here)
+(:func:`normalise_reward_model`; scaling to unit standard deviation is an option).
 
 What is here:
 
@@ -45,8 +47,9 @@ Departures from the papers, and why:
   rightmost token that is not the pad id; with a pad id that never occurs inside a sequence the two
   agree, and reading the mask also allows left padding). InstructGPT does not say more than "scalar
   output".
-* Head initialisation: ``N(0, 1 / (d_model + 1))`` (variance), as Stiennon et al. 2020, whose recipe
-  InstructGPT follows; Llama 2 does not state one.
+* Head initialisation: ``N(0, 1 / (d_model + 1))`` (variance), which we recall from Stiennon et al.
+  2020, whose recipe InstructGPT follows (unverified here); Llama 2 does not state one. trl keeps
+  transformers' ``N(0, 0.02)``; parity tests copy the weights, so this choice does not enter them.
 * Strength levels: our labeler is a classifier's score, not a person, so the four Llama 2 levels are
   bins of the labeler's score gap (:func:`strength_levels`; the experiment uses the training gaps'
   quartiles). Level 3 is the strongest preference ("significantly better"), 0 the weakest
@@ -104,7 +107,8 @@ MARGINS: dict[str, tuple[float, ...]] = {
     "small": (0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0),
     "large": (0.0, 1.0, 2.0, 3.0),
 }
-"""Eq. 2's margin m(r) per strength level (weakest first), Llama 2 Table 27's two scales."""
+"""Eq. 2's margin m(r) per strength level (weakest first), Llama 2 Table 27's two scales ("large"
+checked against a secondary source, "small" unverified)."""
 
 
 # ----- the model ------------------------------------------------------------------------------------
@@ -432,7 +436,7 @@ class RewardTrainConfig:
     prompts_per_batch: int = 8
     """Prompts per step; each brings all its completions and all its C(K, 2) comparisons."""
     lr: float = 1e-4
-    """Peak AdamW learning rate (cosine decay to 10 % of it, as InstructGPT's RM schedule)."""
+    """Peak AdamW learning rate (cosine decay to 10 % of it; InstructGPT's RM schedule, unverified)."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
     max_grad_norm: float | None = 1.0
@@ -506,7 +510,8 @@ def train_reward_model(
     prompts = torch.unique(pairs.group)
     per_epoch = math.ceil(len(prompts) / cfg.prompts_per_batch)
     total = cfg.epochs * per_epoch
-    # InstructGPT's RM: cosine learning-rate schedule down to 10 % of the peak (Appendix C.2).
+    # Cosine learning-rate decay to 10 % of the peak: our reading of InstructGPT's RM recipe
+    # (Appendix C.2, not verified here); the schedule is not part of Eq. 1.
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, total) / max(1, total)))
     )

@@ -350,7 +350,7 @@ def run(cfg: Config) -> Result:
     # Stage 2, reward models: Eq. 1 (no margin) and Eq. 2 (Llama 2's margin), same seed, data and order.
     arms = {"none": None, "margin": cfg.margin_scale}
     results = {}
-    for name in track(list(arms), "stage 2: reward models", total=len(arms)):
+    for name, scale in arms.items():
         torch.manual_seed(cfg.seed + 1)  # the same head initialisation in both arms
         model = RewardModel(sft).to(device)
         log = {"loss": [], "accuracy": []}
@@ -364,10 +364,11 @@ def run(cfg: Config) -> Result:
                     epochs=cfg.rm_epochs,
                     prompts_per_batch=cfg.prompts_per_batch,
                     lr=cfg.rm_lr,
-                    margin_scale=arms[name],
+                    margin_scale=scale,
                 ),
                 levels=train_levels,
                 generator=torch.Generator().manual_seed(cfg.seed),
+                progress=track,
             )
         # Section 3.5: a bias so that the demonstrations score 0 on average (orderings unchanged).
         shift, _ = normalise_reward_model(model, demo_ids, demo_mask)
