@@ -301,6 +301,24 @@ def test_training_learns_a_token_count_preference_with_and_without_margin():
     assert gaps["large"] > gaps[None]
 
 
+def test_each_completion_is_scored_once_per_step():
+    """InstructGPT Section 3.5: all C(K, 2) comparisons of a prompt in one batch element, one forward
+    pass per completion, not one per comparison."""
+    model = _model(6)
+    calls = []
+    model.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+    k, prompts = 5, 6
+    ids = torch.randint(1, 23, (k * prompts, 6), generator=torch.Generator().manual_seed(0))
+    scores = torch.randn(prompts, k, generator=torch.Generator().manual_seed(1))
+    pairs = ranked_comparisons(scores.tolist())
+    assert len(pairs) == prompts * math.comb(k, 2)
+    cfg = RewardTrainConfig(epochs=1, prompts_per_batch=2, lr=1e-3)
+    log = train_reward_model(
+        model, ids, torch.ones_like(ids), pairs, cfg, generator=torch.Generator().manual_seed(0)
+    )
+    assert calls == [2 * k] * 3 and len(log["loss"]) == 3  # 2 prompts x K completions per step
+
+
 def test_untrained_reward_model_is_near_chance():
     model = _model(5)
     g = torch.Generator().manual_seed(0)
