@@ -72,3 +72,12 @@ def test_bad_input():
         BaseConfig(seq_len=300)
     with pytest.raises(ValueError, match="seed must be an int >= 0"):
         BaseConfig(seed=-1)
+
+
+def test_device_argument_trains_there_and_returns_the_model_on_the_cpu():
+    cfg = BaseConfig(**{**TINY, "steps": 3})
+    default, _ = pretrain_base(cfg)
+    explicit, _ = pretrain_base(cfg, device="cpu")
+    assert next(explicit.parameters()).device.type == "cpu" and not explicit.training
+    for v, w in zip(default.state_dict().values(), explicit.state_dict().values(), strict=True):
+        assert torch.equal(v, w)

@@ -149,11 +149,14 @@ def _load_cached(folder: Path, cfg: BaseConfig) -> tuple[Llama, CharTokenizer] |
 
 
 def pretrain_base(
-    cfg: BaseConfig | None = None, cache: str | Path | None = None
+    cfg: BaseConfig | None = None, cache: str | Path | None = None, device: str | torch.device | None = None
 ) -> tuple[Llama, CharTokenizer]:
     """The pre-trained base model and its tokenizer, from ``cache`` when trained before.
 
-    Returns the model in eval mode on the CPU, all parameters trainable (callers freeze or wrap).
+    ``device`` is where pre-training runs (default the CPU; on a GPU with bf16 autocast, see
+    :func:`aicanon.language.training.train_lm`); the cache does not record it, so a model cached by a
+    GPU run is loaded by later CPU runs as it is. Returns the model in eval mode on the CPU, all
+    parameters trainable (callers freeze or wrap).
     """
     cfg = BaseConfig() if cfg is None else cfg
     if not isinstance(cfg, BaseConfig):
@@ -170,6 +173,8 @@ def pretrain_base(
     ids = tokenizer.encode(text)
     torch.manual_seed(cfg.seed)
     model = Llama(_llama_config(cfg, tokenizer.vocab_size))
+    if device is not None:
+        model.to(device)
     generator = torch.Generator().manual_seed(cfg.seed)
     train_cfg = PretrainConfig(
         steps=cfg.steps,
@@ -179,7 +184,7 @@ def pretrain_base(
         warmup_steps=cfg.warmup_steps,
     )
     train_lm(model, ids, None, train_cfg, generator=generator, description="pre-training the base")
-    model.eval()
+    model.cpu().eval()
     if folder is not None:
         save_checkpoint(
             folder, {"model": model.state_dict(), "chars": tokenizer.chars, "config": asdict(cfg)}
