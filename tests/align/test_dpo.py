@@ -4,6 +4,7 @@ trainer; parity of loss and gradients with trl's DPOTrainer; bad input."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import math
 
@@ -242,6 +243,44 @@ def test_trainer_variants_and_zero_learning_rate():
     policy, reference, log = _train(lr=0.0, epochs=2)
     assert all(torch.equal(a, b) for a, b in zip(policy.parameters(), reference.parameters(), strict=True))
     assert log["loss"] == pytest.approx([math.log(2.0)] * 2, abs=1e-6)
+
+
+def test_grouped_deduplicated_and_precomputed_steps_equal_the_plain_loss():
+    # K = 3 completions per prompt give 3 pairs per prompt that share rows: grouping by prompt scores
+    # each distinct row once, precomputing scores the reference once; the loss must not change.
+    completions = {(3, 4): ([11, 2], [12, 13, 2], [14, 2]), (5,): ([15, 2], [16, 17, 2], [18, 19, 20, 2])}
+    pairs = [
+        (list(p), list(c[a]), list(c[b])) for p, c in completions.items() for a, b in ((0, 1), (0, 2), (1, 2))
+    ]
+    reference = _tiny_llama()
+    policy = copy.deepcopy(reference)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(3)))
+    batch = collate_preferences(*zip(*pairs, strict=True))
+    logps = sequence_logprobs(policy, batch.input_ids, batch.attention_mask, batch.loss_mask)
+    ref = sequence_logprobs(reference, batch.input_ids, batch.attention_mask, batch.loss_mask)
+    expected, _, _ = dpo_loss(logps[:6], logps[6:], ref[:6], ref[6:], beta=0.2)
+    for group, precompute in ((False, False), (True, False), (True, True), (False, True)):
+        cfg = DPOConfig(
+            beta=0.2,
+            lr=0.0,
+            batch_size=6,
+            warmup_steps=0,
+            group_by_prompt=group,
+            precompute_reference=precompute,
+        )
+        log = train_dpo(policy, reference, pairs, cfg)
+        assert log["loss"] == [pytest.approx(expected.item(), abs=1e-6)], (group, precompute)
+    grouped = DPOConfig(beta=0.2, lr=1e-2, batch_size=3, epochs=3, warmup_steps=0, group_by_prompt=True)
+    runs = []
+    for precompute in (False, True):
+        fresh = copy.deepcopy(policy)
+        cfg = dataclasses.replace(grouped, precompute_reference=precompute)
+        runs.append(
+            train_dpo(fresh, reference, pairs, cfg, generator=torch.Generator().manual_seed(0))["loss"]
+        )
+    assert runs[0] == pytest.approx(runs[1], abs=1e-5)
 
 
 def test_trainer_same_seed_same_log():

@@ -160,6 +160,11 @@ def collate_preferences(
                     f"{len(p)} + {len(c)} = {len(p) + len(c)}"
                 )
             rows.append((p + c, len(p)))
+    return PreferenceBatch(*_pad_rows(rows, pad_token_id))
+
+
+def _pad_rows(rows: Sequence[tuple[Sequence[int], int]], pad_token_id: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Right-padded ``input_ids``, ``attention_mask`` and ``loss_mask`` of (ids, prompt length) rows."""
     length = max(len(ids) for ids, _ in rows)
     input_ids = torch.full((len(rows), length), pad_token_id, dtype=torch.long)
     attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
@@ -168,7 +173,7 @@ def collate_preferences(
         input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         attention_mask[row, : len(ids)] = 1
         loss_mask[row, prompt_length : len(ids)] = 1
-    return PreferenceBatch(input_ids, attention_mask, loss_mask)
+    return input_ids, attention_mask, loss_mask
 
 
 # ----- log-probabilities -----------------------------------------------------------------------------
@@ -379,6 +384,13 @@ class DPOConfig:
     """Clip the gradient's global norm to this (None: no clipping, as the paper)."""
     average_logprobs: bool = False
     """Use the per-token mean of the response log-probabilities instead of the sum (trl's IPO form)."""
+    group_by_prompt: bool = False
+    """Keep the pairs of one prompt in the same batch (InstructGPT's K-choose-2 batching, Section 3.5):
+    with K completions a prompt's K(K-1)/2 pairs need only K forward rows, since every distinct
+    (prompt, completion) is scored once per step."""
+    precompute_reference: bool = False
+    """Score every pair with the reference once before training (trl's ``precompute_ref_log_probs``):
+    the same numbers, one reference pass in all instead of one per epoch."""
 
     def __post_init__(self) -> None:
         if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or not self.beta > 0:
@@ -423,8 +435,9 @@ def train_dpo(
 
     ``reference`` is frozen: it runs in eval mode under ``torch.no_grad`` and is never stepped (its
     parameters' ``requires_grad`` flags are left as they were). Each epoch visits the pairs in an order
-    drawn from ``generator``; each step scores ``batch_size`` pairs in one concatenated forward pass per
-    model. Returns per-step lists: ``loss``, ``accuracy``, ``margin``, ``chosen_reward``,
+    drawn from ``generator`` (whole prompts at a time with ``cfg.group_by_prompt``); each step scores
+    ``batch_size`` pairs in one concatenated forward pass per model, every distinct (prompt, completion)
+    row once. Returns per-step lists: ``loss``, ``accuracy``, ``margin``, ``chosen_reward``,
     ``rejected_reward``, ``lr``. ``on_step(step, record)`` is called after every step.
     """
     cfg = DPOConfig() if cfg is None else cfg
@@ -442,6 +455,8 @@ def train_dpo(
     for i, pair in enumerate(pairs):
         if not isinstance(pair, (tuple, list)) or len(pair) != 3:
             raise ValueError(f"pairs[{i}] must be a (prompt, chosen, rejected) triple, got {pair!r:.80}")
+    if isinstance(pad_token_id, bool) or not isinstance(pad_token_id, int) or pad_token_id < 0:
+        raise ValueError(f"pad_token_id must be an int >= 0, got {pad_token_id!r}")
     params = [p for p in policy.parameters() if p.requires_grad]
     if not params:
         raise ValueError("policy must have trainable parameters (requires_grad=True), got none")
@@ -461,40 +476,84 @@ def train_dpo(
     log: dict[str, list[float]] = {
         k: [] for k in ("loss", "accuracy", "margin", "chosen_reward", "rejected_reward", "lr")
     }
+    # Every distinct (prompt, completion) is one row; a pair is two row indices. A step scores each
+    # row of its pairs once (with K completions per prompt a row serves up to K - 1 pairs).
+    row_index: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
+    rows: list[tuple[list[int], int]] = []
+    pair_rows: list[tuple[int, int]] = []
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, (prompt, chosen, rejected) in enumerate(pairs):
+        p = tuple(_as_id_list(prompt, f"pairs[{i}][0] (prompt)"))
+        if not p:
+            raise ValueError(f"pairs[{i}][0] (prompt) must hold at least one token, got none")
+        ends = []
+        for j, completion in ((1, chosen), (2, rejected)):
+            c = tuple(_as_id_list(completion, f"pairs[{i}][{j}]"))
+            if not c:
+                raise ValueError(f"pairs[{i}][{j}] must hold at least one token, got none")
+            if max_length is not None and len(p) + len(c) > max_length:
+                raise ValueError(
+                    f"pairs[{i}] prompt + completion must fit max_length={max_length} tokens, got "
+                    f"{len(p)} + {len(c)} = {len(p) + len(c)}"
+                )
+            if (p, c) not in row_index:
+                row_index[p, c] = len(rows)
+                rows.append((list(p + c), len(p)))
+            ends.append(row_index[p, c])
+        pair_rows.append((ends[0], ends[1]))
+        groups.setdefault(p, []).append(i)
+
+    def score(model: nn.Module, indices: list[int]) -> Tensor:
+        ids, mask, loss_mask = (t.to(device) for t in _pad_rows([rows[r] for r in indices], pad_token_id))
+        with autocast(device):
+            return sequence_logprobs(model, ids, mask, loss_mask, cfg.average_logprobs)
+
+    def batches() -> list[list[int]]:
+        if not cfg.group_by_prompt:
+            order = torch.randperm(len(pairs), generator=generator).tolist()
+            return [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+        keys = list(groups)
+        out: list[list[int]] = []
+        for k in torch.randperm(len(keys), generator=generator).tolist():
+            group = groups[keys[k]]
+            if out and len(out[-1]) + len(group) <= cfg.batch_size:
+                out[-1].extend(group)
+            else:
+                out.append(list(group))
+        return out
+
     was_training, reference_was_training = policy.training, reference.training
     policy.train()
     reference.eval()
+    stored = None  # the reference's log-probability of every row
     step = 0
     try:
+        if cfg.precompute_reference:
+            chunk = 2 * cfg.batch_size
+            with torch.no_grad():  # the frozen reference of Eq. 7
+                stored = torch.cat(
+                    [
+                        score(reference, list(range(i, min(i + chunk, len(rows)))))
+                        for i in range(0, len(rows), chunk)
+                    ]
+                )
         for _ in range(cfg.epochs):
-            order = torch.randperm(len(pairs), generator=generator).tolist()
-            for start in range(0, len(order), cfg.batch_size):
-                chunk = [pairs[i] for i in order[start : start + cfg.batch_size]]
-                batch = collate_preferences(
-                    [p[0] for p in chunk],
-                    [p[1] for p in chunk],
-                    [p[2] for p in chunk],
-                    pad_token_id=pad_token_id,
-                    max_length=max_length,
-                ).to(device)
-                with autocast(device):
-                    logps = sequence_logprobs(
-                        policy, batch.input_ids, batch.attention_mask, batch.loss_mask, cfg.average_logprobs
-                    )
-                    with torch.no_grad():  # the frozen reference of Eq. 7
-                        ref_logps = sequence_logprobs(
-                            reference,
-                            batch.input_ids,
-                            batch.attention_mask,
-                            batch.loss_mask,
-                            cfg.average_logprobs,
-                        )
-                n = batch.num_pairs
+            for indices in batches():
+                needed = sorted({r for i in indices for r in pair_rows[i]})
+                position = {r: k for k, r in enumerate(needed)}
+                chosen_at = torch.tensor([position[pair_rows[i][0]] for i in indices], device=device)
+                rejected_at = torch.tensor([position[pair_rows[i][1]] for i in indices], device=device)
+                logps = score(policy, needed)
+                if stored is None:
+                    with torch.no_grad():
+                        ref_logps = score(reference, needed)
+                else:
+                    ref_logps = stored[torch.tensor(needed, device=device)]
                 loss, chosen_rewards, rejected_rewards = dpo_loss(
-                    logps[:n],
-                    logps[n:],
-                    ref_logps[:n],
-                    ref_logps[n:],
+                    logps[chosen_at],
+                    logps[rejected_at],
+                    ref_logps[chosen_at],
+                    ref_logps[rejected_at],
                     cfg.beta,
                     cfg.label_smoothing,
                     cfg.loss_type,
