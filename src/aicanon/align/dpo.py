@@ -33,7 +33,10 @@ What is here:
   ``h = log pi(y_w)/pi_ref(y_w) - log pi(y_l)/pi_ref(y_l)``; it returns the loss and the implicit rewards;
 * :func:`preference_metrics`, :func:`log_ratios` (``log pi(y|x) - log pi_ref(y|x)``, whose mean over
   samples ``y ~ pi`` estimates the sequence-level KL of Eq. 3);
-* :func:`train_dpo`: the trainer over (prompt, chosen, rejected) data with a frozen reference model.
+* :func:`train_dpo`: the trainer over (prompt, chosen, rejected) data with a frozen reference model;
+  options (:class:`DPOConfig`) keep all pairs of a prompt in one batch, scoring each distinct
+  completion once (with K samples per prompt its K(K-1)/2 pairs cost K rows, not K(K-1)), and score
+  the reference once before training instead of at every step (trl's ``precompute_ref_log_probs``).
 
 Departures from the paper, and why:
 

@@ -339,7 +339,7 @@ def run(cfg: Config) -> Result:
         seq_len=cfg.base_seq_len,
         warmup_steps=max(1, cfg.base_steps // 10),
     )
-    reference, tokenizer = pretrain_base(base_cfg, Path(cfg.cache) if cfg.cache else None)
+    reference, tokenizer = pretrain_base(base_cfg, Path(cfg.cache) if cfg.cache else None, device=device)
     reference = reference.to(device).eval()
     scorer = train_sentiment_scorer(seed=0)  # the ground truth is the same for every seed
 
