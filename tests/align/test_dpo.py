@@ -290,8 +290,10 @@ def test_trainer_same_seed_same_log():
 # ----- reference parity: trl's DPOTrainer on transformers' LlamaForCausalLM --------------------------
 
 
-@pytest.fixture(scope="module")
-def trl_setup(tmp_path_factory):
+@pytest.fixture
+def trl_setup(tmp_path):
+    """A fresh trl DPOTrainer (policy and an explicit reference copy) for every test: tests step or
+    perturb its models."""
     transformers = pytest.importorskip("transformers")
     datasets = pytest.importorskip("datasets")
     trl = pytest.importorskip("trl")
@@ -328,7 +330,7 @@ def trl_setup(tmp_path_factory):
     policy = transformers.LlamaForCausalLM(hf_cfg)
     reference = copy.deepcopy(policy)
     args = trl.DPOConfig(
-        output_dir=str(tmp_path_factory.mktemp("trl_dpo")),
+        output_dir=str(tmp_path / "trl_dpo"),
         per_device_train_batch_size=len(PAIRS),
         max_steps=1,
         logging_steps=1,
@@ -379,6 +381,12 @@ def test_parity_trl_first_step_loss_is_ln2_and_ours(trl_setup):
     log = train_dpo(ours, reference, PAIRS, DPOConfig(beta=0.1, lr=1e-3, batch_size=4, warmup_steps=0))
     assert log["loss"][0] == pytest.approx(first["loss"], abs=1e-6)
     assert log["accuracy"][0] == first["rewards/accuracies"] == 0.0
+    # and the first AdamW step (lr 1e-3, no decay; trl's gradient norm is under its clipping norm 1)
+    assert first["grad_norm"] < 1.0
+    stepped = {k.removeprefix("model."): p for k, p in trainer.model.named_parameters()}
+    for name, p in ours.named_parameters():
+        assert torch.allclose(p, stepped[name], atol=1e-5), (name, (p - stepped[name]).abs().max())
+    assert not torch.equal(ours.lm_head.weight, reference.lm_head.weight)
 
 
 @pytest.mark.parity
