@@ -19,3 +19,25 @@ def test_check_int_rejects_values_below_minimum():
         check_int("dim", 0)
     with pytest.raises(ValueError, match="size must be >= 0, got -1"):
         check_int("size", -1, minimum=0)
+
+
+def test_check_token_ids():
+    import torch
+
+    from aicanon.core.checks import check_token_ids
+
+    ids = torch.zeros(2, 3, dtype=torch.long)
+    assert check_token_ids("input_ids", ids) is ids
+    assert check_token_ids("segment_ids", ids.int(), (2, 3)) is not None
+    with pytest.raises(
+        ValueError, match=r"input_ids must be an integer tensor \[batch, length\], got \(2, 3\) torch.float32"
+    ):
+        check_token_ids("input_ids", ids.float())
+    with pytest.raises(
+        ValueError, match=r"segment_ids must be an integer tensor of shape \(2, 4\), got \(2, 3\)"
+    ):
+        check_token_ids("segment_ids", ids, (2, 4))
+    with pytest.raises(ValueError, match="got list"):
+        check_token_ids("input_ids", [[1, 2]])
+    with pytest.raises(ValueError, match="got"):
+        check_token_ids("input_ids", ids[0])

@@ -62,6 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_token_ids
 from aicanon.core.device import autocast
 
 __all__ = [
@@ -202,17 +203,7 @@ def sequence_logprobs(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if (
-        not isinstance(input_ids, Tensor)
-        or input_ids.dim() != 2
-        or input_ids.dtype not in (torch.long, torch.int)
-    ):
-        got = (
-            f"{tuple(input_ids.shape)} {input_ids.dtype}"
-            if isinstance(input_ids, Tensor)
-            else type(input_ids).__name__
-        )
-        raise ValueError(f"input_ids must be an integer tensor [batch, length], got {got}")
+    check_token_ids("input_ids", input_ids)
     if input_ids.shape[1] < 2:
         raise ValueError(
             f"input_ids must hold at least 2 tokens per row (a prompt and a response), got {input_ids.shape[1]}"

@@ -71,6 +71,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_token_ids
 from aicanon.language.llama import Llama
 
 __all__ = [
@@ -115,17 +116,7 @@ checked against a secondary source, "small" unverified)."""
 
 
 def _check_ids(input_ids: object, attention_mask: object) -> tuple[Tensor, Tensor]:
-    if (
-        not isinstance(input_ids, Tensor)
-        or input_ids.dim() != 2
-        or input_ids.dtype not in (torch.long, torch.int)
-    ):
-        got = (
-            f"{tuple(input_ids.shape)} {input_ids.dtype}"
-            if isinstance(input_ids, Tensor)
-            else type(input_ids).__name__
-        )
-        raise ValueError(f"input_ids must be an integer tensor [batch, length], got {got}")
+    check_token_ids("input_ids", input_ids)
     if input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
         raise ValueError(f"input_ids must be non-empty [batch, length], got shape {tuple(input_ids.shape)}")
     if attention_mask is None:

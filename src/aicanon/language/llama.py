@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_token_ids
 from aicanon.nn.attention import attention
 from aicanon.nn.kv_cache import KVCache
 from aicanon.nn.mlp import SwiGLU
@@ -203,17 +204,7 @@ class Llama(nn.Module):
         segment_ids: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, KVCache]:
         cfg = self.config
-        if (
-            not isinstance(input_ids, Tensor)
-            or input_ids.dim() != 2
-            or input_ids.dtype not in (torch.long, torch.int)
-        ):
-            got = (
-                f"{tuple(input_ids.shape)} {input_ids.dtype}"
-                if isinstance(input_ids, Tensor)
-                else type(input_ids)
-            )
-            raise ValueError(f"input_ids must be an integer tensor [batch, length], got {got}")
+        check_token_ids("input_ids", input_ids)
         b, t = input_ids.shape
         # The range check reads two numbers back from the device: on GPU in training that sync
         # stalls every step, so there it is left to the embedding's own (device-side) bounds check.
@@ -268,19 +259,7 @@ class Llama(nn.Module):
     def _check_segments(segment_ids, cache, b, t) -> Tensor:
         if cache is not None:
             raise ValueError("segment_ids (packed sequences) cannot be used with a KV cache; got both")
-        if (
-            not isinstance(segment_ids, Tensor)
-            or tuple(segment_ids.shape) != (b, t)
-            or segment_ids.dtype.is_floating_point
-            or segment_ids.dtype == torch.bool
-        ):
-            got = (
-                f"{tuple(segment_ids.shape)} {segment_ids.dtype}"
-                if isinstance(segment_ids, Tensor)
-                else type(segment_ids).__name__
-            )
-            raise ValueError(f"segment_ids must be an integer tensor of shape {(b, t)}, got {got}")
-        return segment_ids
+        return check_token_ids("segment_ids", segment_ids, (b, t))
 
     @staticmethod
     def _full_mask(attention_mask, cache, b, past, t, device) -> Tensor | None:

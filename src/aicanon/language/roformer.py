@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_token_ids
 from aicanon.nn.attention import attention
 from aicanon.nn.rotary import RotaryEmbedding, apply_rotary, rope_frequencies
 
@@ -290,9 +291,7 @@ class RoFormer(nn.Module):
 
 
 def _check_ids(name: str, ids: Tensor, size: int, shape: tuple[int, int] | None = None) -> None:
-    if not isinstance(ids, Tensor) or ids.dim() != 2 or ids.dtype not in (torch.long, torch.int):
-        got = f"{tuple(ids.shape)} {ids.dtype}" if isinstance(ids, Tensor) else type(ids).__name__
-        raise ValueError(f"{name} must be an integer tensor [batch, length], got {got}")
+    check_token_ids(name, ids)
     if shape is not None and tuple(ids.shape) != shape:
         raise ValueError(f"{name} must have shape {shape} like input_ids, got {tuple(ids.shape)}")
     if ids.numel():

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from aicanon.core.checks import check_token_ids
+
 __all__ = ["attention", "attention_mask"]
 
 
@@ -95,18 +97,8 @@ def attention(
         raise ValueError(
             f"key_padding_mask must have shape {(b, s_len)}, got {tuple(key_padding_mask.shape)}"
         )
-    if segment_ids is not None and (
-        not isinstance(segment_ids, Tensor)
-        or tuple(segment_ids.shape) != (b, s_len)
-        or segment_ids.dtype.is_floating_point
-        or segment_ids.dtype == torch.bool
-    ):
-        got = (
-            f"{tuple(segment_ids.shape)} {segment_ids.dtype}"
-            if isinstance(segment_ids, Tensor)
-            else type(segment_ids).__name__
-        )
-        raise ValueError(f"segment_ids must be an integer tensor of shape {(b, s_len)}, got {got}")
+    if segment_ids is not None:
+        check_token_ids("segment_ids", segment_ids, (b, s_len))
     if t_len > s_len:
         raise ValueError(f"q must not be longer than k, got {t_len} queries and {s_len} keys")
     if hkv != hq:
