@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from aicanon.core import torch_threads
 from aicanon.core.experiment import load_experiment, make_config, reproduce
 from aicanon.experiments import mlp_mixer as experiment
 from aicanon.experiments import vit as vit_experiment
@@ -29,9 +30,10 @@ def _short(**overrides):
     return make_config(load_experiment(SLUG), "quick", **fields)
 
 
-@pytest.mark.slow
 def test_quick_reproduction_passes_every_quick_claim():
-    result = reproduce(SLUG, make_config(load_experiment(SLUG), "quick"))
+    # One torch thread, as each CI worker runs it (~35 s on an idle core).
+    with torch_threads(1):
+        result = reproduce(SLUG, make_config(load_experiment(SLUG), "quick"))
     for claim in experiment.CLAIMS:
         assert math.isfinite(result.metrics[claim.metric]), claim.metric
     claimed = [c for c in result.claims if c.threshold is not None]
@@ -50,7 +52,9 @@ def test_untrained_mixer_fails_the_claims():
 
 def test_mixer_against_itself_fails_the_gain_claim():
     cfg = _short()
-    result = vit_experiment.run_curves(cfg, {"mixer": experiment.make_mixer, "resnet": experiment.make_mixer})
+    result, _ = vit_experiment.run_curves(
+        cfg, {"mixer": experiment.make_mixer, "resnet": experiment.make_mixer}
+    )
     gain = result.metrics["mixer_gain"] - result.metrics["resnet_gain"]
     assert gain == 0.0
     assert CLAIMS["mixer_gain_minus_resnet_gain"].check(gain, "quick") is False
@@ -64,6 +68,14 @@ def test_same_seed_gives_identical_metrics():
 def test_configs_and_bad_input():
     quick, full = experiment.Config.quick(), experiment.Config.full()
     assert quick.fractions == (0.01, 1.0) and quick.scale == "quick"
+    # The ViT experiment's quick protocol at a smaller budget, without its separate headline ViT.
+    vit_quick = vit_experiment.Config.quick()
+    assert (quick.steps, quick.headline_steps) == (250, 0)
+    assert (quick.batch_size, quick.lr, quick.resnet_widths) == (
+        vit_quick.batch_size,
+        vit_quick.lr,
+        vit_quick.resnet_widths,
+    )
     assert full.scale == "full" and full.dataset == "cifar10" and full.mixer_hidden_dim == 512
     with pytest.raises(TypeError, match="cfg must be an mlp_mixer Config"):
         experiment.run(vit_experiment.Config.quick())

@@ -7,17 +7,26 @@ overfits and trails BiT; with more data it improves faster than BiT, similar to 
 performance gap between Mixer-B/32 and BiT-R152x2 ... shrinks with more data").
 
 We run the data-fraction protocol of the ViT experiment
-(:func:`aicanon.experiments.vit.fraction_curve`, same data, same budget per model) with a Mixer
+(:func:`aicanon.experiments.vit.fraction_curve`, same data, same budget per model and fraction) with a Mixer
 added to the ViT and the ResNet, and draw the three curves on one plot. The claim is Mixer's larger
 gain from data than the ResNet's; whether Mixer overtakes the ResNet is reported, not claimed.
+
+Measured at quick scale (seed 0, one torch thread): Mixer 84.0% / 94.7% on 600 / 60,000 MNIST
+images, ResNet 95.7% / 98.6%, ViT 69.2% / 91.1% (250 steps of 96 per arm): Mixer gains 10.7
+points, the ResNet 2.9, so Mixer's gain exceeds the ResNet's by 7.8 points; ResNet-minus-Mixer
+shrinks from +11.7 to +3.9 points (no crossing at our scale). Linear probes on Fashion-MNIST:
+Mixer 66.9%, ViT 66.0%, ResNet 71.8%. The quick reproduction takes about 35 s of one CPU core.
 
 Departures from the paper, and why:
 
 * Scale: MNIST fractions of 600 and 60,000 images (quick; CIFAR-10 JPEG 2%-100% full) instead of
   JFT subsets of 9M-300M, a Mixer of width 64 and 4 layers with 7x7 patches (D_S = 32,
-  D_C = 128, Table 1's ratios), 300 steps of 64 images; see :mod:`aicanon.experiments.vit`.
-* The downstream evaluation is test accuracy on the same dataset plus a linear probe on a second
-  one (reported), not the paper's ImageNet 5-shot.
+  D_C = 128, Table 1's ratios), 250 steps of 96 images per model and fraction, with the ViT
+  experiment's quick optimiser, ViT and ResNet (:meth:`Config.quick` builds on
+  :meth:`aicanon.experiments.vit.Config.quick`, without its separate 1,500-step ViT); see
+  :mod:`aicanon.experiments.vit`.
+* The downstream evaluation is test accuracy on the same dataset plus the few-shot linear probe on
+  a second one (reported), not the paper's ImageNet 5-shot.
 """
 
 from __future__ import annotations
@@ -47,7 +56,12 @@ class Config(vit_experiment.Config):
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(scale="quick", seeds=1, fractions=(0.01, 1.0))
+        # The ViT experiment's quick protocol (data, optimiser, epoch cap, the cheap ResNet) with a
+        # smaller budget: Mixer's claims compare it with the ResNet, and the ViT arm is only drawn.
+        fields = vit_experiment.Config.quick().to_dict()
+        fields["steps"] = 250
+        fields["headline_steps"] = 0
+        return cls(**fields)
 
     @classmethod
     def full(cls) -> Config:
@@ -73,7 +87,7 @@ def run(cfg: Config) -> Result:
     """One seed: Mixer, ViT and ResNet on each data fraction (one plot), gains, transfer probes."""
     if not isinstance(cfg, Config):
         raise TypeError(f"cfg must be an mlp_mixer Config, got {type(cfg).__name__}")
-    result = run_curves(cfg, {"mixer": make_mixer, "vit": make_vit, "resnet": make_resnet})
+    result, _ = run_curves(cfg, {"mixer": make_mixer, "vit": make_vit, "resnet": make_resnet})
     result.metrics["mixer_gain_minus_resnet_gain"] = (
         result.metrics["mixer_gain"] - result.metrics["resnet_gain"]
     )
@@ -94,7 +108,7 @@ CLAIMS = [
         description="Mixer learns the task on the whole training set",
         paper=None,
         source="Table 2 at JFT scale; here MNIST (quick) / CIFAR-10 JPEG (full)",
-        quick=0.70,
+        quick=0.90,
         full=0.75,
     ),
     Claim(
