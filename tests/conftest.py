@@ -34,6 +34,14 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session")
+def base_cache(tmp_path_factory) -> str:
+    """One cache of the align experiments' pre-trained base models per test session (per xdist
+    worker): LoRA, InstructGPT and DPO pre-train a base once, as `aicanon reproduce` does with
+    results/_cache/base, and a base of the same configuration is shared between them."""
+    return str(tmp_path_factory.mktemp("align-base"))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--paper", action="append", default=[], help="run only the tests of this paper slug")
     parser.addoption(

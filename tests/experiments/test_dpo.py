@@ -17,14 +17,8 @@ pytestmark = pytest.mark.paper("dpo")
 GAINS = ("reward_gain_sampled", "reward_gain_greedy", "kl_ratio_smallest_to_largest_beta")
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """One base-model cache for the module: the base is pre-trained once, as in `aicanon reproduce`."""
-    return str(tmp_path_factory.mktemp("base"))
-
-
-def test_quick_reproduction_meets_every_quick_claim(cache):
-    cfg = make_config(dpo, "quick", cache=cache, device="cpu")
+def test_quick_reproduction_meets_every_quick_claim(base_cache):
+    cfg = make_config(dpo, "quick", cache=base_cache, device="cpu")
     result = reproduce("dpo", cfg)
     failed = [(c.metric, c.ours, c.threshold) for c in result.claims if c.passed is False]
     assert not failed, failed
@@ -42,8 +36,8 @@ def test_quick_reproduction_meets_every_quick_claim(cache):
     assert set(result.details["frontier"]) == {f"{b:g}" for b in cfg.betas}
 
 
-def test_no_training_control_fails_the_reward_claims(cache):
-    cfg = make_config(dpo, "quick", cache=cache, device="cpu", train=False)
+def test_no_training_control_fails_the_reward_claims(base_cache):
+    cfg = make_config(dpo, "quick", cache=base_cache, device="cpu", train=False)
     result = dpo.run(cfg)
     for claim in dpo.CLAIMS:
         if claim.metric in GAINS:

@@ -17,14 +17,8 @@ from aicanon.experiments import instructgpt
 pytestmark = pytest.mark.paper("instructgpt")
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """One base-model cache for the module: the base is pre-trained once, as in `aicanon reproduce`."""
-    return str(tmp_path_factory.mktemp("base"))
-
-
-def test_quick_reproduction_meets_every_quick_claim(cache):
-    cfg = make_config(instructgpt, "quick", cache=cache, device="cpu")
+def test_quick_reproduction_meets_every_quick_claim(base_cache):
+    cfg = make_config(instructgpt, "quick", cache=base_cache, device="cpu")
     result = reproduce("instructgpt", cfg)
     failed = [(c.metric, c.ours, c.threshold) for c in result.claims if c.passed is False]
     assert not failed, failed
@@ -37,8 +31,8 @@ def test_quick_reproduction_meets_every_quick_claim(cache):
     assert any("Stages 1-2 only" in note for note in result.notes)
 
 
-def test_untrained_reward_model_fails_the_accuracy_claims(cache):
-    cfg = make_config(instructgpt, "quick", cache=cache, device="cpu", train_rm=False)
+def test_untrained_reward_model_fails_the_accuracy_claims(base_cache):
+    cfg = make_config(instructgpt, "quick", cache=base_cache, device="cpu", train_rm=False)
     metrics = instructgpt.run(cfg).metrics
     for metric in ("accuracy_heldout", "accuracy_separated"):
         claim = next(c for c in instructgpt.CLAIMS if c.metric == metric)

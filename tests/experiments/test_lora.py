@@ -12,14 +12,8 @@ from aicanon.experiments import lora
 pytestmark = pytest.mark.paper("lora")
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """One base-model cache for the module: the base is pre-trained once, as in `aicanon reproduce`."""
-    return str(tmp_path_factory.mktemp("base"))
-
-
-def test_quick_reproduction_meets_every_quick_claim(cache):
-    cfg = make_config(lora, "quick", cache=cache, device="cpu")
+def test_quick_reproduction_meets_every_quick_claim(base_cache):
+    cfg = make_config(lora, "quick", cache=base_cache, device="cpu")
     result = reproduce("lora", cfg)
     failed = [(c.metric, c.ours, c.threshold) for c in result.claims if c.passed is False]
     assert not failed, failed
@@ -28,8 +22,8 @@ def test_quick_reproduction_meets_every_quick_claim(cache):
     assert "subspace_similarity" in result.figures
 
 
-def test_untrained_lora_arm_fails_the_accuracy_claim(cache):
-    cfg = make_config(lora, "quick", cache=cache, device="cpu", train_lora=False)
+def test_untrained_lora_arm_fails_the_accuracy_claim(base_cache):
+    cfg = make_config(lora, "quick", cache=base_cache, device="cpu", train_lora=False)
     result = lora.run(cfg)
     claim = next(c for c in lora.CLAIMS if c.metric == "accuracy_ratio")
     assert claim.check(result.metrics["accuracy_ratio"], "quick") is False
