@@ -39,10 +39,10 @@ whole quick reproduction takes about 45-50 s of one CPU core.
 Departures from the paper, and why:
 
 * Scale: the quick ViT is narrow and shallow (width 64, 3 layers, 4 heads, MLP ratio 2, patch 7
-  at 28x28 = 16 tokens, 105k parameters, ~1.7M multiply-adds per image) with the global-average-
+  at 28x28 = 16 tokens, 105k parameters, 1.72M multiply-adds per image) with the global-average-
   pool readout of Appendix D.3 (no class token). ViT-Ti/4, the issue's model (width 192, 12
-  layers, 49 tokens), costs over 100x more per image and does not fit a one-minute CPU budget; the full
-  config uses it at 32x32 on CIFAR-10.
+  layers, 49 tokens), costs ~160x more per image (277M multiply-adds) and does not fit a
+  one-minute CPU budget; the full config uses it at 32x32 on CIFAR-10.
 * The quick recipe was chosen by measurement (MNIST test accuracy of one seed at ~100k-130k
   training images, one CPU thread): average pooling over the class token (+0.5 point), label
   smoothing 0.1 (+0.5), Adam beta2 0.98 instead of 0.999 (+0.1-0.2), 3 layers rather than 4 (as
@@ -55,8 +55,8 @@ Departures from the paper, and why:
   the small-data gap.
 * The ResNet is the small plain ResNet of :mod:`aicanon.vision.resnet` (BatchNorm, not BiT's
   GroupNorm + Weight Standardisation). Quick: the ImageNet stem (7x7 stride-2 convolution and max
-  pooling) and stages of 16, 32, 64 channels (78k parameters, about half the ViT's multiply-adds,
-  2.3x cheaper per step on a CPU).
+  pooling) and stages of 16, 32, 64 channels (78k parameters, 0.84M multiply-adds per image, about
+  half the ViT's 1.72M; 2.3x cheaper per training step on a CPU).
 * Optimiser: AdamW with warmup and cosine decay, weight decay 0.05, gradient clipping at 1 (ViT
   uses Adam with weight decay 0.1 and linear decay at pre-training; at our scale cosine is standard).
 * The transfer evaluation uses 1,000 training images of the second dataset, not the paper's 1-25
