@@ -122,6 +122,18 @@ class _LoRALayer(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
+    def reset_lora_parameters(self) -> None:
+        """A random (Gaussian, or peft's Kaiming-uniform), B zero; the layers with ``lora_A`` and
+        ``lora_B`` modules (linear, convolution) use this, the embedding overrides it."""
+        # Section 4.1: "random Gaussian initialization for A and zero for B, so dW = BA is zero at the
+        # beginning of training" (see the module docstring for the scale of A).
+        if self.init == "kaiming":
+            nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
+        else:
+            nn.init.normal_(self.lora_A.weight, std=1.0 / self.r)
+        nn.init.zeros_(self.lora_B.weight)
+
+    @torch.no_grad()
     def merge(self) -> None:
         """``W = W0 + B A alpha/r`` in place (Section 4.1: no added inference latency)."""
         if self.merged:
@@ -166,16 +178,6 @@ class LoRALinear(_LoRALayer):
         self.lora_A = nn.Linear(base_layer.in_features, r, bias=False, **factory)
         self.lora_B = nn.Linear(r, base_layer.out_features, bias=False, **factory)
         self.reset_lora_parameters()
-
-    @torch.no_grad()
-    def reset_lora_parameters(self) -> None:
-        # Section 4.1: "random Gaussian initialization for A and zero for B, so dW = BA is zero at the
-        # beginning of training" (see the module docstring for the scale of A).
-        if self.init == "kaiming":
-            nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
-        else:
-            nn.init.normal_(self.lora_A.weight, std=1.0 / self.r)
-        nn.init.zeros_(self.lora_B.weight)
 
     def delta_weight(self) -> Tensor:
         return (self.lora_B.weight @ self.lora_A.weight) * self.scaling
@@ -273,14 +275,6 @@ class LoRAConv2d(_LoRALayer):
         )
         self.lora_B = nn.Conv2d(r, base_layer.out_channels, 1, 1, bias=False, **factory)
         self.reset_lora_parameters()
-
-    @torch.no_grad()
-    def reset_lora_parameters(self) -> None:
-        if self.init == "kaiming":
-            nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
-        else:
-            nn.init.normal_(self.lora_A.weight, std=1.0 / self.r)
-        nn.init.zeros_(self.lora_B.weight)
 
     def delta_weight(self) -> Tensor:
         a = self.lora_A.weight  # [r, in, kh, kw]
