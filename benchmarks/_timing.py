@@ -149,3 +149,35 @@ def print_setup(args: argparse.Namespace, statistic: str, what: str = "") -> Non
         f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
         f"{what}{statistic} of {args.repeats}"
     )
+
+
+def compare_image_models(
+    label: str,
+    ours: torch.nn.Module,
+    reference: torch.nn.Module,
+    x: torch.Tensor,
+    repeats: int,
+    device: torch.device | str | None,
+    *,
+    reference_name: str = "timm",
+    width: int = 44,
+) -> None:
+    """Forward + backward of two image models with the same weights on the same batch ``x``, timed
+    alternately; prints one comparison line with the largest output difference (checked first: a
+    benchmark of two different functions means nothing)."""
+    with torch.no_grad():
+        difference = (ours(x) - reference(x)).abs().max().item()
+    timings = time_alternately(
+        {
+            "ours": lambda: ours(x).square().sum().backward(),
+            reference_name: lambda: reference(x).square().sum().backward(),
+        },
+        repeats,
+        device,
+        warmup=2,
+        before_each={
+            "ours": lambda: ours.zero_grad(set_to_none=True),
+            reference_name: lambda: reference.zero_grad(set_to_none=True),
+        },
+    )
+    print_comparison(label, timings, "median", note=f"max |diff| {difference:.1e}", width=width)

@@ -30,22 +30,7 @@ def compare(label: str, timm_name: str, ours: torch.nn.Module, args: argparse.Na
     ours.load_weights(reference.state_dict())
     ours = ours.to(args.device).eval()
     x = torch.randn(batch, 3, 224, 224, device=args.device)
-    with torch.no_grad():  # same numbers first: a benchmark of two different functions means nothing
-        difference = (ours(x) - reference(x)).abs().max().item()
-    timings = _timing.time_alternately(
-        {
-            "ours": lambda: ours(x).square().sum().backward(),
-            "timm": lambda: reference(x).square().sum().backward(),
-        },
-        args.repeats,
-        args.device,
-        warmup=2,
-        before_each={
-            "ours": lambda: ours.zero_grad(set_to_none=True),
-            "timm": lambda: reference.zero_grad(set_to_none=True),
-        },
-    )
-    _timing.print_comparison(label, timings, "median", note=f"max |diff| {difference:.1e}", width=36)
+    _timing.compare_image_models(label, ours, reference, x, args.repeats, args.device, width=36)
 
 
 def main() -> None:

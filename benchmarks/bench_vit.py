@@ -50,23 +50,8 @@ def main() -> None:
     load_vit_state_dict(ours, reference.state_dict())
     ours, reference = ours.to(args.device).eval(), reference.to(args.device).eval()
     x = torch.randn(args.batch, 3, size, size, device=args.device)
-    with torch.no_grad():
-        difference = (ours(x) - reference(x)).abs().max().item()
-    timings = _timing.time_alternately(
-        {
-            "ours": lambda: ours(x).square().sum().backward(),
-            "timm": lambda: reference(x).square().sum().backward(),
-        },
-        args.repeats,
-        args.device,
-        warmup=2,
-        before_each={
-            "ours": lambda: ours.zero_grad(set_to_none=True),
-            "timm": lambda: reference.zero_grad(set_to_none=True),
-        },
-    )
-    _timing.print_comparison(
-        f"{label}, batch {args.batch}", timings, "median", note=f"max |diff| {difference:.1e}"
+    _timing.compare_image_models(
+        f"{label}, batch {args.batch}", ours, reference, x, args.repeats, args.device
     )
 
 
