@@ -476,7 +476,11 @@ def accuracy(model: nn.Module, data: Data, cfg: Config, device: torch.device) ->
 
 def imagenet_accounting(cfg: Config) -> dict[str, CompressionReport]:
     """Section 4's size accounting on the ImageNet-sized v1.0 (1000 classes, RGB), paper-initialised."""
-    model = squeezenet1_0(1000, 3, init="paper")
+    # Its own random stream (seeded by the run's seed): building it must not shift the global RNG
+    # that initialises the trained models.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = squeezenet1_0(1000, 3, init="paper")
     masks = prune_(model, cfg.sparsity)
     reports = {}
     for bits in (cfg.bits, 8):
@@ -541,7 +545,8 @@ def _run(cfg: Config) -> Result:
     details: dict[str, Any] = {}
 
     # 1. Table 1: parameter counts of the ImageNet-sized models.
-    v1_0, v1_1 = squeezenet1_0(1000, 3), squeezenet1_1(1000, 3)
+    with torch.device("meta"):  # counting needs no values (and draws no random numbers)
+        v1_0, v1_1 = squeezenet1_0(1000, 3), squeezenet1_1(1000, 3)
     metrics["v1_0_parameters"] = float(sum(p.numel() for p in v1_0.parameters()))
     metrics["v1_1_parameters"] = float(sum(p.numel() for p in v1_1.parameters()))
     metrics["v1_0_parameter_difference"] = abs(metrics["v1_0_parameters"] - PAPER_PARAMETERS_V1_0)
