@@ -113,7 +113,7 @@ CLAIMS = [
         metric="aifb_test_accuracy",
         description="R-GCN entity classification accuracy on AIFB (test split)",
         paper=95.83,
-        source="Table 2 (R-GCN, mean of 10 runs; 95.83 ± 0.62)",
+        source="Table 2 (R-GCN: 95.83, mean of 10 runs; the spread 0.62 is unverified)",
         quick=90.0,
         full=93.0,  # 36 test entities: one error is 2.78 points; ours 96.11 ± 1.36 over 10 CPU seeds
         unit="%",
@@ -122,7 +122,7 @@ CLAIMS = [
         metric="mutag_test_accuracy",
         description="R-GCN entity classification accuracy on MUTAG (test split)",
         paper=73.23,
-        source="Table 2 (R-GCN, mean of 10 runs; 73.23 ± 0.48)",
+        source="Table 2 (R-GCN: 73.23, mean of 10 runs; the spread 0.48 is unverified)",
         quick=None,
         full=69.0,  # 68 test entities: one error is 1.47 points; ours 72.06 ± 1.47 over 10 CPU seeds
         unit="%",
@@ -131,7 +131,7 @@ CLAIMS = [
         metric="fb15k237_filtered_mrr",
         description="R-GCN (encoder + DistMult) filtered MRR on FB15k-237",
         paper=0.248,
-        source="FB15k-237 results table (Section 6.2): R-GCN MRR raw 0.158, filtered 0.248; DistMult 0.191",
+        source="Table 5 (FB15k-237): R-GCN MRR raw 0.158, filtered 0.248; DistMult filtered 0.191",
         quick=None,
         full=0.22,
     ),
@@ -139,19 +139,19 @@ CLAIMS = [
         metric="fb15k237_hits@1",
         description="R-GCN filtered Hits@1 on FB15k-237",
         paper=0.153,
-        source="FB15k-237 results table (Section 6.2)",
+        source="Table 5 (FB15k-237, filtered)",
     ),
     Claim(
         metric="fb15k237_hits@3",
         description="R-GCN filtered Hits@3 on FB15k-237",
         paper=0.258,
-        source="FB15k-237 results table (Section 6.2)",
+        source="Table 5 (FB15k-237, filtered)",
     ),
     Claim(
         metric="fb15k237_hits@10",
         description="R-GCN filtered Hits@10 on FB15k-237",
         paper=0.414,
-        source="FB15k-237 results table (Section 6.2)",
+        source="Table 5 (FB15k-237, filtered)",
     ),
 ]
 
