@@ -58,9 +58,9 @@ the box term has to outweigh the cross-entropy for either loss to localise well 
 full config runs the sweep itself, per seed, on its validation images.
 
 Paper numbers quoted in CLAIMS (Table 1, YOLO v3, PASCAL VOC 2007 test, AP = mean over IoU
-thresholds .5:.95): MSE .461, L_IoU .466, L_GIoU .477. They agree with the project brief; the stored
-copies of the paper reachable in this session did not include the tables' text, so they were not
-re-read from the paper here.
+thresholds .5:.95): MSE .461, L_IoU .466, L_GIoU .477, all three unverified. They agree with the
+project brief; the stored copies of the paper reachable in this session (and in a later audit that
+searched for them) did not include the tables' text, so they were not re-read from the paper.
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ CLAIMS = [
         metric="localisation_ap_gain",
         description="AP(.5:.95) trained with L_GIoU minus AP trained with MSE on box coordinates",
         paper=0.016,
-        source="Table 1 (YOLO v3, PASCAL VOC 2007 test: L_GIoU .477 - MSE .461)",
+        source="Table 1 (YOLO v3, PASCAL VOC 2007 test: L_GIoU .477 - MSE .461; both unverified)",
         quick=0.01,
         full=0.01,
     ),
@@ -191,7 +191,7 @@ CLAIMS = [
         metric="localisation_ap_giou",
         description="AP(.5:.95) of the localiser trained with L_GIoU (synthetic single-object images)",
         paper=0.477,
-        source="Table 1 (YOLO v3, PASCAL VOC 2007 test, L_GIoU)",
+        source="Table 1 (YOLO v3, PASCAL VOC 2007 test, L_GIoU; unverified)",
         quick=0.08,
         full=None,
     ),
@@ -199,13 +199,13 @@ CLAIMS = [
         metric="localisation_ap_mse",
         description="AP(.5:.95) of the localiser trained with MSE (reported)",
         paper=0.461,
-        source="Table 1 (YOLO v3, PASCAL VOC 2007 test, MSE)",
+        source="Table 1 (YOLO v3, PASCAL VOC 2007 test, MSE; unverified)",
     ),
     Claim(
         metric="localisation_ap_iou",
         description="AP(.5:.95) of the localiser trained with L_IoU (full scale only; reported)",
         paper=0.466,
-        source="Table 1 (YOLO v3, PASCAL VOC 2007 test, L_IoU)",
+        source="Table 1 (YOLO v3, PASCAL VOC 2007 test, L_IoU; unverified)",
     ),
 ]
 
