@@ -8,10 +8,13 @@ Three of the paper's results, on plain networks (no batch norm, no shortcuts):
    He sooner. Quick: deep MLPs on scikit-learn's digits; the He net's training loss falls far
    below ``ln 10`` while the Xavier net's stays at ``ln 10 = 2.303`` (chance for 10 classes).
 2. **Table 2**: PReLU instead of ReLU in the same 14-layer model lowers ImageNet top-1 error
-   (10-view) from 33.82 % to 32.71 % (channel-shared) / 32.64 % (channel-wise), 1.2 points.
+   (10-view) from 33.82 % to 32.71 % (channel-shared) / 32.64 % (channel-wise), 1.2 points (the
+   32.64 % and the "1.2% gain" confirmed in an audit from a page quoting the paper's text; 33.82 and
+   32.71 unverified).
    We report the same three arms; claimed only at full scale.
 3. **Table 1**: the learned PReLU coefficients: conv1 learns large ones (0.681 channel-shared,
-   0.596 channel-wise), the deeper convolutional layers mostly small ones. Reported beside the
+   0.596 channel-wise; these and the per-layer values in PAPER_TABLE1_* are unverified), the deeper
+   convolutional layers mostly small ones. Reported beside the
    paper's numbers (details and a figure), not claimed.
 
 Quick (CPU, ~20 s): MLPs of 64 hidden units on the 8x8 digits (1,347 train / 450 test).
@@ -234,7 +237,7 @@ CLAIMS = [
         metric="relu_test_error",
         description="14-layer ReLU net, test error (paper: ImageNet top-1, 10-view)",
         paper=PAPER_TABLE2_TOP1["relu"],
-        source="Table 2",
+        source="Table 2 (33.82 unverified; consistent with 32.64 and the stated 1.2-point gain)",
         higher_is_better=False,
         unit="%",
     ),
@@ -242,7 +245,7 @@ CLAIMS = [
         metric="prelu_shared_test_error",
         description="same net, channel-shared PReLU, test error",
         paper=PAPER_TABLE2_TOP1["prelu_shared"],
-        source="Table 2",
+        source="Table 2 (32.71 unverified)",
         higher_is_better=False,
         unit="%",
     ),
@@ -258,7 +261,7 @@ CLAIMS = [
         metric="prelu_gain",
         description="test error of ReLU minus that of channel-wise PReLU (points); PReLU helps when > 0",
         paper=round(PAPER_TABLE2_TOP1["relu"] - PAPER_TABLE2_TOP1["prelu_channelwise"], 2),
-        source='Table 2 (33.82 - 32.64 = 1.18, "a 1.2% gain")',
+        source='Table 2 (33.82 - 32.64 = 1.18; the text: 32.64 %, "a 1.2% gain over the ReLU baseline")',
         quick=None,
         full=0.0,
         higher_is_better=True,
@@ -268,13 +271,13 @@ CLAIMS = [
         metric="prelu_first_layer_coefficient",
         description="channel-shared PReLU: learned coefficient after the first layer",
         paper=PAPER_TABLE1_SHARED[0],
-        source="Table 1 (conv1, channel-shared)",
+        source="Table 1 (conv1, channel-shared; unverified)",
     ),
     Claim(
         metric="prelu_deeper_layers_mean_coefficient",
         description="channel-shared PReLU: mean learned coefficient of the other layers",
         paper=round(float(np.mean(PAPER_TABLE1_SHARED[1:])), 3),
-        source="Table 1 (mean of conv21..fc2, channel-shared)",
+        source="Table 1 (mean of conv21..fc2, channel-shared; the per-layer values unverified)",
     ),
 ]
 
