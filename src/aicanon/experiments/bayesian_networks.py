@@ -4,7 +4,9 @@ The tutorial has no table to reproduce; its claims are methods and identities. W
 
 1. Sequential updating (Section 5): updating the Dirichlet posterior one case at a time gives the
    batch posterior ``Dir(alpha_ij + N_ij)`` exactly, and the product of the sequential predictive
-   probabilities is the marginal likelihood of Eq. 35 (Sections 8-9), the BDeu score.
+   probabilities is the marginal likelihood of Eq. 35 (Sections 8-9), the BDeu score. (The
+   equation and section numbers are unverified: no stored copy of the tutorial's text was found
+   to check them against.)
 2. Structure learning (Sections 9-11): greedy hill climbing on the BDeu score, from data sampled
    (forward sampling) from the Asia network of Lauritzen & Spiegelhalter (1988, "Local computations
    with probabilities on graphical structures...", JRSS B 50:157-224), recovers its skeleton
@@ -135,7 +137,7 @@ CLAIMS = [
         metric="chain_rule_marginal_likelihood_rel_diff",
         description="sum of sequential log predictives equals the Eq. 35 log marginal likelihood (BDeu)",
         paper=0.0,
-        source="Sections 8-9: p(D|S) as a product of one-step predictions; Eq. 35",
+        source="Sections 8-9: p(D|S) as a product of one-step predictions; Eq. 35 (equation and section numbers unverified)",
         quick=1e-12,
         full=1e-12,
         higher_is_better=False,
