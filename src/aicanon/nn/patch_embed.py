@@ -19,14 +19,21 @@ class PatchEmbed(nn.Module):
     """``[B, C, H, W] -> [B, (H/P)(W/P), D]`` by a stride-``P`` convolution, with an optional norm."""
 
     def __init__(
-        self, patch_size: int, in_chans: int, embed_dim: int, norm: bool = False, bias: bool = True
+        self,
+        patch_size: int,
+        in_chans: int,
+        embed_dim: int,
+        norm: bool = False,
+        bias: bool = True,
+        norm_eps: float = 1e-6,
     ) -> None:
         super().__init__()
         self.patch_size = check_int("patch_size", patch_size)
         self.in_chans = check_int("in_chans", in_chans)
         check_int("embed_dim", embed_dim)
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size, bias=bias)
-        self.norm = nn.LayerNorm(embed_dim, eps=1e-6) if norm else nn.Identity()
+        # LayerNorm after the projection when asked: eps 1e-6 as ViT's norms, 1e-5 in Swin.
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps) if norm else nn.Identity()
 
     def grid(self, height: int, width: int) -> tuple[int, int]:
         """Patches along each side for an image of ``height x width``."""

@@ -426,8 +426,8 @@ class SwinTransformer(Backbone):
         self.feature_strides = tuple(self.patch_size * 2**i for i in range(stages))
         self.feature_channels = dict(zip(self.feature_strides, self.embed_dims))
 
-        self.patch_embed = PatchEmbed(self.patch_size, in_chans, embed_dim)
-        self.patch_embed.norm = nn.LayerNorm(embed_dim)  # Swin's LayerNorm (eps 1e-5, as every norm here)
+        # Swin's LayerNorm after the patch projection (eps 1e-5, as every norm here)
+        self.patch_embed = PatchEmbed(self.patch_size, in_chans, embed_dim, norm=True, norm_eps=1e-5)
         grid = (self.img_size[0] // self.patch_size, self.img_size[1] // self.patch_size)
         self.grid_size = grid
         total = sum(depths)
