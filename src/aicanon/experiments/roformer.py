@@ -3,8 +3,10 @@ than with learned absolute position embeddings.
 
 The paper pre-trains BERT-base-sized encoders with the masked-LM objective, RoFormer (RoPE) against BERT
 (learned absolute positions), and shows RoFormer's training loss falling faster (Figure 3, left; Section
-4.3; recalled, not re-read in this session: arXiv v5 pre-trains on BookCorpus + Wikipedia, the Chinese
-RoFormer of Section 4.5 on Chinese text). Figure 3 is graphical: no number is printed, so none is quoted.
+4.2, "Pre-training Language Modeling": bert-base-uncased against the same model with RoPE, pre-trained on
+BookCorpus and the Wikipedia corpus split 8:2 into train and validation, MLM loss as the metric, Section
+4.2.1; re-read in an audit. Section 4.3 is GLUE fine-tuning; the Chinese RoFormer of Section 4.5 is
+pre-trained on Chinese text). Figure 3 is graphical: no number is printed, so none is quoted.
 
 Here, the same question at CPU scale: two small causal LMs on Tiny Shakespeare characters
 (:class:`aicanon.language.llama.Llama`, identical sizes, data order, initial weights of every shared
