@@ -211,7 +211,7 @@ CLAIMS = [
             "data): reported only, the effect is within seed noise at quick scale"
         ),
         paper=None,
-        source="Llama 2 Section 3.2.2, Eq. 2, Table 28 (the margin helps most on 'significantly better' pairs; numbers unverified)",
+        source="Llama 2 Section 3.2.2, Eq. 2, Tables 27-28 (large margin 3/2/1/0: 'significantly better' 79.1 -> 80.7, average 62.5 -> 62.9)",
     ),
     Claim(
         metric="accuracy_heldout_margin",
