@@ -4,7 +4,10 @@ Touvron et al. (2023), Section 2.2 and Appendix A.2.1: to make inference of the 
 affordable, Llama 2 shares each key/value projection among a group of query heads (GQA, 8 KV heads for
 64 query heads in 70B: an 8x smaller KV cache). Their ablation (Table 18: 30B models, 150B tokens,
 the FFN widened to keep the parameter count) finds GQA on par with MHA: averaged over the eleven
-tasks of the table, MHA scores 44.2 and GQA 44.3 (MQA 43.8).
+tasks of the table, MHA scores 44.2 and GQA 44.3 (MQA 43.8). Audit: the table prints no average; 44.2
+and 44.3 are the means of its MHA and GQA rows as read from a stored (OCR) copy of the paper; that
+copy's MQA row misses a cell, so 43.8 is unverified, as is the 64 query heads of the 70B model
+(Appendix A.2.1 confirms GQA with 8 KV projections; Table 1 marks GQA for 34B and 70B).
 
 Our small-scale version, per seed:
 
@@ -121,7 +124,7 @@ CLAIMS = [
         description="KV cache bytes of the MHA model over the GQA model's, measured from the cache tensors "
         "(Llama 2 70B: 64 query heads share 8 KV heads)",
         paper=8.0,
-        source="Llama 2, Section 2.2 and Table 1",
+        source="Llama 2, Section 2.2, Table 1 and Appendix A.2.1 (8 KV projections; 70B's 64 query heads unverified)",
         quick=4.0,
         full=4.0,
         unit="x",
