@@ -34,7 +34,7 @@ Departures from the paper, and why:
   (the paper's Figure 6 finds influence ≥ loss): we report both and claim only influence ≫ random.
 
 Paper numbers: Figure 2 shows close agreement graphically for logistic regression without printing
-Pearson's R (the CNN panel of Figure 2 prints R ≈ 0.86, recalled, not re-read in this session);
+Pearson's R (the CNN panel of Figure 2 prints R ≈ 0.86, recalled and unverified: not re-read);
 Figure 6's curves are graphical too, so no paper number is quoted for (b).
 """
 
