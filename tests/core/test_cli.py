@@ -120,3 +120,17 @@ def test_show_a_partly_built_paper_names_what_is_missing(monkeypatch):
     assert result.exit_code == 0 and "status: planned" in result.output
     assert f"built so far: aicanon.{first}" in result.output
     assert f"missing aicanon.{paper.modules[1]}" in result.output
+
+
+def test_report_reads_the_papers_numbers_from_the_experiment_as_it_is_now(fake, tmp_path, monkeypatch):
+    from aicanon.core.experiment import Claim
+
+    assert runner.invoke(cli.app, ["reproduce", "gat"]).exit_code == 0
+    # A later audit corrects the paper's number and source; the recorded run is not rerun.
+    corrected = [Claim("score", "score is high", paper=2.25, source="Table 9", quick=0.5, full=1.5)]
+    monkeypatch.setattr(fake_experiment, "CLAIMS", corrected)
+    target = tmp_path / "RESULTS.md"
+    assert runner.invoke(cli.app, ["report", "--path", str(target)]).exit_code == 0
+    row = next(line for line in target.read_text().splitlines() if "score is high" in line)
+    assert "2.25" in row and "Table 9" in row and "1.5" not in row.split("|")[7]
+    assert "loss is low" in target.read_text()  # a claim gone from CLAIMS keeps the run's own text

@@ -26,6 +26,17 @@ def claim_cells(claim: dict[str, Any]) -> tuple[str, str, str, str]:
     return ours, format_value(claim["paper"], claim["unit"]), threshold, mark
 
 
+def _current_claims(slug: str) -> dict[str, dict[str, Any]]:
+    """``metric -> {description, paper, source}`` of the experiment's CLAIMS now; {} if it cannot load."""
+    from aicanon.core.experiment import load_experiment
+
+    try:
+        claims = load_experiment(slug).CLAIMS
+    except Exception:  # noqa: BLE001 - a report must not fail on one experiment; the run's text is used
+        return {}
+    return {c.metric: {"description": c.description, "paper": c.paper, "source": c.source} for c in claims}
+
+
 def build(results_base: str | Path | None = None) -> str:
     from aicanon import catalog
 
@@ -53,7 +64,12 @@ def build(results_base: str | Path | None = None) -> str:
             if run is None:
                 continue
             runs.append((paper, run))
-            for i, claim in enumerate(run["claims"]):
+            current = _current_claims(paper.slug)
+            for i, recorded in enumerate(run["claims"]):
+                # What the paper says (its number, the source, the claim's wording) is read from the
+                # experiment as it is now, so a corrected paper number shows without a rerun; what we
+                # measured and the verdict (ours, threshold, passed) are the run's own.
+                claim = {**recorded, **current.get(recorded["metric"], {})}
                 ours, theirs, threshold, mark = claim_cells(claim)
                 head = (
                     [str(paper.rank), f"`{paper.slug}`", statuses[paper.slug], scale]
