@@ -223,6 +223,7 @@ class Llama(nn.Module):
             cache.mask = mask
         if segment_ids is not None:
             segment_ids = self._check_segments(segment_ids, cache, b, t)
+        derived = position_ids is None  # then every position is < max_seq_len (checked above)
         if position_ids is None:
             if segment_ids is not None:
                 # Packing: positions restart at 0 where a new segment starts, as if each ran alone.
@@ -242,13 +243,11 @@ class Llama(nn.Module):
             x = x + self.embed_positions(position_ids)
         rotary = None
         if self.rotary is not None:
-            # Positions read back only on the CPU (the check is free there); on a GPU the table is
-            # sized by the context so that no step waits on the device (and compile does not break).
-            bound = (
-                None
-                if input_ids.device.type == "cpu" and not torch.compiler.is_compiling()
-                else cfg.max_seq_len
-            )
+            # Positions read back only on the CPU (the check is free there) or when the caller gave
+            # them; otherwise the table is sized by the context so that no GPU step waits on the
+            # device (and compile does not break).
+            on_cpu = input_ids.device.type == "cpu" and not torch.compiler.is_compiling()
+            bound = cfg.max_seq_len if derived and not on_cpu else None
             rotary = self.rotary.cos_sin(position_ids, max_length=bound)
         for layer in self.layers:
             x = layer(x, rotary, mask, cache, segment_ids)
