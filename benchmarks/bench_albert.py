@@ -19,11 +19,12 @@ import warnings
 import _timing
 import torch
 
+from aicanon.core.state_dict import load_state_dict_strict
 from aicanon.language.albert import (
     AlbertConfig,
     AlbertEncoder,
     config_to_transformers,
-    state_dict_from_transformers,
+    from_transformers,
 )
 
 
@@ -35,7 +36,7 @@ def compare(
     torch.manual_seed(0)
     reference = transformers.AlbertModel(transformers.AlbertConfig(**config_to_transformers(cfg))).to(device)
     ours = AlbertEncoder(cfg).to(device)
-    ours.load_state_dict(state_dict_from_transformers(reference.state_dict(), cfg, pretraining=False))
+    load_state_dict_strict(ours, from_transformers(reference.state_dict(), cfg, pretraining=False))
     ids = torch.randint(0, cfg.vocab_size, (batch, length), device=device)
     types = torch.zeros_like(ids)
     types[:, length // 2 :] = 1

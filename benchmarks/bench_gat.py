@@ -19,7 +19,8 @@ import _graphs
 import _timing
 import torch
 
-from aicanon.graphs.gat import GATConv, SparseFeatures
+from aicanon.graphs.gat import GATConv
+from aicanon.graphs.inputs import SparseFeatures
 
 
 def copy_weights(ours: GATConv, reference) -> None:

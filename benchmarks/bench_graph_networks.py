@@ -21,7 +21,8 @@ import _timing
 import torch
 from torch import nn
 
-from aicanon.graphs.graph_networks import GNBlock, GraphsTuple
+from aicanon.graphs.graph_networks import GNBlock
+from aicanon.graphs.graphs_tuple import GraphsTuple
 
 FEATURES = 32  # node, edge and global attribute width
 HIDDEN = (64,)

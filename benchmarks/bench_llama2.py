@@ -19,8 +19,9 @@ import _timing
 import torch
 import torch.nn.functional as F
 
+from aicanon.core.state_dict import load_state_dict_strict
 from aicanon.language.llama import Llama, LlamaConfig
-from aicanon.language.llama_weights import from_transformers, load_state_dict_checked
+from aicanon.language.llama_weights import from_transformers
 
 
 def reference_model(cfg: LlamaConfig, attention: str):
@@ -49,7 +50,7 @@ def compare(
     sdpa = reference_model(cfg, "sdpa").to(device)
     sdpa.load_state_dict(eager.state_dict())
     ours = Llama(cfg).to(device)
-    load_state_dict_checked(ours, from_transformers(eager.state_dict(), cfg))
+    load_state_dict_strict(ours, from_transformers(eager.state_dict(), cfg))
     ids = torch.randint(0, cfg.vocab_size, (batch, length), device=device)
     targets = ids.roll(-1, dims=1)
 

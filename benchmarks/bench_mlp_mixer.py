@@ -17,7 +17,8 @@ import warnings
 import _timing
 import torch
 
-from aicanon.vision.mlp_mixer import MlpMixer, mixer
+from aicanon.core.state_dict import load_state_dict_strict
+from aicanon.vision.mlp_mixer import MlpMixer, from_timm, mixer
 
 
 def main() -> None:
@@ -40,7 +41,7 @@ def main() -> None:
     else:
         ours, label, size = mixer("S/16"), "Mixer-S/16 at 224x224", 224
         reference = TimmMixer(patch_size=16, num_blocks=8, embed_dim=512)
-    ours.load_state_dict(reference.state_dict())
+    load_state_dict_strict(ours, from_timm(reference.state_dict()))
     ours, reference = ours.to(args.device).eval(), reference.to(args.device).eval()
     x = torch.randn(args.batch, 3, size, size, device=args.device)
     _timing.compare_image_models(

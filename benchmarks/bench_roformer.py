@@ -18,7 +18,8 @@ import warnings
 import _timing
 import torch
 
-from aicanon.language.roformer import RoFormer, RoFormerConfig, convert_transformers_state_dict
+from aicanon.core.state_dict import load_state_dict_strict
+from aicanon.language.roformer import RoFormer, config_from_transformers, from_transformers
 
 
 def compare(
@@ -45,8 +46,8 @@ def compare(
         attention_probs_dropout_prob=0.0,
     )
     reference = transformers.RoFormerModel(config).to(device).eval()
-    ours = RoFormer(RoFormerConfig.from_transformers(config)).to(device).eval()
-    ours.load_state_dict(convert_transformers_state_dict(reference.state_dict()))
+    ours = RoFormer(config_from_transformers(config)).to(device).eval()
+    load_state_dict_strict(ours, from_transformers(reference.state_dict()))
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(1, 1000, (batch, length), generator=g).to(device)
     mask = torch.ones(batch, length, dtype=torch.long, device=device)

@@ -15,7 +15,8 @@ import _timing
 import torch
 from torchvision.models.squeezenet import SqueezeNet as TorchvisionSqueezeNet
 
-from aicanon.vision.squeezenet import SqueezeNet
+from aicanon.core.state_dict import load_state_dict_strict
+from aicanon.vision.squeezenet import SqueezeNet, from_torchvision
 
 
 def main() -> None:
@@ -29,7 +30,7 @@ def main() -> None:
         torch.manual_seed(0)
         reference = TorchvisionSqueezeNet(version).to(device).train()
         ours = SqueezeNet(version).to(device).train()
-        ours.load_torchvision_state_dict(reference.state_dict())
+        load_state_dict_strict(ours, from_torchvision(reference.state_dict()))
         x = torch.randn(args.batch, 3, args.size, args.size, device=device)
         with torch.no_grad():
             reference.eval(), ours.eval()

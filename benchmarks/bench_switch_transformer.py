@@ -23,7 +23,8 @@ import warnings
 import _timing
 import torch
 
-from aicanon.language.switch import SwitchFFN
+from aicanon.core.state_dict import load_state_dict_strict
+from aicanon.language.switch import SwitchFFN, from_transformers
 
 
 def compare(
@@ -52,7 +53,7 @@ def compare(
         for parameter in reference.parameters():
             parameter.normal_(0.0, 1.0 / math.sqrt(parameter.shape[-1]))
     ours = SwitchFFN(hidden, ffn, experts, expert_capacity=capacity).to(device)
-    ours.load_transformers_state_dict(reference.state_dict())
+    load_state_dict_strict(ours, from_transformers(reference.state_dict()))
     x = torch.randn(batch, tokens, hidden, device=device)
 
     with torch.no_grad():  # same numbers first: a benchmark of two different functions means nothing

@@ -21,7 +21,8 @@ import warnings
 import _timing
 import torch
 
-from aicanon.vision.detr import Detr, SmallResNet, load_transformers_detr
+from aicanon.core.state_dict import load_state_dict_strict
+from aicanon.vision.detr import Detr, SmallResNet, from_transformers
 
 
 def compare(name: str, d_model: int, layers: int, heads: int, ffn: int, queries: int, hw: tuple[int, int], batch: int,
@@ -42,7 +43,7 @@ def compare(name: str, d_model: int, layers: int, heads: int, ffn: int, queries:
         SmallResNet(1, (8, 16)), 10, num_queries=queries, d_model=d_model, num_heads=heads, encoder_layers=layers,
         decoder_layers=layers, ffn_dim=ffn, dropout=0.0, aux_loss=False,
     ).to(device)  # fmt: skip
-    load_transformers_detr(ours, reference.state_dict())
+    load_state_dict_strict(ours, from_transformers(reference.state_dict()), allow_missing=("backbone.",))
     h, w = hw
     tokens = torch.randn(batch, h * w, d_model, device=device)
     if h != w:

@@ -18,16 +18,21 @@ import warnings
 import _timing
 import torch
 
+from aicanon.core.state_dict import load_state_dict_strict
 from aicanon.vision.deit import deit
+from aicanon.vision.deit import from_timm as deit_from_timm
+from aicanon.vision.swin import from_timm as swin_from_timm
 from aicanon.vision.swin import swin
 
 
-def compare(label: str, timm_name: str, ours: torch.nn.Module, args: argparse.Namespace, batch: int) -> None:
+def compare(
+    label: str, timm_name: str, ours: torch.nn.Module, from_timm, args: argparse.Namespace, batch: int
+) -> None:
     import timm
 
     torch.manual_seed(0)
     reference = timm.create_model(timm_name, pretrained=False, drop_path_rate=0.0).to(args.device).eval()
-    ours.load_weights(reference.state_dict())
+    load_state_dict_strict(ours, from_timm(reference.state_dict()), source=f"timm {timm_name} state dict")
     ours = ours.to(args.device).eval()
     x = torch.randn(batch, 3, 224, 224, device=args.device)
     _timing.compare_image_models(label, ours, reference, x, args.repeats, args.device, width=36)
@@ -39,8 +44,11 @@ def main() -> None:
     args = _timing.parse_common_args(parser, repeats=10)
     warnings.filterwarnings("ignore")
     _timing.print_setup(args, "median", f"forward + backward at 224x224, batch {args.batch}")
-    compare("Swin-T (28.3M parameters)", "swin_tiny_patch4_window7_224", swin("T"), args, args.batch)
-    compare("DeiT-S distilled (22.4M)", "deit_small_distilled_patch16_224", deit("S"), args, args.batch)
+    for label, timm_name, build, from_timm in (
+        ("Swin-T (28.3M parameters)", "swin_tiny_patch4_window7_224", lambda: swin("T"), swin_from_timm),
+        ("DeiT-S distilled (22.4M)", "deit_small_distilled_patch16_224", lambda: deit("S"), deit_from_timm),
+    ):
+        compare(label, timm_name, build(), from_timm, args, args.batch)
 
 
 if __name__ == "__main__":

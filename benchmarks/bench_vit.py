@@ -17,8 +17,9 @@ import warnings
 import _timing
 import torch
 
+from aicanon.core.state_dict import load_state_dict_strict
 from aicanon.vision.vit import VisionTransformer, vit
-from aicanon.vision.vit_weights import load_vit_state_dict
+from aicanon.vision.vit_weights import from_timm
 
 
 def main() -> None:
@@ -47,7 +48,7 @@ def main() -> None:
         ours, label = vit("S/16"), "ViT-S/16 at 224x224"
         reference = timm.create_model("vit_small_patch16_224", pretrained=False)
         size = 224
-    load_vit_state_dict(ours, reference.state_dict())
+    load_state_dict_strict(ours, from_timm(reference.state_dict(), grid_size=ours.grid_size))
     ours, reference = ours.to(args.device).eval(), reference.to(args.device).eval()
     x = torch.randn(args.batch, 3, size, size, device=args.device)
     _timing.compare_image_models(

@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from aicanon.core.device import autocast, select_device
+from aicanon.core.state_dict import load_state_dict_strict
 from aicanon.language.llama import Llama, LlamaConfig
-from aicanon.language.llama_weights import from_transformers, load_state_dict_checked
+from aicanon.language.llama_weights import from_transformers
 
 FULL = dict(
     vocab_size=32000,
@@ -168,7 +169,7 @@ def main() -> None:
 
     def ours():
         model = Llama(cfg).to(device)
-        load_state_dict_checked(model, from_transformers(state, cfg))
+        load_state_dict_strict(model, from_transformers(state, cfg))
         return model
 
     def theirs(attention):

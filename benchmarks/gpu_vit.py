@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from aicanon.core.device import select_device
+from aicanon.core.state_dict import load_state_dict_strict
 from aicanon.vision.vit import VisionTransformer, vit
-from aicanon.vision.vit_weights import load_vit_state_dict
+from aicanon.vision.vit_weights import from_timm
 
 
 def make_step(model: torch.nn.Module, device: torch.device, bf16: bool, fused: bool, channels_last: bool):
@@ -100,7 +101,7 @@ def main() -> None:
             continue
         model = make_timm() if name.startswith("timm") else make_ours()
         if name.startswith("ours"):
-            load_vit_state_dict(model, reference_weights)
+            load_state_dict_strict(model, from_timm(reference_weights, grid_size=model.grid_size))
         else:
             model.load_state_dict(reference_weights)
         model = model.to(device).train()

@@ -88,7 +88,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     import json
 
-    from aicanon.core.results import environment, results_dir
+    from aicanon.core.environment import environment
+    from aicanon.core.results import results_dir
 
     for slug, outcome in _parity.items():
         folder = results_dir() / slug

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib
 import importlib.util
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from types import ModuleType
 
 from aicanon.core import results as _results
+from aicanon.core.experiment import ExperimentConfig, Reproduction, check_experiment
 
 AREAS = (
     "vision", "language", "align", "reasoning", "evals", "generative", "rl", "graphs", "learning",
@@ -106,6 +110,24 @@ def module_exists(dotted: str) -> bool:
 
 def is_implemented(paper: Paper) -> bool:
     return bool(paper.modules) and all(module_exists(m) for m in (*paper.modules, paper.experiment))
+
+
+def load_experiment(slug: str) -> ModuleType:
+    """The experiment module of ``slug``, as the catalog's ``experiment`` field names it, checked
+    against the experiment protocol (:func:`aicanon.core.experiment.check_experiment`)."""
+    paper = get(slug)
+    if not paper.experiment:
+        raise ValueError(f"paper {slug!r} has no experiment in the catalog yet")
+    return check_experiment(importlib.import_module(f"aicanon.{paper.experiment}"))
+
+
+def reproduce(
+    slug: str, cfg: ExperimentConfig, on_seed: Callable[[int, int], None] | None = None
+) -> Reproduction:
+    """Run ``slug``'s experiment at ``cfg`` (:func:`aicanon.core.experiment.reproduce`)."""
+    from aicanon.core.experiment import reproduce as run_reproduction
+
+    return run_reproduction(load_experiment(slug), cfg, slug=slug, on_seed=on_seed)
 
 
 def status(paper: Paper, results_base: str | Path | None = None) -> str:

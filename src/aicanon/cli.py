@@ -18,6 +18,8 @@ from rich.table import Table
 from aicanon import catalog
 from aicanon.core import data as _data
 from aicanon.core import results as _results
+from aicanon.core.device import check_device_name
+from aicanon.core.environment import project_root
 from aicanon.core.progress import console as progress_console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="The 100 most-cited AI papers since 2015.")
@@ -90,10 +92,8 @@ def show(slug: str) -> None:
     for module in paper.modules:
         out.print(f"module: aicanon.{module}")
     out.print(f"experiment: aicanon.{paper.experiment}  (aicanon reproduce {paper.slug} --quick)")
-    from aicanon.core.experiment import load_experiment
-
     claims = Table("metric", "claim", "paper", "source", "quick", "full")
-    for c in load_experiment(paper.slug).CLAIMS:
+    for c in catalog.load_experiment(paper.slug).CLAIMS:
         sign = "≥" if c.higher_is_better else "≤"
         claims.add_row(
             c.metric,
@@ -116,7 +116,7 @@ def show(slug: str) -> None:
 
 
 def _print_claims(run: dict, title: str) -> None:
-    from aicanon.core.report import claim_cells
+    from aicanon.report import claim_cells
 
     table = Table("claim", "ours", "paper", "threshold", "ok", title=title)
     for claim in run["claims"]:
@@ -132,17 +132,18 @@ def reproduce(
     full: bool = typer.Option(False, "--full", help="the paper's setting (GPU or cluster)"),
     seed: int | None = typer.Option(None, help="first seed (default: the config's)"),
     seeds: int | None = typer.Option(None, help="number of seeds (default: the config's)"),
-    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     out_dir: Path | None = typer.Option(None, "--out", help="results folder (default: results/)"),
     as_json: bool = typer.Option(False, "--json", help="print the result JSON on stdout"),
     threads: int | None = typer.Option(
-        None, help="torch CPU threads (default: torch's own; 1 is far faster on a busy, shared machine)"
+        None,
+        help="torch CPU threads (default: the experiment's own setting, else torch's; 1 is far faster on "
+        "a busy, shared machine)",
     ),
 ) -> None:
     """Run experiments, print ours / paper / threshold, write result.json and plots."""
-    from aicanon.core.experiment import load_experiment, make_config
+    from aicanon.core.experiment import make_config
     from aicanon.core.experiment import reproduce as run_reproduction
-    from aicanon.core.seeding import torch_threads
 
     if quick and full:
         _fail_usage("choose one of --quick and --full")
@@ -152,8 +153,10 @@ def reproduce(
         _fail_usage(f"--seeds must be >= 1; got {seeds}")
     if seed is not None and seed < 0:
         _fail_usage(f"--seed must be >= 0; got {seed}")
-    if device not in ("auto", "cpu", "cuda"):
-        _fail_usage(f"--device must be auto, cpu or cuda; got {device!r}")
+    try:
+        check_device_name(device)
+    except ValueError as error:
+        _fail_usage(f"--device: {error}")
     if threads is not None and threads < 1:
         _fail_usage(f"--threads must be >= 1; got {threads}")
     scale = "full" if full else "quick"
@@ -173,34 +176,31 @@ def reproduce(
         + (f" --threads {threads}" if threads is not None else "")
     )
     reports, failed = [], False
-    # Metrics can differ in the last digits between thread counts (reductions split differently),
-    # so the count used is part of the recorded command.
-    with torch_threads(threads):
-        for paper in papers:
-            try:
-                cfg = make_config(load_experiment(paper.slug), scale, seed=seed, seeds=seeds, device=device)
-                # One line per seed here; the experiment's own progress bars (core.progress.track) run below it.
-                rep = run_reproduction(
-                    paper.slug,
-                    cfg,
-                    on_seed=lambda i, n: err.print(
-                        f"{paper.slug} ({scale}): seed {cfg.seed + i} ({i + 1}/{n})"
-                    ),
-                )
-            except _data.DataUnavailable as error:
-                err.print(f"[red]data unavailable:[/red] {error}")
-                raise typer.Exit(EXIT_USAGE)
-            except ValueError as error:
-                _fail_usage(f"{paper.slug}: {error}")
-            folder = _results.write(rep, out_dir, command=f"aicanon reproduce {paper.slug} --{scale}{extra}")
-            record = json.loads((folder / "result.json").read_text())
-            record["path"] = str(folder)
-            reports.append(record)
-            failed |= not rep.passed
-            if not as_json:
-                _print_claims(
-                    record, title=f"{paper.rank}. {paper.title} ({scale}, {rep.seconds:.0f} s) → {folder}"
-                )
+    for paper in papers:
+        try:
+            module = catalog.load_experiment(paper.slug)
+            # --threads overrides the experiment's own thread count (Config.threads); the count used
+            # is part of the recorded config and command, since metrics can differ in their last digits.
+            cfg = make_config(module, scale, seed=seed, seeds=seeds, device=device, threads=threads)
+            # One line per seed here; the experiment's own progress bars (core.progress.track) run below it.
+            rep = run_reproduction(
+                module,
+                cfg,
+                slug=paper.slug,
+                on_seed=lambda i, n: err.print(f"{paper.slug} ({scale}): seed {cfg.seed + i} ({i + 1}/{n})"),
+            )
+        except _data.DataUnavailable as error:
+            err.print(f"[red]data unavailable:[/red] {error}")
+            raise typer.Exit(EXIT_USAGE)
+        except ValueError as error:
+            _fail_usage(f"{paper.slug}: {error}")
+        folder = _results.write(rep, out_dir, command=f"aicanon reproduce {paper.slug} --{scale}{extra}")
+        record = json.loads((folder / "result.json").read_text())
+        record["path"] = str(folder)
+        reports.append(record)
+        failed |= not rep.passed
+        if not as_json:
+            _print_claims(record, title=f"{paper.rank}. {paper.title} ({scale}, {rep.seconds:.0f} s) → {folder}")
     if as_json:
         sys.stdout.write(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2) + "\n")
     raise typer.Exit(EXIT_CLAIM_FAILED if failed else 0)
@@ -214,7 +214,7 @@ def verify(
     papers = (
         [_paper(s) for s in slugs] if slugs else [p for p in catalog.papers() if catalog.is_implemented(p)]
     )
-    tests = _results.project_root() / "tests"
+    tests = project_root() / "tests"
     if not tests.is_dir():
         _fail_usage(f"no tests folder at {tests}: run verify from a checkout of aicanon")
     # One process (no xdist): the parity record is gathered from each test's report in this process.
@@ -232,7 +232,7 @@ def verify(
     ]
     for paper in papers:
         args += ["--paper", paper.slug]
-    raise typer.Exit(subprocess.call(args, cwd=_results.project_root()))
+    raise typer.Exit(subprocess.call(args, cwd=project_root()))
 
 
 @app.command()
@@ -242,7 +242,7 @@ def bench(
 ) -> None:
     """Run benchmarks/bench_<slug>.py: ours against the reference library, same inputs, one process."""
     paper = _paper(slug)
-    script = _results.project_root() / "benchmarks" / f"bench_{paper.slug.replace('-', '_')}.py"
+    script = project_root() / "benchmarks" / f"bench_{paper.slug.replace('-', '_')}.py"
     if not script.exists():
         _fail_usage(f"{paper.slug} has no benchmark (looked for {script})")
     raise typer.Exit(subprocess.call([sys.executable, str(script), *(args or [])]))
@@ -253,9 +253,9 @@ def report(
     path: Path = typer.Option(None, help="where to write (default: RESULTS.md in the checkout)"),
 ) -> None:
     """Rebuild RESULTS.md from the latest results."""
-    from aicanon.core.report import write
+    from aicanon.report import write
 
-    target = write(path or _results.project_root() / "RESULTS.md")
+    target = write(path or project_root() / "RESULTS.md")
     out.print(f"wrote {target}")
 
 

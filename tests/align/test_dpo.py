@@ -431,13 +431,19 @@ def test_bad_input_loss():
     x = _logps([-1.0, -2.0])
     with pytest.raises(ValueError, match="ref_rejected_logps must have the shape"):
         dpo_loss(x, x, x, _logps([-1.0]))
-    with pytest.raises(TypeError, match="policy_chosen_logps must be a tensor"):
+    with pytest.raises(TypeError, match="policy_chosen_logps must be a torch.Tensor, got list"):
         dpo_loss([-1.0], x, x, x)
-    with pytest.raises(ValueError, match=r"policy_rejected_logps must be a 1-D floating tensor.*\(2, 1\)"):
+    with pytest.raises(ValueError, match=r"policy_rejected_logps must be a 1-D tensor, got shape \(2, 1\)"):
         dpo_loss(x, x[:, None], x, x)
-    with pytest.raises(ValueError, match="beta must be a finite number > 0, got 0"):
+    with pytest.raises(TypeError, match="ref_chosen_logps must be a floating-point tensor, got torch.int64"):
+        dpo_loss(x, x, x.long(), x)
+    with pytest.raises(ValueError, match="beta must be finite and > 0, got 0"):
         dpo_loss(x, x, x, x, beta=0)
-    with pytest.raises(ValueError, match="label_smoothing must be a number in \\[0, 0.5\\), got 0.5"):
+    with pytest.raises(ValueError, match="beta must be finite and > 0, got inf"):
+        dpo_loss(x, x, x, x, beta=float("inf"))
+    with pytest.raises(TypeError, match="beta must be a number, got bool"):
+        dpo_loss(x, x, x, x, beta=True)
+    with pytest.raises(ValueError, match="label_smoothing must be in \\[0, 0.5\\), got 0.5"):
         dpo_loss(x, x, x, x, label_smoothing=0.5)
     with pytest.raises(ValueError, match="loss_type must be one of .* got 'hinge'"):
         dpo_loss(x, x, x, x, loss_type="hinge")
@@ -468,8 +474,12 @@ def test_bad_input_collate():
         collate_preferences([torch.tensor([1.0])], [[4]], [[6]])
     with pytest.raises(TypeError, match="prompts must be a sequence of token-id sequences, got Tensor"):
         collate_preferences(torch.tensor([[1]]), [[4]], [[6]])
-    with pytest.raises(ValueError, match="pad_token_id must be an int >= 0, got -1"):
+    with pytest.raises(ValueError, match="pad_token_id must be >= 0, got -1"):
         collate_preferences([[1]], [[4]], [[6]], pad_token_id=-1)
+    with pytest.raises(TypeError, match="pad_token_id must be an int, got bool"):
+        collate_preferences([[1]], [[4]], [[6]], pad_token_id=False)
+    with pytest.raises(ValueError, match="max_length must be >= 2 or None, got 1"):
+        collate_preferences([[1]], [[4]], [[6]], max_length=1)
 
 
 def test_bad_input_sequence_logprobs():
@@ -511,8 +521,25 @@ def test_bad_input_trainer():
     with pytest.raises(TypeError, match="cfg must be a DPOConfig, got dict"):
         train_dpo(policy, reference, PAIRS, {"beta": 0.1})
     long_prompt = ([5] * 70, [6], [7])  # longer than the model's context of 64
-    with pytest.raises(ValueError, match=r"must fit max_length=64 tokens, got 70 \+ 1"):
+    with pytest.raises(
+        ValueError,
+        match=r"pairs\[0\]\[0\] \(prompt\) \+ pairs\[0\]\[1\] \(chosen\) must fit max_length=64 tokens, "
+        r"got 70 \+ 1",
+    ):
         train_dpo(policy, reference, [long_prompt], cfg)
+    with pytest.raises(ValueError, match=r"pairs\[1\]\[2\] \(rejected\) must hold at least one token"):
+        train_dpo(policy, reference, [PAIRS[0], ([1], [2], [])], cfg)
+    with pytest.raises(ValueError, match=r"pairs\[0\]\[0\] \(prompt\) must hold at least one token"):
+        train_dpo(policy, reference, [([], [2], [3])], cfg)
+    with pytest.raises(TypeError, match=r"pairs\[0\]\[1\] \(chosen\) must be a 1-D integer .* got str"):
+        train_dpo(policy, reference, [([1], "ab", [3])], cfg)
+    with pytest.raises(ValueError, match="pad_token_id must be >= 0, got -1"):
+        train_dpo(policy, reference, PAIRS, cfg, pad_token_id=-1)
+    # A bad pair is caught before any step: the policy is left as it was.
+    state = copy.deepcopy(policy.state_dict())
+    with pytest.raises(ValueError, match=r"pairs\[3\]\[2\] \(rejected\) must hold"):
+        train_dpo(policy, reference, [*PAIRS[:3], ([1], [2], [])], cfg)
+    assert all(torch.equal(v, state[k]) for k, v in policy.state_dict().items())
     frozen = _tiny_llama().requires_grad_(False)
     with pytest.raises(ValueError, match="policy must have trainable parameters"):
         train_dpo(frozen, reference, PAIRS, cfg)
@@ -524,6 +551,11 @@ def test_bad_input_trainer():
         ("warmup_steps", -1),
         ("optimizer", "sgd"),
         ("max_grad_norm", 0.0),
+        ("lr", -1e-3),
+        ("epochs", 0),
     ):
         with pytest.raises(ValueError, match=f"DPOConfig.{field} must"):
+            DPOConfig(**{field: value})
+    for field, value in (("beta", "0.1"), ("batch_size", 2.0), ("warmup_steps", None), ("lr", True)):
+        with pytest.raises(TypeError, match=f"DPOConfig.{field} must be an? (int|number), got"):
             DPOConfig(**{field: value})

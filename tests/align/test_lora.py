@@ -342,21 +342,22 @@ def test_bad_target_modules_lists_existing_names():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "error", "message"),
     [
-        ({"r": 0}, "r must be a positive int"),
-        ({"r": 2.5}, "r must be a positive int"),
-        ({"alpha": 0}, r"alpha must be a number > 0"),
-        ({"alpha": -1.0}, r"alpha must be a number > 0"),
-        ({"dropout": 1.0}, r"dropout must be a probability in \[0, 1\)"),
-        ({"dropout": -0.1}, r"dropout must be a probability in \[0, 1\)"),
-        ({"init": "xavier"}, "init must be one of"),
+        ({"r": 0}, ValueError, r"r must be >= 1 \(the rank of B A\), got 0"),
+        ({"r": 2.5}, TypeError, r"r must be an int \(the rank of B A\), got float"),
+        ({"alpha": 0}, ValueError, r"alpha must be > 0 \(the update is scaled by alpha / r\), got 0"),
+        ({"alpha": -1.0}, ValueError, r"alpha must be > 0 .*, got -1.0"),
+        ({"alpha": "1"}, TypeError, r"alpha must be a number .*, got str"),
+        ({"dropout": 1.0}, ValueError, r"dropout must be a probability in \[0, 1\), got 1.0"),
+        ({"dropout": -0.1}, ValueError, r"dropout must be a probability in \[0, 1\)"),
+        ({"init": "xavier"}, ValueError, "init must be one of"),
     ],
 )
-def test_bad_hyperparameters(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_hyperparameters(kwargs, error, message):
+    with pytest.raises(error, match=message):
         apply_lora(_Toy(), ["proj"], **kwargs)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         LoRALinear(nn.Linear(3, 3), **kwargs)
 
 
@@ -413,9 +414,9 @@ def test_loading_adapter_that_does_not_fit_lists_keys(tmp_path):
 
 def test_bad_subspace_similarity_arguments():
     a = torch.randn(4, 10)
-    with pytest.raises(ValueError, match=r"i must be an int in \[1, 4\].*got 5"):
+    with pytest.raises(ValueError, match=r"i must be in \[1, 4\] \(the rank of a1\), got 5"):
         subspace_similarity(a, a, 5, 1)
-    with pytest.raises(ValueError, match=r"j must be an int in \[1, 4\].*got 0"):
+    with pytest.raises(ValueError, match=r"j must be in \[1, 4\] \(the rank of a2\), got 0"):
         subspace_similarity(a, a, 1, 0)
     with pytest.raises(ValueError, match="a1 and a2 must share their input size k, got 10 and 9"):
         subspace_similarity(a, torch.randn(4, 9), 1, 1)

@@ -121,8 +121,8 @@ def test_accuracy_metrics_golden():
 
 def test_ranked_comparisons_agree_with_preference_pairs():
     """The index form used for one-forward-per-completion batching gives the pairs (and order) that
-    aicanon.align.preferences.preference_pairs gives as text."""
-    from aicanon.align.preferences import preference_pairs
+    aicanon.testbeds.sentiment.preference_pairs gives as text."""
+    from aicanon.testbeds.sentiment import preference_pairs
 
     prompts = ["a ", "b "]
     completions = [["x", "y", "z", "w"], ["u", "v", "t"]]
@@ -459,7 +459,7 @@ def test_bad_input_is_rejected_with_a_clear_message():
         model(ids, torch.ones(2, 4))
     with pytest.raises(ValueError, match=r"at least one real token in every row, rows \[1\]"):
         model(ids, torch.tensor([[1, 1, 0, 0, 0], [0, 0, 0, 0, 0]]))
-    with pytest.raises(ValueError, match="k must be an int >= 2"):
+    with pytest.raises(ValueError, match=r"k must be >= 2 \(a prompt needs two completions to compare\), got 1"):
         comparisons(1)
     with pytest.raises(ValueError, match=r"scores\[1\] must hold K >= 2 scores"):
         ranked_comparisons([[1.0, 2.0], [3.0]])
@@ -489,17 +489,17 @@ def test_bad_input_is_rejected_with_a_clear_message():
         margins(torch.tensor([0.5]))
     with pytest.raises(ValueError, match="gaps must be a non-empty 1-D float tensor"):
         strength_edges(torch.tensor([], dtype=torch.float32))
-    with pytest.raises(ValueError, match="levels must be an int >= 2, got 1"):
+    with pytest.raises(ValueError, match="levels must be >= 2, got 1"):
         strength_edges(torch.rand(5), 1)
     with pytest.raises(ValueError, match="edges must be non-decreasing"):
         strength_levels(torch.rand(5), torch.tensor([0.5, 0.2]))
     with pytest.raises(ValueError, match="levels must be an integer tensor with one level per comparison"):
         accuracy_by_strength(torch.zeros(3), torch.zeros(3), torch.zeros(2, dtype=torch.long))
-    with pytest.raises(ValueError, match="RewardTrainConfig.epochs must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="RewardTrainConfig.epochs must be >= 1, got 0"):
         RewardTrainConfig(epochs=0)
     with pytest.raises(ValueError, match="margin_scale must be None or one of"):
         RewardTrainConfig(margin_scale="medium")
-    with pytest.raises(ValueError, match="RewardTrainConfig.lr must be a positive number"):
+    with pytest.raises(ValueError, match="RewardTrainConfig.lr must be > 0, got -1.0"):
         RewardTrainConfig(lr=-1.0)
     pairs = ranked_comparisons([[1.0, 0.0], [0.0, 1.0]])
     with pytest.raises(ValueError, match="pairs index completion 3, but input_ids holds 2 completions"):
@@ -525,7 +525,7 @@ def test_bad_input_is_rejected_with_a_clear_message():
         )
     with pytest.raises(TypeError, match="model must be a RewardModel, got Linear"):
         score_sequences(torch.nn.Linear(2, 2), ids, torch.ones_like(ids))
-    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         score_sequences(model, ids, torch.ones_like(ids), batch_size=0)
     with pytest.raises(ValueError, match=">= 2 reference sequences to scale to unit std, got 1"):
         normalise_reward_model(model, ids[:1], torch.ones_like(ids[:1]), unit_std=True)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from aicanon.core import load_checkpoint, rng_state, save_checkpoint, seed, set_rng_state
+from aicanon.core import CheckpointMismatch, load_checkpoint, rng_state, save_checkpoint, seed, set_rng_state
 
 
 def _train(steps, ckpt=None, stop_after=None):
@@ -69,16 +69,78 @@ def test_interrupted_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
         save_checkpoint(tmp_path, {"step": 2, "w": torch.zeros(2)})
     state = load_checkpoint(tmp_path)
     assert state["step"] == 1 and torch.equal(state["w"], torch.ones(2))
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob(".writing-*"))
 
 
-def test_missing_or_mismatched_checkpoint_is_none(tmp_path):
+def _newest(path):
+    return sorted(p for p in path.iterdir() if p.name.isdigit())[-1]
+
+
+def test_kill_before_the_publishing_rename_leaves_the_previous_version(tmp_path, monkeypatch):
+    # The injected kill: every file of step 2 is written, then the process dies before the rename.
+    save_checkpoint(tmp_path, {"step": 1, "w": torch.ones(2)})
+    import aicanon.core.checkpoint as ck
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ck.os, "rename", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, {"step": 2, "w": torch.zeros(2)})
+    monkeypatch.undo()
+    state = load_checkpoint(tmp_path)
+    assert state["step"] == 1 and torch.equal(state["w"], torch.ones(2))
+
+
+def test_tensors_and_state_of_one_version_always_belong_together(tmp_path):
+    # The old layout renamed the tensors, then state.json: a kill between them paired step N's
+    # weights with step N-1's state. Here both live in one folder published by one rename.
+    for step in (1, 2, 3):
+        save_checkpoint(tmp_path, {"step": step, "w": torch.full((2,), float(step))})
+        state = load_checkpoint(tmp_path)
+        assert state["step"] == step and torch.equal(state["w"], torch.full((2,), float(step)))
+    assert len([p for p in tmp_path.iterdir() if p.name.isdigit()]) == 2  # keep=2
+
+
+@pytest.mark.parametrize("damage", ["flip a tensor byte", "truncate tensors", "empty state.json", "drop manifest"])
+def test_damaged_newest_version_falls_back_to_the_previous_with_a_warning(tmp_path, damage):
+    save_checkpoint(tmp_path, {"step": 1, "w": torch.arange(64.0)})
+    save_checkpoint(tmp_path, {"step": 2, "w": torch.arange(64.0) * 2})
+    newest = _newest(tmp_path)
+    tensors = newest / "tensors.safetensors"
+    if damage == "flip a tensor byte":
+        data = bytearray(tensors.read_bytes())
+        data[-5] ^= 0x01  # inside the tensor data, not the header: safetensors alone would load it
+        tensors.write_bytes(bytes(data))
+    elif damage == "truncate tensors":
+        tensors.write_bytes(tensors.read_bytes()[:40])
+    elif damage == "empty state.json":
+        (newest / "state.json").write_text("")
+    else:
+        (newest / "manifest.json").unlink()
+    with pytest.warns(UserWarning, match=rf"checkpoint .*{newest.name} is damaged and skipped"):
+        state = load_checkpoint(tmp_path)
+    assert state["step"] == 1 and torch.equal(state["w"], torch.arange(64.0))
+
+
+def test_no_good_version_is_none_with_a_warning(tmp_path):
     assert load_checkpoint(tmp_path / "nothing") is None
     save_checkpoint(tmp_path, {"w": torch.ones(1)})
-    meta = json.loads((tmp_path / "state.json").read_text())
+    newest = _newest(tmp_path)
+    meta = json.loads((newest / "state.json").read_text())
     meta["keys"] = ["other"]
-    (tmp_path / "state.json").write_text(json.dumps(meta))
-    assert load_checkpoint(tmp_path) is None
+    (newest / "state.json").write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match="does not match its sha256"):
+        assert load_checkpoint(tmp_path) is None
+
+
+def test_a_run_with_another_config_refuses_to_resume(tmp_path):
+    save_checkpoint(tmp_path, {"step": 600}, config={"steps": 600, "lr": 3e-4, "widths": (1, 2)})
+    # The same config (tuples compare as the lists JSON gives back) resumes.
+    assert load_checkpoint(tmp_path, config={"steps": 600, "lr": 3e-4, "widths": (1, 2)})["step"] == 600
+    with pytest.raises(CheckpointMismatch, match="steps: saved 600, now 300"):
+        load_checkpoint(tmp_path, config={"steps": 300, "lr": 3e-4, "widths": (1, 2)})
+    assert load_checkpoint(tmp_path)["step"] == 600  # without a config to compare: loaded as it is
 
 
 def test_bad_state_rejected(tmp_path):
@@ -86,6 +148,10 @@ def test_bad_state_rejected(tmp_path):
         save_checkpoint(tmp_path, [1, 2])
     with pytest.raises(TypeError, match="cannot hold object"):
         save_checkpoint(tmp_path, {"x": object()})
+    with pytest.raises(TypeError, match="config must be JSON-serialisable"):
+        save_checkpoint(tmp_path, {"x": 1}, config={"f": object()})
+    with pytest.raises(ValueError, match="keep must be an int >= 2"):
+        save_checkpoint(tmp_path, {"x": 1}, keep=1)
 
 
 def test_rng_state_round_trip():

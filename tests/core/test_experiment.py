@@ -1,5 +1,4 @@
 import json
-import sys
 
 import pytest
 
@@ -10,8 +9,7 @@ from . import fake_experiment
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    monkeypatch.setitem(sys.modules, "aicanon.experiments.fake_paper", fake_experiment)
+def fake():
     return fake_experiment
 
 
@@ -29,7 +27,7 @@ def test_claim_check_directions_and_reported_only():
 
 def test_reproduce_averages_seeds_and_checks_means(fake):
     cfg = ex.make_config(fake, "quick", noise=0.1, device="cpu")
-    rep = ex.reproduce("fake-paper", cfg)
+    rep = ex.reproduce(fake, cfg, slug="fake-paper")
     assert rep.seeds == [0, 1]
     assert len(rep.per_seed) == 2 and rep.per_seed[0]["score"] != rep.per_seed[1]["score"]
     assert rep.metrics["score"] == pytest.approx(sum(m["score"] for m in rep.per_seed) / 2)
@@ -40,14 +38,14 @@ def test_reproduce_averages_seeds_and_checks_means(fake):
 
 def test_reproduce_fails_when_a_claim_fails(fake):
     cfg = ex.make_config(fake, "full", value=1.0, device="cpu")  # full threshold is 1.5
-    rep = ex.reproduce("fake-paper", cfg)
+    rep = ex.reproduce(fake, cfg, slug="fake-paper")
     assert [c.passed for c in rep.claims] == [False, True]
     assert not rep.passed
 
 
 def test_same_seed_same_metrics(fake):
     cfg = ex.make_config(fake, "quick", noise=1.0, device="cpu")
-    assert ex.reproduce("fake-paper", cfg).per_seed == ex.reproduce("fake-paper", cfg).per_seed
+    assert ex.reproduce(fake, cfg, slug="fake-paper").per_seed == ex.reproduce(fake, cfg, slug="fake-paper").per_seed
 
 
 def test_make_config_rejects_unknown_fields_and_scales(fake):
@@ -56,11 +54,11 @@ def test_make_config_rejects_unknown_fields_and_scales(fake):
     with pytest.raises(ValueError, match="scale must be one of"):
         ex.make_config(fake, "huge")
     with pytest.raises(ValueError, match="seeds must be >= 1"):
-        ex.reproduce("fake-paper", ex.make_config(fake, "quick", seeds=0))
+        ex.reproduce(fake, ex.make_config(fake, "quick", seeds=0), slug="fake-paper")
 
 
 def test_results_written_and_latest_found(fake, tmp_path):
-    rep = ex.reproduce("fake-paper", ex.make_config(fake, "quick", device="cpu"))
+    rep = ex.reproduce(fake, ex.make_config(fake, "quick", device="cpu"), slug="fake-paper")
     folder = results.write(rep, tmp_path, command="aicanon reproduce fake-paper --quick")
     data = json.loads((folder / "result.json").read_text())
     assert data["passed"] is True and data["plots"] == ["curve.png"]
@@ -80,5 +78,30 @@ def test_run_sees_each_seed_and_the_total(fake, monkeypatch):
         return original(cfg)
 
     monkeypatch.setattr(fake, "run", spy)
-    ex.reproduce("fake-paper", ex.make_config(fake, "full", seed=4, device="cpu"))
+    ex.reproduce(fake, ex.make_config(fake, "full", seed=4, device="cpu"), slug="fake-paper")
     assert seen == [(4, 3), (5, 3), (6, 3)]
+
+
+def test_reproduce_hands_run_the_resolved_device_and_applies_threads(fake, monkeypatch):
+    import torch
+
+    seen = []
+    original = fake.run
+
+    def spy(cfg):
+        seen.append((cfg.device, torch.get_num_threads()))
+        return original(cfg)
+
+    monkeypatch.setattr(fake, "run", spy)
+    before = torch.get_num_threads()
+    rep = ex.reproduce(fake, ex.make_config(fake, "quick", device="auto", threads=1), slug="fake-paper")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert seen == [(expected, 1), (expected, 1)] and rep.device == expected
+    assert rep.config["threads"] == 1 and torch.get_num_threads() == before
+
+
+def test_reproduce_refuses_a_module_that_is_not_an_experiment():
+    import types
+
+    with pytest.raises(TypeError, match="lacks Config"):
+        ex.reproduce(types.ModuleType("nothing"), ex.ExperimentConfig(), slug="nothing")

@@ -29,5 +29,5 @@ def test_torch_threads_sets_and_restores_even_on_error():
 
 
 def test_torch_threads_bad_input():
-    with pytest.raises(ValueError, match="threads must be an int >= 0 or None, got -1"), torch_threads(-1):
+    with pytest.raises(ValueError, match="threads must be >= 0 or None, got -1"), torch_threads(-1):
         pass

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import aicanon.experiments.albert as experiment
-from aicanon.core.experiment import make_config, reproduce
+from aicanon.catalog import reproduce
+from aicanon.core.experiment import make_config
 
 pytestmark = pytest.mark.paper("albert")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aicanon.core.experiment import load_experiment, make_config, reproduce
+from aicanon.catalog import load_experiment, reproduce
+from aicanon.core.experiment import make_config
 from aicanon.experiments import complex_embeddings as experiment
 
 pytestmark = pytest.mark.paper("complex-embeddings")

@@ -9,7 +9,8 @@ import math
 import pytest
 from matplotlib.figure import Figure
 
-from aicanon.core.experiment import ExperimentConfig, load_experiment, make_config, reproduce
+from aicanon.catalog import load_experiment, reproduce
+from aicanon.core.experiment import ExperimentConfig, make_config
 from aicanon.experiments import dpo
 
 pytestmark = pytest.mark.paper("dpo")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import aicanon.experiments.ggnn as experiment
-from aicanon.core.experiment import make_config, reproduce
+from aicanon.catalog import reproduce
+from aicanon.core.experiment import make_config
 
 pytestmark = pytest.mark.paper("ggnn")
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import aicanon.experiments.giou as experiment
-from aicanon.core.experiment import make_config, reproduce
+from aicanon.catalog import reproduce
+from aicanon.core.experiment import make_config
 from aicanon.vision.giou import box_iou_elementwise
 
 pytestmark = pytest.mark.paper("giou")

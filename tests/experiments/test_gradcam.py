@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import aicanon.experiments.gradcam as experiment
-from aicanon.core.experiment import make_config, reproduce
+from aicanon.catalog import reproduce
+from aicanon.core.experiment import make_config
 
 pytestmark = pytest.mark.paper("gradcam")
 

@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import aicanon.experiments.graph_networks as experiment
-from aicanon.core.experiment import make_config, reproduce
-from aicanon.graphs.graph_networks import GraphsTuple
+from aicanon.catalog import reproduce
+from aicanon.core.experiment import make_config
+from aicanon.graphs.graphs_tuple import GraphsTuple
 
 pytestmark = pytest.mark.paper("graph-networks")
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import aicanon.experiments.influence_functions as experiment
-from aicanon.core.experiment import make_config, reproduce
+from aicanon.catalog import reproduce
+from aicanon.core.experiment import make_config
 from aicanon.explain.influence import InfluenceFunction
 
 pytestmark = pytest.mark.paper("influence-functions")

@@ -11,7 +11,8 @@ import dataclasses
 
 import pytest
 
-from aicanon.core.experiment import ExperimentConfig, load_experiment, make_config, reproduce
+from aicanon.catalog import load_experiment, reproduce
+from aicanon.core.experiment import ExperimentConfig, make_config
 from aicanon.experiments import instructgpt
 
 pytestmark = pytest.mark.paper("instructgpt")
@@ -78,9 +79,9 @@ def test_config_protocol():
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("k", 1, r"Config.k must be an int >= 2 \(completions to compare per prompt\), got 1"),
+        ("k", 1, r"Config.k must be >= 2 \(completions to compare per prompt\), got 1"),
         ("margin_scale", "huge", r"Config.margin_scale must be one of \('small', 'large'\), got 'huge'"),
-        ("rm_epochs", 0, "Config.rm_epochs must be a positive int, got 0"),
+        ("rm_epochs", 0, "Config.rm_epochs must be >= 1, got 0"),
         ("temperature", 0.0, r"Config.temperature must be > 0 \(completions are sampled\), got 0.0"),
     ],
 )

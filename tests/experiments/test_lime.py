@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import aicanon.experiments.lime as experiment
-from aicanon.core.experiment import make_config, reproduce
+from aicanon.catalog import reproduce
+from aicanon.core.experiment import make_config
 
 pytestmark = pytest.mark.paper("lime")
 

@@ -5,7 +5,8 @@ import dataclasses
 
 import pytest
 
-from aicanon.core.experiment import load_experiment, make_config, reproduce
+from aicanon.catalog import load_experiment, reproduce
+from aicanon.core.experiment import make_config
 
 pytestmark = pytest.mark.paper("llama3")
 

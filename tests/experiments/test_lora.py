@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from aicanon.core.experiment import ExperimentConfig, load_experiment, make_config, reproduce
+from aicanon.catalog import load_experiment, reproduce
+from aicanon.core.experiment import ExperimentConfig, make_config
 from aicanon.experiments import lora
 
 pytestmark = pytest.mark.paper("lora")

@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from aicanon.catalog import load_experiment, reproduce
 from aicanon.core import DataUnavailable
-from aicanon.core.experiment import load_experiment, make_config, reproduce
+from aicanon.core.experiment import make_config
 from aicanon.experiments import prelu_he_init as experiment
 from aicanon.vision.rectifiers import PReLU
 

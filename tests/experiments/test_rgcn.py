@@ -7,7 +7,8 @@ import math
 import pytest
 
 import aicanon.experiments.rgcn as experiment
-from aicanon.core.experiment import make_config, reproduce
+from aicanon.catalog import reproduce
+from aicanon.core.experiment import make_config
 
 pytestmark = pytest.mark.paper("rgcn")
 

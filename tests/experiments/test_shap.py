@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import aicanon.experiments.shap as experiment
-from aicanon.core.experiment import make_config, reproduce
+from aicanon.catalog import reproduce
+from aicanon.core.experiment import make_config
 from aicanon.explain.shap import DeepExplainer
 
 pytestmark = pytest.mark.paper("shap")

@@ -8,8 +8,9 @@ import math
 import pytest
 import torch
 
+from aicanon.catalog import load_experiment, reproduce
 from aicanon.core import DataUnavailable
-from aicanon.core.experiment import load_experiment, make_config, reproduce
+from aicanon.core.experiment import make_config
 from aicanon.experiments import squeezenet as experiment
 from aicanon.vision.deep_compression import compressible_layers
 
@@ -135,9 +136,9 @@ def test_full_code_path_runs_on_a_tiny_cifar10_slice():
     "overrides, message",
     [
         ({"version": "2_0"}, "version must be '1_0' or '1_1', got '2_0'"),
-        ({"bits": 0}, "bits must be an int in 1..16, got 0"),
+        ({"bits": 0}, r"bits must be in \[1, 16\], got 0"),
         ({"sparsity": 1.0}, r"sparsity must be in \[0, 1\), got 1.0"),
-        ({"steps": -1}, "steps must be an int >= 0, got -1"),
+        ({"steps": -1}, "steps must be >= 0, got -1"),
         ({"dataset": "imagenet"}, "dataset must be 'mnist', 'fashion-mnist' or 'cifar10', got 'imagenet'"),
     ],
 )

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import aicanon.experiments.vision_transformers_survey as experiment
-from aicanon.core.experiment import make_config, reproduce
+from aicanon.catalog import reproduce
+from aicanon.core.experiment import make_config
 
 pytestmark = pytest.mark.paper("vision-transformers-survey")
 
@@ -158,8 +159,8 @@ def test_configs_are_documented_and_scaled():
     "override, message",
     [
         ({"matching": "greedy"}, r"matching must be one of \('hungarian', 'sequential'\), got 'greedy'"),
-        ({"num_classes": 11}, r"num_classes must be an int in \[1, 10\] \(MNIST digits\), got 11"),
-        ({"train_steps": -1}, "train_steps must be an int >= 0, got -1"),
+        ({"num_classes": 11}, r"num_classes must be in \[1, 10\] \(MNIST digits\), got 11"),
+        ({"train_steps": -1}, "train_steps must be >= 0, got -1"),
         ({"canvas": 50}, "canvas must be a multiple of the backbone stride 8, got 50"),
     ],
 )

@@ -9,7 +9,8 @@ import dataclasses
 import pytest
 import torch
 
-from aicanon.core.experiment import make_config, reproduce
+from aicanon.catalog import reproduce
+from aicanon.core.experiment import make_config
 from aicanon.experiments import visual_transformer_survey as exp
 
 pytestmark = pytest.mark.paper("visual-transformer-survey")

@@ -356,5 +356,5 @@ def test_bad_model_mode_and_layer_output():
         grad_cam(nn.Sequential(nn.Identity()), images(), "0", 0)  # output [N, C, H, W], not [N, classes]
     with pytest.raises(ValueError, match="patch tokens do not form a 3x3 grid"):
         grad_cam(TinyViT().eval(), images(2, 16), "block", 0, reshape_transform=vit_reshape_transform(3, 3))
-    with pytest.raises(ValueError, match="prefix_tokens must be an int >= 0"):
+    with pytest.raises(ValueError, match="prefix_tokens must be >= 0, got -1"):
         vit_reshape_transform(prefix_tokens=-1)

@@ -73,6 +73,25 @@ def corner_classifier(images):
     return np.stack([1 - p, p], axis=1)
 
 
+# =============================================================================== the package
+def test_package_re_exports_every_submodule_name():
+    """``aicanon.explain.lime`` is a package of one-idea modules; its ``__all__`` is exactly theirs."""
+    import importlib
+
+    import aicanon.explain.lime as lime
+
+    modules = ("kernel", "surrogate", "tabular", "text", "image", "submodular", "plots")
+    owners = {}
+    for module in modules:
+        submodule = importlib.import_module(f"aicanon.explain.lime.{module}")
+        for name in submodule.__all__:
+            owners[name] = submodule
+    assert set(lime.__all__) == set(owners) - {"plot_bars", "plot_superpixels"}
+    for name in lime.__all__:
+        assert getattr(lime, name) is getattr(owners[name], name)
+    assert callable(lime.submodular_pick)  # the function, not a submodule of the same name
+
+
 # =============================================================================== kernel and distances
 def test_kernel_golden_values():
     np.testing.assert_allclose(exponential_kernel([0.0, 2.0], 2.0, "paper"), [1.0, np.exp(-1.0)])
@@ -575,8 +594,12 @@ def test_bad_text_and_surrogate_input():
         select_features(np.ones((3, 2)), np.ones(3), -np.ones(3), 1)
     with pytest.raises(ValueError, match="kernel must be one of"):
         exponential_kernel([1.0], 1.0, "gaussian")
-    with pytest.raises(ValueError, match="width must be a finite number > 0, got 0"):
+    with pytest.raises(ValueError, match="width must be finite and > 0, got 0"):
         exponential_kernel([1.0], 0)
+    with pytest.raises(TypeError, match="width must be a number, got str"):
+        exponential_kernel([1.0], "1")
+    with pytest.raises(ValueError, match="kernel_width must be finite and > 0, got inf"):
+        TabularExplainer(np.ones((3, 2)), kernel_width=float("inf"))
 
 
 def test_bad_image_input():

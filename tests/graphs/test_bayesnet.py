@@ -397,9 +397,9 @@ def test_bad_learning_arguments():
         )
     with pytest.raises(ValueError, match="init must be 'network' or 'random'"):
         expectation_maximization(np.zeros((2, 4), dtype=int), net, init="zeros")
-    with pytest.raises(ValueError, match="tolerance must be a number >= 0"):
+    with pytest.raises(ValueError, match="tolerance must be >= 0, got -1.0"):
         expectation_maximization(np.zeros((2, 4), dtype=int), net, tolerance=-1.0)
-    with pytest.raises(ValueError, match="max_iterations must be an int >= 1"):
+    with pytest.raises(ValueError, match="max_iterations must be >= 1, got 0"):
         expectation_maximization(np.zeros((2, 4), dtype=int), net, max_iterations=0)
     with pytest.raises(TypeError, match="network must be a BayesianNetwork"):
         expectation_maximization(np.zeros((2, 4), dtype=int), "net")

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aicanon.graphs.gat import GAT, GATConv, SparseFeatures, add_self_loops, dropout, remove_self_loops
+from aicanon.graphs.gat import GAT, GATConv
+from aicanon.graphs.inputs import SparseFeatures, remove_self_loops
 from aicanon.graphs.scatter import scatter_sum
 
 pytestmark = pytest.mark.paper("gat")
@@ -210,38 +211,6 @@ def test_attention_dropout_only_in_training():
     torch.testing.assert_close(alpha_train[kept], alpha_eval[kept] / 0.4)
 
 
-def test_dropout_helper_on_dense_and_sparse():
-    torch.manual_seed(0)
-    x = torch.ones(200, 50)
-    out = dropout(x, 0.6, True)
-    assert abs((out == 0).float().mean().item() - 0.6) < 0.03
-    assert set(out.unique().tolist()) == {0.0, 2.5}
-    assert dropout(x, 0.6, False) is x
-    sparse = SparseFeatures((torch.rand(40, 30) < 0.2).float())
-    dropped = dropout(sparse, 0.5, True)
-    assert dropped.values.shape == sparse.values.shape
-    assert set(dropped.to_dense().unique().tolist()) <= {0.0, 2.0}
-
-
-def test_sparse_features_match_dense():
-    torch.manual_seed(0)
-    dense = (torch.rand(25, 60) < 0.1).float() * torch.rand(25, 60)
-    sparse = SparseFeatures(dense)
-    assert torch.equal(sparse.to_dense(), dense)
-    weight = torch.randn(7, 60, dtype=torch.float64, requires_grad=True)
-    sparse64 = SparseFeatures(dense.double())
-    values = sparse64.values.clone().requires_grad_()
-    fn = lambda v, w: SparseFeatures._with_values(sparse64, v).matmul_transposed(w)
-    assert torch.autograd.gradcheck(fn, (values, weight))
-    torch.testing.assert_close(fn(values, weight), dense.double() @ weight.t())
-
-
-def test_self_loop_helpers():
-    edge_index = torch.tensor([[0, 1, 2, 2], [0, 2, 2, 1]])
-    assert remove_self_loops(edge_index).tolist() == [[1, 2], [2, 1]]
-    assert add_self_loops(remove_self_loops(edge_index), 3).tolist() == [[1, 2, 0, 1, 2], [2, 1, 0, 1, 2]]
-
-
 def test_transductive_model_matches_the_paper():
     model = GAT.transductive(1433, 7)
     first, output = model.layers[0], model.output
@@ -323,14 +292,3 @@ def test_bad_forward_input(module):
         module(x, torch.tensor([[0, -1], [1, 2]]))
     with pytest.raises(TypeError, match="edge_index must be a torch.Tensor"):
         module(x, [[0, 1], [1, 2]])
-
-
-def test_sparse_features_bad_input():
-    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
-        SparseFeatures([[1.0]])  # type: ignore[arg-type]
-    with pytest.raises(
-        ValueError, match=r"x must be a 2-D dense, COO or CSR tensor, got layout torch.strided, shape \(3,\)"
-    ):
-        SparseFeatures(torch.ones(3))
-    with pytest.raises(TypeError, match="x must be a floating-point tensor, got torch.int64"):
-        SparseFeatures(torch.ones(3, 3, dtype=torch.long))

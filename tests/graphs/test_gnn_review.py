@@ -4,7 +4,7 @@ propagation x skip combination, and rejects bad input."""
 import pytest
 import torch
 
-from aicanon.graphs.gat import GATConv, SparseFeatures
+from aicanon.graphs.gat import GATConv
 from aicanon.graphs.gcn import GCN, GCNConv
 from aicanon.graphs.ggnn import GatedGraphConv
 from aicanon.graphs.gnn_review import (
@@ -16,6 +16,7 @@ from aicanon.graphs.gnn_review import (
     categories,
     methods,
 )
+from aicanon.graphs.inputs import SparseFeatures
 from aicanon.graphs.pooling import SAGPool
 from aicanon.graphs.sage import SAGEConv, sample_neighbors
 from aicanon.graphs.skip import JumpingKnowledge, ResidualConnection
@@ -109,7 +110,7 @@ def test_bad_input_names_the_argument():
         build_node_classifier("gcn", 12, 3, skip="dense")
     with pytest.raises(ValueError, match="skip must be None with propagation='ggnn'"):
         build_node_classifier("ggnn", 12, 3, skip="jk")
-    with pytest.raises(ValueError, match="num_layers must be an int >= 1"):
+    with pytest.raises(ValueError, match="num_layers must be >= 1, got 0"):
         build_node_classifier("gcn", 12, 3, num_layers=0)
     with pytest.raises(ValueError, match="hidden_features must be a multiple of heads=8"):
         build_node_classifier("gat", 12, 3, hidden_features=12)

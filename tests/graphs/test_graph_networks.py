@@ -1,4 +1,6 @@
-"""Graph networks (Battaglia et al. 2018): GraphsTuple, the GN block and its presets, encode-process-decode."""
+"""Graph networks (Battaglia et al. 2018): the GN block and its presets, encode-process-decode.
+
+The graphs tuple they read and write is tested in test_graphs_tuple.py."""
 
 from __future__ import annotations
 
@@ -10,40 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from aicanon.graphs.graph_networks import (
-    DotProductAttention,
-    EncodeProcessDecode,
-    GNBlock,
-    GraphsTuple,
-    batch,
-    concat_features,
-    mlp,
-)
+from aicanon.graphs.graph_networks import DotProductAttention, EncodeProcessDecode, GNBlock, mlp
+from aicanon.graphs.graphs_tuple import GraphsTuple, batch, concat_features
+from tests.graphs.test_graphs_tuple import E, U, V, graph_with, random_batch, random_graph
 
 pytestmark = pytest.mark.paper("graph-networks")
-
-E, V, U = 3, 4, 2  # edge, node and global attribute widths used throughout
-
-
-def random_graph(
-    nodes: int, edges: int, generator: torch.Generator, e: int = E, v: int = V, u: int = U
-) -> GraphsTuple:
-    edge_index = (
-        torch.randint(0, max(nodes, 1), (2, edges), generator=generator)
-        if nodes
-        else torch.zeros(2, 0, dtype=torch.long)
-    )
-    return GraphsTuple.from_edge_index(
-        torch.randn(nodes, v, generator=generator),
-        edge_index,
-        torch.randn(edges, e, generator=generator),
-        torch.randn(u, generator=generator),
-    )
-
-
-def random_batch(sizes: list[tuple[int, int]], seed: int = 0) -> GraphsTuple:
-    generator = torch.Generator().manual_seed(seed)
-    return batch([random_graph(n, m if n else 0, generator) for n, m in sizes])
 
 
 def presets(seed: int = 0) -> dict[str, GNBlock]:
@@ -196,20 +169,6 @@ def test_encode_process_decode_composes_blocks():
         assert torch.allclose(decoder(latent).nodes, outputs[t].nodes, atol=1e-6)
     assert torch.allclose(model(graph).nodes, outputs[-1].nodes)
     assert len(model(graph, steps=1, return_all=True)) == 1
-
-
-def test_graphs_tuple_batch_unbatch_round_trip():
-    generator = torch.Generator().manual_seed(0)
-    graphs = [random_graph(3, 4, generator), random_graph(0, 0, generator), random_graph(5, 9, generator)]
-    batched = batch(graphs)
-    assert batched.n_node.tolist() == [3, 0, 5] and batched.n_edge.tolist() == [4, 0, 9]
-    assert batched.node_graph_index().tolist() == [0, 0, 0, 2, 2, 2, 2, 2]
-    assert torch.equal(batched.edge_index, torch.stack([batched.senders, batched.receivers]))
-    assert int(batched.senders[4:].min()) >= 3  # the third graph's indices are shifted past the first's nodes
-    for original, back in zip(graphs, batched.unbatch()):
-        for name in ("nodes", "edges", "globals", "senders", "receivers", "n_node", "n_edge"):
-            assert torch.equal(getattr(original, name), getattr(back, name)), name
-    assert batch([batched, graphs[0]]).num_graphs == 4  # batches of batches
 
 
 def test_mlp_shape_and_layer_norm():
@@ -521,83 +480,6 @@ def test_non_local_aggregation_matches_pyg_transformer_conv(heads):
 
 
 # ------------------------------------------------------------------------------ bad input
-def _tuple(**changes):
-    base = {
-        "nodes": torch.zeros(3, V),
-        "edges": torch.zeros(2, E),
-        "globals": torch.zeros(1, U),
-        "senders": torch.tensor([0, 1]),
-        "receivers": torch.tensor([1, 2]),
-        "n_node": torch.tensor([3]),
-        "n_edge": torch.tensor([2]),
-    }
-    base.update(changes)
-    return GraphsTuple(**base)
-
-
-@pytest.mark.parametrize(
-    "changes, error, words",
-    [
-        ({"senders": torch.tensor([0, 3])}, ValueError, "senders must index nodes in [0, 3)"),
-        ({"receivers": torch.tensor([-1, 2])}, ValueError, "receivers must index nodes"),
-        ({"senders": torch.tensor([0.0, 1.0])}, TypeError, "senders must be an int64 or int32"),
-        ({"senders": torch.tensor([[0, 1]])}, ValueError, "senders must be 1-D"),
-        ({"senders": [0, 1]}, TypeError, "senders must be a 1-D integer tensor"),
-        ({"senders": torch.tensor([0])}, ValueError, "one entry per edge"),
-        ({"nodes": torch.zeros(4, V)}, ValueError, "nodes must have 3 rows, got 4"),
-        ({"edges": torch.zeros(2)}, ValueError, "edges must be 2-D"),
-        ({"globals": torch.zeros(1, U, dtype=torch.long)}, TypeError, "globals must be a floating-point"),
-        (
-            {"n_node": torch.tensor([3, 0])},
-            ValueError,
-            "n_node and n_edge must both have one entry per graph",
-        ),
-        ({"n_node": torch.tensor([-3])}, ValueError, "n_node must hold counts >= 0"),
-        ({"n_edge": torch.tensor(2)}, ValueError, "n_edge must be 1-D"),
-        ({"nodes": "x"}, TypeError, "nodes must be a torch.Tensor or None"),
-    ],
-)
-def test_graphs_tuple_rejects_bad_fields(changes, error, words):
-    with pytest.raises(error, match=words.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
-        _tuple(**changes)
-
-
-def test_graphs_tuple_rejects_edges_across_graphs():
-    with pytest.raises(ValueError, match="senders must point into the edge's own graph"):
-        GraphsTuple(
-            None,
-            None,
-            None,
-            torch.tensor([0, 2]),
-            torch.tensor([1, 3]),
-            torch.tensor([2, 2]),
-            torch.tensor([2, 0]),
-        )
-
-
-def test_from_edge_index_and_batch_reject_bad_input():
-    with pytest.raises(ValueError, match=r"edge_index must have shape \[2, E\]"):
-        GraphsTuple.from_edge_index(torch.zeros(3, V), torch.zeros(3, 2, dtype=torch.long))
-    with pytest.raises(TypeError, match="edge_index must be a torch.Tensor"):
-        GraphsTuple.from_edge_index(torch.zeros(3, V), [[0], [1]])
-    with pytest.raises(ValueError, match="num_nodes must be given"):
-        GraphsTuple.from_edge_index(None, torch.zeros(2, 0, dtype=torch.long))
-    with pytest.raises(ValueError, match="edge_index|index nodes"):
-        GraphsTuple.from_edge_index(torch.zeros(2, V), torch.tensor([[0], [5]]))
-    with pytest.raises(ValueError, match="at least one GraphsTuple"):
-        batch([])
-    with pytest.raises(TypeError, match=r"graphs\[1\] must be a GraphsTuple"):
-        batch([_tuple(), "graph"])
-    with pytest.raises(TypeError, match="graphs must be a sequence of GraphsTuple"):
-        batch(_tuple())
-    with pytest.raises(ValueError, match="same nodes width"):
-        batch([_tuple(), _tuple(nodes=torch.zeros(3, V + 1))])
-    with pytest.raises(ValueError, match="all have edges or all lack them"):
-        batch([_tuple(), _tuple(edges=None)])
-    with pytest.raises(ValueError, match="share one structure"):
-        concat_features([_tuple(), _tuple(senders=torch.tensor([1, 0]))])
-
-
 def test_block_rejects_bad_construction():
     with pytest.raises(ValueError, match="edge_inputs must hold names from"):
         GNBlock(nn.Identity(), edge_inputs=("edges", "neighbours"))
@@ -638,15 +520,15 @@ def test_block_rejects_bad_graphs():
     with pytest.raises(TypeError, match="graph must be a GraphsTuple, got Tensor"):
         block(torch.zeros(3, V))
     with pytest.raises(ValueError, match=f"graph.nodes must have {V} features for this block, got {V + 1}"):
-        block(_tuple(nodes=torch.zeros(3, V + 1)))
+        block(graph_with(nodes=torch.zeros(3, V + 1)))
     with pytest.raises(ValueError, match="graph.globals is None"):
-        block(_tuple(globals=None))
+        block(graph_with(globals=None))
     bare = GNBlock(nn.Identity(), nn.Identity())  # no sizes: the missing attribute is caught at use
     with pytest.raises(ValueError, match="graph.edges is None but phi"):
-        bare(_tuple(edges=None))
+        bare(graph_with(edges=None))
     wrong = GNBlock(lambda x: x[:1], edge_inputs=("edges",))
     with pytest.raises(ValueError, match=r"edge_model must return a tensor \[2, features\], got \(1, 3\)"):
-        wrong(_tuple())
+        wrong(graph_with())
     with pytest.raises(ValueError, match="receiver_nodes must be a tensor"):
         DotProductAttention(V, 2)(torch.zeros(2, V + 1), torch.zeros(2, V))
     with pytest.raises(TypeError, match="graph must be a GraphsTuple"):

@@ -184,7 +184,7 @@ def test_bad_input_names_the_argument():
         global_max_pool(x, batch[:-1])
     with pytest.raises(TypeError, match="batch must be an int64"):
         global_max_pool(x, batch.float())
-    with pytest.raises(ValueError, match="size must be an int > max"):
+    with pytest.raises(ValueError, match=r"size must be >= \d+ \(one slot per graph id, and max\(batch\)=\d+\), got 2"):
         global_mean_pool(x, batch, size=2)
     with pytest.raises(ValueError, match="gate must be 'softmax' or 'sigmoid'"):
         GlobalAttentionPool(torch.nn.Linear(6, 1), gate="tanh")

@@ -285,7 +285,7 @@ def test_bad_constructor_arguments():
         RGCNConv(4, 4, 2, num_bases=2, num_blocks=2)
     with pytest.raises(ValueError, match="num_blocks must divide in_features and out_features"):
         RGCNConv(5, 4, 2, num_blocks=2)
-    with pytest.raises(ValueError, match="dropout must be in \\[0, 1\\), got 1.5"):
+    with pytest.raises(ValueError, match="dropout must be a probability in \\[0, 1\\), got 1.5"):
         RGCNEntityClassifier(5, 2, 2, dropout=1.5)
     with pytest.raises(ValueError, match="self_loop must be one of .* got 'both'"):
         RGCNEntityClassifier(5, 2, 2, self_loop="both")
@@ -343,5 +343,5 @@ def test_bad_link_predictor_and_helper_inputs():
         model.score(torch.tensor([0.0]), torch.tensor([0]), torch.tensor([1]))
     with pytest.raises(ValueError, match=r"edge_type values must lie in \[0, num_relations=2\)"):
         add_inverse_relations(torch.tensor([[0], [1]]), torch.tensor([2]), 2)
-    with pytest.raises(ValueError, match="p must be in \\[0, 1\\), got 1.0"):
+    with pytest.raises(ValueError, match="p must be a probability in \\[0, 1\\), got 1.0"):
         drop_edges(torch.tensor([[0], [1]]), torch.tensor([0]), 1.0)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aicanon.graphs.gat import SparseFeatures
+from aicanon.graphs.inputs import SparseFeatures
 from aicanon.graphs.sage import GraphSAGE, SAGEConv, sample_neighbors
 
 pytestmark = pytest.mark.paper("gnn-review")
@@ -204,7 +204,7 @@ def test_bad_input_names_the_argument():
     conv = SAGEConv(5, 4)
     with pytest.raises(ValueError, match="in_features=5 columns"):
         conv(torch.randn(12, 4), edge_index)
-    with pytest.raises(ValueError, match=r"num_targets must be an int in \[0, N=12\]"):
+    with pytest.raises(ValueError, match=r"num_targets must be in \[0, 12\] \(at most the N nodes of x\), got 13"):
         conv(x, edge_index, num_targets=13)
     with pytest.raises(ValueError, match=r"edge_index targets must lie in \[0, num_targets=2\)"):
         conv(x, edge_index, num_targets=2)

@@ -8,8 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aicanon.graphs.gat import SparseFeatures
 from aicanon.graphs.gcn import GCNConv
+from aicanon.graphs.inputs import SparseFeatures
 from aicanon.graphs.skip import JumpingKnowledge, ResidualConnection
 
 pytestmark = pytest.mark.paper("gnn-review")
@@ -79,14 +79,16 @@ def test_bad_input_names_the_argument():
     _x, edge_index = _graph()
     with pytest.raises(TypeError, match="layer must be a torch.nn.Module"):
         ResidualConnection(lambda h: h, 5, 5)
-    with pytest.raises(ValueError, match="out_features must be an int >= 1"):
+    with pytest.raises(ValueError, match="out_features must be >= 1, got 0"):
         ResidualConnection(GCNConv(5, 5), 5, 0)
     with pytest.raises(ValueError, match=r"h must have shape \[N, in_features=5\]"):
         ResidualConnection(GCNConv(5, 5), 5, 5)(torch.randn(12, 4), edge_index)
     with pytest.raises(ValueError, match="mode must be one of"):
         JumpingKnowledge("sum")
-    with pytest.raises(ValueError, match="channels must be an int >= 1 for mode 'lstm'"):
+    with pytest.raises(TypeError, match=r"channels must be an int \(mode 'lstm' needs it\), got NoneType"):
         JumpingKnowledge("lstm", None, 3)
+    with pytest.raises(ValueError, match=r"num_layers must be >= 1 \(mode 'lstm' needs it\), got 0"):
+        JumpingKnowledge("lstm", 4, 0)
     with pytest.raises(TypeError, match="xs must be a non-empty list"):
         JumpingKnowledge("max")([])
     with pytest.raises(ValueError, match="xs must all have the same shape"):

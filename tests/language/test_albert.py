@@ -11,6 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aicanon.core.state_dict import load_state_dict_strict
 from aicanon.language.albert import (
     AlbertConfig,
     AlbertEncoder,
@@ -18,11 +19,11 @@ from aicanon.language.albert import (
     config_from_transformers,
     config_to_transformers,
     count_parameters,
+    from_transformers,
     ngram_mask,
     ngram_probabilities,
     pretraining_loss,
-    state_dict_from_transformers,
-    state_dict_to_transformers,
+    to_transformers,
 )
 
 pytestmark = pytest.mark.paper("albert")
@@ -302,7 +303,7 @@ def reference_pair(cfg: AlbertConfig, seed: int = 0):
         transformers.AlbertConfig(**config_to_transformers(cfg))
     ).eval()
     ours = AlbertForPreTraining(cfg).eval()
-    ours.load_state_dict(state_dict_from_transformers(reference.state_dict(), cfg), strict=True)
+    load_state_dict_strict(ours, from_transformers(reference.state_dict(), cfg))
     return ours, reference
 
 
@@ -341,7 +342,7 @@ def test_parity_pretraining_outputs_and_gradients(sharing, act):
     out.loss.backward()
     ref_grads = {k: p.grad for k, p in reference.named_parameters()}
     ours_grads = {k: p.grad for k, p in ours.named_parameters()}
-    converted = state_dict_from_transformers(ref_grads, cfg)
+    converted = from_transformers(ref_grads, cfg)
     assert set(converted) == set(ours_grads)
     for name, grad in ours_grads.items():
         torch.testing.assert_close(grad, converted[name], atol=ATOL, rtol=1e-5, msg=name)
@@ -353,9 +354,7 @@ def test_parity_encoder_with_albert_model():
     torch.manual_seed(3)
     reference = transformers.AlbertModel(transformers.AlbertConfig(**config_to_transformers(cfg))).eval()
     ours = AlbertEncoder(cfg).eval()
-    ours.load_state_dict(
-        state_dict_from_transformers(reference.state_dict(), cfg, pretraining=False), strict=True
-    )
+    load_state_dict_strict(ours, from_transformers(reference.state_dict(), cfg, pretraining=False))
     ids, types, mask = random_inputs(cfg)
     h, pooled = ours(ids, types, mask)
     out = reference(input_ids=ids, token_type_ids=types, attention_mask=mask)
@@ -364,7 +363,7 @@ def test_parity_encoder_with_albert_model():
     # A scalar of order one (mean, not sum), so float32 gradients are compared at atol 1e-5.
     (h.square().mean() + pooled.mean()).backward()
     (out.last_hidden_state.square().mean() + out.pooler_output.mean()).backward()
-    converted = state_dict_from_transformers(
+    converted = from_transformers(
         {k: p.grad for k, p in reference.named_parameters()}, cfg, pretraining=False
     )
     for name, p in ours.named_parameters():
@@ -380,7 +379,7 @@ def test_converter_round_trip_loads_into_transformers(sharing):
     reference = transformers.AlbertForPreTraining(
         transformers.AlbertConfig(**config_to_transformers(cfg))
     ).eval()
-    exported = state_dict_to_transformers(ours.state_dict(), cfg)
+    exported = to_transformers(ours.state_dict(), cfg)
     assert set(exported) == set(reference.state_dict())
     reference.load_state_dict(exported, strict=True)
     ids, types, mask = random_inputs(cfg)
@@ -390,7 +389,7 @@ def test_converter_round_trip_loads_into_transformers(sharing):
         atol=ATOL,
         rtol=1e-5,
     )
-    back = state_dict_from_transformers(exported, cfg)
+    back = from_transformers(exported, cfg)
     for k, v in ours.state_dict().items():
         assert torch.equal(back[k], v), k
 
@@ -503,8 +502,8 @@ def test_bad_encoder_config_type():
         ({"input_ids": torch.ones(4, dtype=torch.long)}, r"input_ids must be a 2-D int64 tensor"),
         ({"input_ids": torch.ones(1, 4)}, r"input_ids must be a 2-D int64 tensor.*float32"),
         ({"mask_prob": 0.0}, r"mask_prob must be in \(0, 1\], got 0.0"),
-        ({"mask_token_id": 10}, r"mask_token_id must be an int in \[0, 10\), got 10"),
-        ({"vocab_size": 0}, r"vocab_size must be a positive int, got 0"),
+        ({"mask_token_id": 10}, r"mask_token_id must be in \[0, 9\], got 10"),
+        ({"vocab_size": 0}, r"vocab_size must be >= 1, got 0"),
         (
             {"replace_probs": (0.5, 0.1, 0.1)},
             r"replace_probs must be three non-negative numbers summing to 1",
@@ -513,7 +512,7 @@ def test_bad_encoder_config_type():
             {"special_mask": torch.zeros(1, 3, dtype=torch.bool)},
             r"special_mask must have the shape of input_ids \(1, 4\), got \(1, 3\)",
         ),
-        ({"max_predictions": 0}, r"max_predictions must be None or a positive int, got 0"),
+        ({"max_predictions": 0}, r"max_predictions must be >= 1 or None, got 0"),
         ({"max_ngram": 0}, r"max_ngram must be >= 1, got 0"),
     ],
 )
@@ -571,7 +570,7 @@ def test_transformers_layout_rejects_partial_sharing(sharing):
     with pytest.raises(ValueError, match=f"sharing must be 'all' or 'none'.*'{sharing}'"):
         config_to_transformers(tiny(sharing=sharing))
     with pytest.raises(ValueError, match="sharing must be 'all' or 'none'"):
-        state_dict_to_transformers(
+        to_transformers(
             AlbertForPreTraining(tiny(sharing=sharing)).state_dict(), tiny(sharing=sharing)
         )
 
@@ -587,14 +586,14 @@ def test_transformers_layout_rejects_bert_and_odd_groups():
 
 def test_converter_names_a_missing_key():
     cfg = tiny()
-    state = state_dict_to_transformers(AlbertForPreTraining(cfg).state_dict(), cfg)
+    state = to_transformers(AlbertForPreTraining(cfg).state_dict(), cfg)
     del state["albert.embeddings.word_embeddings.weight"]
     with pytest.raises(ValueError, match="state_dict lacks 'albert.embeddings.word_embeddings.weight'"):
-        state_dict_from_transformers(state, cfg)
+        from_transformers(state, cfg)
     ours = AlbertForPreTraining(cfg).state_dict()
     del ours["mlm_bias"]
     with pytest.raises(ValueError, match="state_dict lacks 'mlm_bias'"):
-        state_dict_to_transformers(ours, cfg)
+        to_transformers(ours, cfg)
 
 
 def test_copy_keeps_sharing():

@@ -72,7 +72,7 @@ def test_sampling_repeats_with_a_seeded_generator_and_stops_at_eos(model):
 def test_bad_input(model):
     with pytest.raises(ValueError, match="input_ids must be a non-empty 2-D"):
         generate(model, torch.tensor([1, 2]))
-    with pytest.raises(ValueError, match="max_new_tokens must be an int >= 0"):
+    with pytest.raises(ValueError, match="max_new_tokens must be >= 0, got -1"):
         generate(model, torch.tensor([[1]]), max_new_tokens=-1)
     with pytest.raises(ValueError, match="attention_mask must have the shape"):
         generate(model, torch.tensor([[1, 2]]), torch.ones(1, 3))

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from aicanon.core.state_dict import load_state_dict_strict
 from aicanon.language.llama import Llama, LlamaConfig
 from aicanon.language.llama_weights import (
     config_from_meta_params,
@@ -20,7 +21,6 @@ from aicanon.language.llama_weights import (
     from_meta,
     from_transformers,
     load_safetensors,
-    load_state_dict_checked,
     merge_meta_shards,
     save_safetensors,
     split_meta_shards,
@@ -69,7 +69,7 @@ def _pair(**overrides):
     cfg = LlamaConfig(**{**TINY, **overrides})
     reference = _reference(cfg)
     ours = Llama(cfg).eval()
-    load_state_dict_checked(ours, from_transformers(reference.state_dict(), cfg))
+    load_state_dict_strict(ours, from_transformers(reference.state_dict(), cfg))
     return ours, reference
 
 
@@ -211,7 +211,7 @@ def test_meta_layout_with_interleaved_rope_gives_our_logits_after_conversion(kv_
     ids = torch.randint(0, cfg.vocab_size, (2, 24), generator=torch.Generator().manual_seed(5))
     expected = _meta_forward(meta, cfg, ids)
     ours = Llama(cfg).eval()
-    load_state_dict_checked(ours, from_meta(meta, cfg))
+    load_state_dict_strict(ours, from_meta(meta, cfg))
     with torch.no_grad():
         torch.testing.assert_close(ours(ids), expected, atol=1e-5, rtol=1e-5)
     # Without the q/k permutation the logits differ: the permutation is what makes them equal.
@@ -317,7 +317,7 @@ def test_safetensors_round_trip(tmp_path):
         loaded = load_safetensors(tmp_path / f"m{tie}.safetensors")
         assert ("lm_head.weight" in loaded) is not tie
         fresh = Llama(cfg)
-        load_state_dict_checked(fresh, loaded)
+        load_state_dict_strict(fresh, loaded)
         ids = torch.randint(0, 97, (1, 9))
         with torch.no_grad():
             assert torch.equal(fresh(ids), model(ids))
@@ -350,7 +350,7 @@ def test_bad_checkpoints_are_rejected_with_the_keys_listed(tmp_path):
         ValueError,
         match=r"missing keys \['layers.1.mlp.up_proj.weight'\].*unexpected keys \['layers.1.mlp.extra.weight'\]",
     ):
-        load_state_dict_checked(Llama(cfg), broken)
+        load_state_dict_strict(Llama(cfg), broken)
     with pytest.raises(ValueError, match=r"missing keys \['layers.1.mlp.up_proj.weight'\]"):
         from_transformers(to_transformers({k: v for k, v in broken.items() if "extra" not in k}), cfg)
     meta = to_meta(state, cfg)
@@ -361,8 +361,8 @@ def test_bad_checkpoints_are_rejected_with_the_keys_listed(tmp_path):
         from_meta(meta, cfg)
     wrong = dict(state)
     wrong["norm.weight"] = torch.ones(7)
-    with pytest.raises(ValueError, match=r"wrong shape: \['norm.weight: expected \(32,\), got \(7,\)'\]"):
-        load_state_dict_checked(Llama(cfg), wrong)
+    with pytest.raises(ValueError, match=r"wrong shapes \['norm.weight: expected \(32,\), got \(7,\)'\]"):
+        load_state_dict_strict(Llama(cfg), wrong)
     with pytest.raises(TypeError, match=r"state_dict\['x'\] must be a tensor, got int"):
         from_transformers({"x": 1})
     with pytest.raises(TypeError, match="cfg must be a LlamaConfig"):

@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from aicanon.core.state_dict import load_state_dict_strict
 from aicanon.language.roformer import (
     RoFormer,
     RoFormerConfig,
-    convert_transformers_state_dict,
-    to_transformers_state_dict,
+    config_from_transformers,
+    from_transformers,
+    to_transformers,
 )
 from aicanon.nn.rotary import apply_rotary
 
@@ -53,8 +55,8 @@ def reference_pair(rotary_value: bool = False, embedding_size: int | None = None
         for name, p in reference.named_parameters():
             if "LayerNorm" in name or name.endswith("bias"):
                 p.add_(0.1 * torch.randn_like(p))
-    ours = RoFormer(RoFormerConfig.from_transformers(config)).eval()
-    ours.load_state_dict(convert_transformers_state_dict(reference.state_dict()), strict=True)
+    ours = RoFormer(config_from_transformers(config)).eval()
+    load_state_dict_strict(ours, from_transformers(reference.state_dict()))
     return ours, reference
 
 
@@ -87,7 +89,7 @@ def test_outputs_and_gradients_equal_transformers(rotary_value, embedding_size, 
     )
     (out * weights).sum().backward()
     (ref * weights).sum().backward()
-    ours_grads = to_transformers_state_dict({n: p.grad for n, p in ours.named_parameters()})
+    ours_grads = to_transformers({n: p.grad for n, p in ours.named_parameters()})
     ref_grads = {n: p.grad for n, p in reference.named_parameters() if p.requires_grad}
     assert set(ours_grads) == set(ref_grads)
     for name, grad in ref_grads.items():
@@ -104,12 +106,10 @@ def test_state_dict_round_trip_and_task_heads():
         vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64
     )
     masked_lm = transformers.RoFormerForMaskedLM(config)
-    converted = convert_transformers_state_dict(
-        masked_lm.state_dict()
-    )  # 'roformer.' prefix, 'cls.' head dropped
-    ours = RoFormer(RoFormerConfig.from_transformers(config))
-    ours.load_state_dict(converted, strict=True)
-    back = to_transformers_state_dict(ours.state_dict())
+    converted = from_transformers(masked_lm.state_dict())  # 'roformer.' prefix, 'cls.' head dropped
+    ours = RoFormer(config_from_transformers(config))
+    load_state_dict_strict(ours, converted)
+    back = to_transformers(ours.state_dict())
     encoder = {
         k: v for k, v in masked_lm.roformer.state_dict().items() if k != "encoder.embed_positions.weight"
     }
@@ -206,20 +206,20 @@ def test_longer_than_any_earlier_sequence_regrows_the_table():
 
 
 @pytest.mark.parametrize(
-    "overrides, match",
+    "overrides, error, match",
     [
-        ({"hidden_size": 30, "num_heads": 4}, "hidden_size must split"),
-        ({"hidden_size": 12, "num_heads": 4}, "heads of even size"),
-        ({"num_layers": 0}, "num_layers must be a positive int"),
-        ({"vocab_size": 2.5}, "vocab_size must be a positive int"),
-        ({"pad_token_id": 50}, "pad_token_id must be None or in"),
-        ({"hidden_act": "swish"}, "hidden_act must be one of"),
-        ({"attention_dropout": 1.0}, "attention_dropout must be in"),
-        ({"rope_base": 1.0}, "rope_base must be > 1"),
+        ({"hidden_size": 30, "num_heads": 4}, ValueError, "hidden_size must split"),
+        ({"hidden_size": 12, "num_heads": 4}, ValueError, "heads of even size"),
+        ({"num_layers": 0}, ValueError, "num_layers must be >= 1, got 0"),
+        ({"vocab_size": 2.5}, TypeError, "vocab_size must be an int, got float"),
+        ({"pad_token_id": 50}, ValueError, r"pad_token_id must be in \[0, \d+\] or None, got 50"),
+        ({"hidden_act": "swish"}, ValueError, "hidden_act must be one of"),
+        ({"attention_dropout": 1.0}, ValueError, "attention_dropout must be in"),
+        ({"rope_base": 1.0}, ValueError, "rope_base must be > 1"),
     ],
 )
-def test_config_rejects_bad_values(overrides, match):
-    with pytest.raises(ValueError, match=match):
+def test_config_rejects_bad_values(overrides, error, match):
+    with pytest.raises(error, match=match):
         RoFormerConfig(**{**TINY, **overrides})
 
 
@@ -252,10 +252,12 @@ def test_converters_reject_foreign_keys():
     with pytest.raises(
         ValueError, match="not part of a RoFormerModel: 'encoder.layer.0.crossattention.self.query.weight'"
     ):
-        convert_transformers_state_dict({"encoder.layer.0.crossattention.self.query.weight": torch.zeros(1)})
+        from_transformers({"encoder.layer.0.crossattention.self.query.weight": torch.zeros(1)})
     with pytest.raises(ValueError, match="not part of a RoFormerModel: 'pooler.dense.weight'"):
-        convert_transformers_state_dict({"pooler.dense.weight": torch.zeros(1)})
+        from_transformers({"pooler.dense.weight": torch.zeros(1)})
     with pytest.raises(TypeError, match="state_dict must be a mapping"):
-        convert_transformers_state_dict([("a", torch.zeros(1))])
+        from_transformers([("a", torch.zeros(1))])
     with pytest.raises(ValueError, match="not part of a RoFormer: 'layers.0.mlp.weight'"):
-        to_transformers_state_dict({"layers.0.mlp.weight": torch.zeros(1)})
+        to_transformers({"layers.0.mlp.weight": torch.zeros(1)})
+    with pytest.raises(TypeError, match="state_dict must be a mapping"):
+        to_transformers(None)

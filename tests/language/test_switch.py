@@ -12,11 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from aicanon.core.state_dict import load_state_dict_strict
 from aicanon.language.switch import (
     SwitchExperts,
     SwitchFFN,
     SwitchRouter,
     expert_capacity,
+    from_transformers,
     load_balancing_loss,
     load_coefficient_of_variation,
     router_z_loss,
@@ -283,7 +285,7 @@ def _reference(hidden, ffn, experts, capacity, seed):
 def test_parity_with_transformers_sparse_mlp(hidden, ffn, experts, capacity, batch, tokens):
     _, reference = _reference(hidden, ffn, experts, capacity, seed=experts + capacity)
     ours = SwitchFFN(hidden, ffn, experts, expert_capacity=capacity).eval()
-    ours.load_transformers_state_dict(reference.state_dict())
+    load_state_dict_strict(ours, from_transformers(reference.state_dict()))
     x = torch.randn(batch, tokens, hidden)
     x_ours, x_ref = x.clone().requires_grad_(), x.clone().requires_grad_()
     out, expected = ours(x_ours), reference(x_ref)
@@ -342,13 +344,27 @@ def test_parity_of_the_auxiliary_losses(experts):
 def test_layer_balancing_loss_equals_transformers_on_its_router():
     modeling, reference = _reference(8, 16, 4, 3, seed=5)
     ours = SwitchFFN(8, 16, 4, expert_capacity=3).eval()
-    ours.load_transformers_state_dict(reference.state_dict())
+    load_state_dict_strict(ours, from_transformers(reference.state_dict()))
     x = torch.randn(2, 9, 8)
     ours(x)
     _, _, logits = reference.router(x)
     expected = modeling.load_balancing_loss_func(logits.softmax(-1), logits.argmax(-1))
     torch.testing.assert_close(ours.balancing_loss, expected, atol=1e-6, rtol=0)
     torch.testing.assert_close(ours.z_loss, modeling.router_z_loss_func(logits), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parity
+def test_from_transformers_takes_one_layer_of_a_whole_model_and_one_rank_s_experts():
+    _, reference = _reference(8, 16, 4, 3, seed=7)
+    prefix = "encoder.block.1.layer.1.mlp."
+    whole = {prefix + k: v for k, v in reference.state_dict().items()}
+    whole["encoder.block.1.layer.1.layer_norm.weight"] = torch.ones(8)  # another module: ignored
+    state = from_transformers(whole, prefix, experts=range(2, 4))
+    assert state["experts.wi"].shape == (2, 8, 16) and state["experts.wo"].shape == (2, 16, 8)
+    assert torch.equal(state["experts.wi"][0], reference.experts["expert_2"].wi.weight.t())
+    assert torch.equal(state["experts.wo"][1], reference.experts["expert_3"].wo.weight.t())
+    assert torch.equal(state["router.weight"], reference.router.classifier.weight)
+    assert set(from_transformers(whole, prefix)) == set(SwitchFFN(8, 16, 4).state_dict())
 
 
 # --- expert parallelism over 2 gloo processes -----------------------------------------------------
@@ -428,11 +444,11 @@ def test_expert_parallel_over_two_gloo_processes_equals_one_process(tmp_path):
 
 
 def test_bad_constructor_arguments_are_rejected():
-    with pytest.raises(ValueError, match="capacity_factor must be a finite number > 0.0, got 0.0"):
+    with pytest.raises(ValueError, match="capacity_factor must be finite and > 0.0, got 0.0"):
         SwitchFFN(8, 16, 4, capacity_factor=0.0)
-    with pytest.raises(ValueError, match="capacity_factor must be a finite number > 0.0, got -1.0"):
+    with pytest.raises(ValueError, match="capacity_factor must be finite and > 0.0, got -1.0"):
         SwitchFFN(8, 16, 4, capacity_factor=-1.0)
-    with pytest.raises(TypeError, match="capacity_factor must be a float, got str"):
+    with pytest.raises(TypeError, match="capacity_factor must be a number, got str"):
         SwitchFFN(8, 16, 4, capacity_factor="1")
     with pytest.raises(ValueError, match="num_experts must be >= 1, got 0"):
         SwitchFFN(8, 16, 0)
@@ -442,13 +458,13 @@ def test_bad_constructor_arguments_are_rejected():
         SwitchFFN(0, 16, 4)
     with pytest.raises(ValueError, match="expert_capacity must be >= 1, got 0"):
         SwitchFFN(8, 16, 4, expert_capacity=0)
-    with pytest.raises(ValueError, match=r"expert_dropout must be in \[0, 1\), got 1.0"):
+    with pytest.raises(ValueError, match=r"expert_dropout must be a probability in \[0, 1\), got 1.0"):
         SwitchFFN(8, 16, 4, expert_dropout=1.0)
-    with pytest.raises(ValueError, match=r"jitter_noise must be a finite number >= 0.0, got -0.1"):
+    with pytest.raises(ValueError, match=r"jitter_noise must be a probability in \[0, 1\), got -0.1"):
         SwitchFFN(8, 16, 4, jitter_noise=-0.1)
     with pytest.raises(ValueError, match="activation must be one of .*got 'gelu'"):
         SwitchFFN(8, 16, 4, activation="gelu")
-    with pytest.raises(ValueError, match="init_scale must be a finite number > 0.0, got 0.0"):
+    with pytest.raises(ValueError, match="init_scale must be finite and > 0.0, got 0.0"):
         SwitchFFN(8, 16, 4, init_scale=0.0)
     with pytest.raises(ValueError, match="num_experts must be >= 1, got 0"):
         SwitchRouter(8, 0)
@@ -491,7 +507,7 @@ def test_bad_function_arguments_are_rejected():
         router_z_loss(torch.zeros(4))
     with pytest.raises(ValueError, match="tokens_per_group must be >= 1, got 0"):
         expert_capacity(0, 4, 1.0)
-    with pytest.raises(ValueError, match="capacity_factor must be a finite number > 0.0, got -2.0"):
+    with pytest.raises(ValueError, match="capacity_factor must be finite and > 0.0, got -2.0"):
         expert_capacity(8, 4, -2.0)
     with pytest.raises(ValueError, match="counts must be a non-empty 1-D tensor"):
         load_coefficient_of_variation(torch.zeros(2, 2))
@@ -501,11 +517,24 @@ def test_bad_function_arguments_are_rejected():
         switch_aux_loss(nn.Linear(2, 2))
     with pytest.raises(ValueError, match="must have run forward"):
         switch_aux_loss(SwitchFFN(4, 4, 2))
-    with pytest.raises(ValueError, match="balancing_coef must be a finite number >= 0.0, got -1.0"):
+    with pytest.raises(ValueError, match="balancing_coef must be finite and >= 0.0, got -1.0"):
         switch_aux_loss(SwitchFFN(4, 4, 2), balancing_coef=-1.0)
     with pytest.raises(TypeError, match="model must be a torch.nn.Module, got int"):
         switch_layers(3)
     with pytest.raises(ValueError, match="state_dict must contain 'router.classifier.weight'"):
-        SwitchFFN(4, 4, 2).load_transformers_state_dict({})
-    with pytest.raises(ValueError, match="activation must be 'relu' to load"):
-        SwitchFFN(4, 4, 2, activation="swiglu").load_transformers_state_dict({})
+        from_transformers({})
+    theirs = {"router.classifier.weight": torch.zeros(2, 4)}
+    for i in range(2):
+        theirs.update({f"experts.expert_{i}.{w}.weight": torch.zeros(4, 4) for w in ("wi", "wo")})
+    with pytest.raises(
+        ValueError, match=r"missing keys \['experts.wi_0', 'experts.wi_1'\], unexpected keys \['experts.wi'\]"
+    ):  # transformers' experts are ReLU FFNs
+        load_state_dict_strict(SwitchFFN(4, 4, 2, activation="swiglu"), from_transformers(theirs))
+    with pytest.raises(ValueError, match=r"missing \['experts.expert_1.wo.weight'\] of experts \[0, 1\]"):
+        from_transformers({k: v for k, v in theirs.items() if k != "experts.expert_1.wo.weight"})
+    with pytest.raises(ValueError, match=r"not a Switch layer's: \['experts.expert_0.wi_0.weight'\]"):
+        from_transformers({**theirs, "experts.expert_0.wi_0.weight": torch.zeros(4, 4)})
+    with pytest.raises(TypeError, match="experts must be a sequence of expert indices"):
+        from_transformers(theirs, experts=[-1])
+    with pytest.raises(TypeError, match="prefix must be a str, got int"):
+        from_transformers(theirs, prefix=3)

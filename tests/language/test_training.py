@@ -79,7 +79,7 @@ def test_extra_loss_is_added_and_runs_repeat():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match="steps must be a positive int"):
+    with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
         PretrainConfig(steps=0)
     with pytest.raises(ValueError, match="min_lr_ratio"):
         PretrainConfig(min_lr_ratio=2.0)

@@ -105,7 +105,7 @@ def test_sampling_bad_input():
         sample_next(torch.randn(4))
     with pytest.raises(ValueError, match="temperature must be >= 0"):
         sample_next(torch.randn(1, 4), temperature=-1)
-    with pytest.raises(ValueError, match="top_k must be a positive int"):
+    with pytest.raises(ValueError, match="top_k must be >= 1 or None, got 0"):
         filter_logits(torch.randn(1, 4), top_k=0)
     with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\]"):
         filter_logits(torch.randn(1, 4), top_p=1.5)

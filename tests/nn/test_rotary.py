@@ -270,11 +270,20 @@ def test_half_layout_equals_transformers_llama_rotary():
 # --------------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("head_dim", [3, 0, -2, 2.0, True])
-def test_rejects_bad_head_dim(head_dim):
-    with pytest.raises(ValueError, match="head_dim"):
+@pytest.mark.parametrize(
+    ("head_dim", "error", "message"),
+    [
+        (3, ValueError, r"head_dim must be even \(rotations act on pairs\), got 3"),
+        (0, ValueError, "head_dim must be >= 2, got 0"),
+        (-2, ValueError, "head_dim must be >= 2, got -2"),
+        (2.0, TypeError, "head_dim must be an int, got float"),
+        (True, TypeError, "head_dim must be an int, got bool"),
+    ],
+)
+def test_rejects_bad_head_dim(head_dim, error, message):
+    with pytest.raises(error, match=message):
         RotaryEmbedding(head_dim)
-    with pytest.raises(ValueError, match="head_dim"):
+    with pytest.raises(error, match=message):
         rope_frequencies(head_dim)
 
 

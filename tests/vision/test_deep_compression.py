@@ -322,7 +322,7 @@ def test_rejects_other_bad_input():
         magnitude_prune_mask(torch.arange(4), 0.5)
     with pytest.raises(TypeError, match="mask must be a bool tensor"):
         relative_index_encode(torch.ones(3), 4)
-    with pytest.raises(ValueError, match="k must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="k must be >= 1, got 0"):
         linear_centroids(torch.randn(3), 0)
     with pytest.raises(ValueError, match="init must be 'linear' or 'density', got 'random'"):
         kmeans_1d(torch.randn(3), 2, init="random")
@@ -331,5 +331,5 @@ def test_rejects_other_bad_input():
     report = deep_compress(model, 0.5, 2)
     with pytest.raises(ValueError, match=r"weight_grad must have shape \(4, 4\), got \(2, 2\)"):
         centroid_gradients(torch.zeros(2, 2), report.layers["0"])
-    with pytest.raises(ValueError, match="lr must be a positive float, got 0"):
+    with pytest.raises(ValueError, match="lr must be > 0, got 0"):
         finetune_centroids_step(model, report.layers, 0)

@@ -12,9 +12,11 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aicanon.core.state_dict import load_state_dict_strict
 from aicanon.vision.deit import (
     DistilledVisionTransformer,
     deit,
+    from_timm,
     hard_distillation_loss,
     soft_distillation_loss,
 )
@@ -184,7 +186,7 @@ def _timm_pair(**kwargs):
     with torch.no_grad():  # timm zero-initialises nothing here, but make every tensor non-trivial
         for p in ref.parameters():
             p.normal_(std=0.2)
-    ours.load_weights(ref.state_dict())
+    load_state_dict_strict(ours, from_timm(ref.state_dict()), source="timm deit_tiny_distilled state dict")
     return ref, ours
 
 
@@ -264,18 +266,19 @@ def test_losses_reject_bad_arguments():
         hard_distillation_loss(cls, cls, labels, cls, label_smoothing=1.0)
 
 
-def test_load_weights_lists_missing_and_unexpected_keys():
+def test_loading_lists_missing_and_unexpected_keys():
     model = tiny()
     state = dict(model.state_dict())
     state.pop("dist_token")
     state["head_distill.weight"] = torch.zeros(5, 24)
     with pytest.raises(
-        ValueError, match=r"missing keys \['dist_token'\], unexpected keys \['head_distill.weight'\]"
+        ValueError,
+        match=r"DistilledVisionTransformer: missing keys \['dist_token'\], unexpected keys \['head_distill.weight'\]",
     ):
-        model.load_weights(state)
+        load_state_dict_strict(model, from_timm(state))
     state = dict(model.state_dict())
     state["pos_embed"] = torch.zeros(1, 17, 24)  # a non-distilled ViT's position embeddings
     with pytest.raises(ValueError, match=r"pos_embed: expected \(1, 18, 24\), got \(1, 17, 24\)"):
-        model.load_weights(state)
+        load_state_dict_strict(model, from_timm(state))
     with pytest.raises(TypeError, match="state_dict must be a mapping"):
-        model.load_weights(None)
+        from_timm(None)

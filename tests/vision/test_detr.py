@@ -9,13 +9,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aicanon.core.state_dict import load_state_dict_strict
 from aicanon.vision.backbone import Backbone
 from aicanon.vision.detr import (
     Detr,
     SinePositionEmbedding,
     SmallResNet,
-    detr_state_dict_from_transformers,
-    load_transformers_detr,
+    from_transformers,
 )
 
 pytestmark = pytest.mark.paper("vision-transformers-survey")
@@ -128,7 +128,10 @@ def _reference(aux_loss: bool = False):
 def test_parity_forward_and_gradients_with_transformers():
     reference = _reference()
     ours = tiny_detr(aux_loss=False).eval()
-    load_transformers_detr(ours, reference.state_dict())
+    backbone = {k: v.clone() for k, v in ours.backbone.state_dict().items()}
+    load_state_dict_strict(ours, from_transformers(reference.state_dict()), allow_missing=("backbone.",))
+    for key, value in ours.backbone.state_dict().items():  # the backbone is ours, left as it was
+        assert torch.equal(value, backbone[key]), key
     torch.manual_seed(2)
     feature_map = torch.randn(2, 16, 3, 3)
     # transformers takes the projected tokens when bypassing its backbone (inputs_embeds, square maps).
@@ -146,7 +149,7 @@ def test_parity_forward_and_gradients_with_transformers():
     ((out.logits * weights).sum() + out.boxes.pow(2).sum()).backward()
     ((ref.logits * weights).sum() + ref.pred_boxes.pow(2).sum()).backward()
     torch.testing.assert_close(x_ours.grad, x_ref.grad, atol=1e-5, rtol=1e-5)
-    ref_grads = detr_state_dict_from_transformers({k: p.grad for k, p in reference.named_parameters() if p.grad is not None})
+    ref_grads = from_transformers({k: p.grad for k, p in reference.named_parameters() if p.grad is not None})
     our_grads = {k: p.grad for k, p in ours.named_parameters() if not k.startswith("backbone.")}
     assert set(our_grads) - {"input_projection.weight", "input_projection.bias"} == set(ref_grads) - {
         "input_projection.weight",
@@ -191,7 +194,7 @@ def test_bad_feature_map_and_tokens_raise():
 def test_bad_constructor_arguments_raise():
     with pytest.raises(TypeError, match="backbone must be an aicanon.vision.backbone.Backbone, got Linear"):
         Detr(torch.nn.Linear(2, 2), 3)
-    with pytest.raises(ValueError, match="num_classes must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="num_classes must be >= 1, got 0"):
         Detr(SmallResNet(), 0)
     with pytest.raises(ValueError, match="d_model must be divisible by num_heads|d_model must be a multiple of 4"):
         Detr(SmallResNet(), 3, d_model=18, num_heads=4)
@@ -203,13 +206,16 @@ def test_bad_constructor_arguments_raise():
 
 def test_bad_checkpoint_lists_keys():
     model = tiny_detr()
-    sd = detr_state_dict_from_transformers(
+    sd = from_transformers(
         {"model.decoder.layernorm.weight": torch.ones(16), "class_labels_classifier.weight": torch.ones(9, 16)}
     )
     assert set(sd) == {"decoder_norm.weight", "class_head.weight"}
-    with pytest.raises(ValueError, match="missing keys .*class_head.bias"):
-        load_transformers_detr(model, {"class_labels_classifier.weight": torch.ones(4, 16)})
+    detector = {k: v for k, v in model.state_dict().items() if not k.startswith("backbone.")}
+    del detector["class_head.bias"]
+    # only the detector's key is named: the backbone may be left out
+    with pytest.raises(ValueError, match=r"Detr: missing keys \['class_head.bias'\]$"):
+        load_state_dict_strict(model, detector, allow_missing=("backbone.",))
     with pytest.raises(ValueError, match="not DETR's detector: \\['foo.bar'\\]"):
-        detr_state_dict_from_transformers({"foo.bar": torch.ones(1)})
-    with pytest.raises(TypeError, match="state_dict must be a dict"):
-        detr_state_dict_from_transformers([1])
+        from_transformers({"foo.bar": torch.ones(1)})
+    with pytest.raises(TypeError, match="state_dict must be a mapping"):
+        from_transformers([1])

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from aicanon.vision.mlp_mixer import MIXER_SIZES, MixerBlock, MlpMixer, mixer
+from aicanon.core.state_dict import load_state_dict_strict
+from aicanon.vision.mlp_mixer import MIXER_SIZES, MixerBlock, MlpMixer, from_timm, mixer
 
 pytestmark = pytest.mark.paper("mlp-mixer")
 
@@ -100,7 +101,7 @@ def test_parity_with_timm_logits_and_gradients():
         num_classes=5, img_size=16, in_chans=3, patch_size=4, num_blocks=2, embed_dim=24, mlp_ratio=(0.5, 2.0)
     ).eval()
     ours = tiny().eval()
-    ours.load_state_dict(reference.state_dict())
+    load_state_dict_strict(ours, from_timm(reference.state_dict()))
     x = torch.randn(3, 3, 16, 16)
     x_ref, x_ours = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
     out_ref, out_ours = reference(x_ref), ours(x_ours)

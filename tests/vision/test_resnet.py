@@ -8,7 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aicanon.vision.resnet import ResNet, resnet18, resnet_stem
+from aicanon.core.state_dict import load_state_dict_strict
+from aicanon.vision.resnet import ResNet, from_torchvision, resnet18, resnet_stem
 from aicanon.vision.vit import HybridEmbed, VisionTransformer
 
 pytestmark = pytest.mark.paper("vit")
@@ -41,7 +42,7 @@ def test_parity_with_torchvision_resnet18_logits_and_gradients():
     torch.manual_seed(0)
     reference = torchvision.models.resnet18(num_classes=7)
     ours = resnet18(num_classes=7)
-    ours.load_state_dict(reference.state_dict())
+    load_state_dict_strict(ours, from_torchvision(reference.state_dict()))
     x = torch.randn(2, 3, 64, 64)
     for mode in ("train", "eval"):
         getattr(reference, mode)()

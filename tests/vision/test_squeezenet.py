@@ -11,10 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from aicanon.core.state_dict import load_state_dict_strict
 from aicanon.vision.squeezenet import (
     Fire,
     SqueezeNet,
     feature_sizes,
+    from_torchvision,
     min_input_size,
     squeezenet1_0,
     squeezenet1_1,
@@ -193,7 +195,7 @@ def test_parity_with_torchvision_logits_and_gradients(version, mode):
         for p in reference.parameters():
             p.add_(0.05 * torch.randn_like(p))
     ours = SqueezeNet(version, num_classes=7)
-    ours.load_torchvision_state_dict(reference.state_dict())
+    load_state_dict_strict(ours, from_torchvision(reference.state_dict()))
     reference.train(mode == "train")
     ours.train(mode == "train")
     x = torch.randn(2, 3, 40, 36)
@@ -279,13 +281,14 @@ def test_rejects_mismatched_torchvision_state_dicts():
     from torchvision.models.squeezenet import SqueezeNet as TorchvisionSqueezeNet
 
     reference = TorchvisionSqueezeNet("1_0", num_classes=10).state_dict()
-    with pytest.raises(ValueError, match=r"missing \[.*'features.3.bypass_conv.bias'"):
-        SqueezeNet("1_0", num_classes=10, bypass="complex").load_torchvision_state_dict(reference)
+    with pytest.raises(ValueError, match=r"missing keys \[.*'features.3.bypass_conv.bias'"):
+        complex_bypass = SqueezeNet("1_0", num_classes=10, bypass="complex")
+        load_state_dict_strict(complex_bypass, from_torchvision(reference))
     with pytest.raises(
         ValueError, match=r"classifier.1.weight: expected \(5, 512, 1, 1\), got \(10, 512, 1, 1\)"
     ):
-        SqueezeNet("1_0", num_classes=5).load_torchvision_state_dict(reference)
+        load_state_dict_strict(SqueezeNet("1_0", num_classes=5), from_torchvision(reference))
     with pytest.raises(ValueError, match=r"features.0.weight: expected \(96, 1, 7, 7\), got \(96, 3, 7, 7\)"):
-        SqueezeNet("1_0", num_classes=10, in_channels=1).load_torchvision_state_dict(reference)
+        load_state_dict_strict(SqueezeNet("1_0", num_classes=10, in_channels=1), from_torchvision(reference))
     with pytest.raises(TypeError, match="state_dict must be a mapping"):
-        SqueezeNet("1_0").load_torchvision_state_dict([1, 2])
+        from_torchvision([1, 2])

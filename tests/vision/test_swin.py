@@ -10,11 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from aicanon.core.state_dict import load_state_dict_strict
 from aicanon.vision.swin import (
     SWIN_SIZES,
     PatchMerging,
     SwinBlock,
     SwinTransformer,
+    from_timm,
     relative_position_index,
     shifted_window_mask,
     swin,
@@ -175,7 +177,7 @@ def _timm_pair(**kwargs):
     cfg = {**TINY, **kwargs}
     ref = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, drop_path_rate=0.0, **cfg)
     ours = SwinTransformer(**cfg)
-    ours.load_weights(ref.state_dict())
+    load_state_dict_strict(ours, from_timm(ref.state_dict()), source="timm swin state dict")
     return ref, ours
 
 
@@ -217,13 +219,15 @@ def test_parity_with_timm_feature_maps():
 
 
 @pytest.mark.parity
-def test_load_weights_drops_computed_buffers_of_original_checkpoints():
+def test_from_timm_drops_computed_buffers_of_original_checkpoints():
     torch.manual_seed(2)
     ref, ours = _timm_pair()
     state = dict(ref.state_dict())
     state["layers.0.blocks.0.attn.relative_position_index"] = relative_position_index((4, 4))
     state["layers.0.blocks.1.attn_mask"] = shifted_window_mask(16, 16, (4, 4), (2, 2))
-    ours.load_weights(state)
+    with pytest.raises(ValueError, match=r"unexpected keys \['layers.0.blocks.0.attn.relative_position_index'"):
+        load_state_dict_strict(ours, state)  # they are not ours to load ...
+    load_state_dict_strict(ours, from_timm(state))  # ... and the converter drops them
     x = torch.randn(1, 3, 32, 32)
     torch.testing.assert_close(ours.eval()(x), ref.eval()(x), atol=1e-5, rtol=0)
 
@@ -268,7 +272,7 @@ def test_rejects_bad_configs():
         swin("T", depths=(1, 1, 1, 1))
 
 
-def test_load_weights_lists_missing_and_unexpected_keys():
+def test_loading_lists_missing_and_unexpected_keys():
     model = tiny()
     state = dict(model.state_dict())
     state.pop("norm.weight")
@@ -276,10 +280,10 @@ def test_load_weights_lists_missing_and_unexpected_keys():
     with pytest.raises(
         ValueError, match=r"missing keys \['norm.weight'\], unexpected keys \['head.weight'\]"
     ):
-        model.load_weights(state)
+        load_state_dict_strict(model, from_timm(state))
     state = dict(model.state_dict())
     state["head.fc.weight"] = torch.zeros(10, 64)
     with pytest.raises(ValueError, match=r"head.fc.weight: expected \(5, 64\), got \(10, 64\)"):
-        model.load_weights(state)
+        load_state_dict_strict(model, from_timm(state))
     with pytest.raises(TypeError, match="state_dict must be a mapping"):
-        model.load_weights([1, 2])
+        from_timm([1, 2])

@@ -61,5 +61,9 @@ def test_bad_input():
         train_classifier(
             nn.Linear(2, 2), torch.zeros(3, 2), torch.zeros(2, dtype=torch.long), ClassifierConfig()
         )
-    with pytest.raises(ValueError, match="steps must be a positive int"):
+    with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
         ClassifierConfig(steps=0)
+    with pytest.raises(ValueError, match="lr must be > 0, got 0.0"):
+        ClassifierConfig(lr=0.0)
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\), got 1.0"):
+        ClassifierConfig(label_smoothing=1.0)

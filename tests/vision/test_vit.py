@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from aicanon.core.state_dict import load_state_dict_strict
 from aicanon.vision.vit import (
     VIT_SIZES,
     HybridEmbed,
@@ -18,6 +19,7 @@ from aicanon.vision.vit import (
     resample_pos_embed,
     vit,
 )
+from aicanon.vision.vit_weights import from_timm
 
 pytestmark = pytest.mark.paper("vit")
 
@@ -186,7 +188,7 @@ def test_parity_with_timm_logits_and_gradients(pool):
     }
     reference = _timm_model(global_pool=pool, class_token=pool == "token", **args).eval()
     ours = VisionTransformer(global_pool=pool, class_token=pool == "token", **args).eval()
-    ours.load_state_dict(reference.state_dict())
+    load_state_dict_strict(ours, from_timm(reference.state_dict()))
     x = torch.randn(3, 3, 16, 16)
     x_ref = x.clone().requires_grad_(True)
     x_ours = x.clone().requires_grad_(True)
@@ -216,7 +218,7 @@ def test_parity_with_timm_dynamic_image_size():
     args = {"img_size": 16, "patch_size": 4, "num_classes": 5, "embed_dim": 24, "depth": 2, "num_heads": 3}
     reference = _timm_model(dynamic_img_size=True, **args).eval()
     ours = VisionTransformer(dynamic_img_size=True, **args).eval()
-    ours.load_state_dict(reference.state_dict())
+    load_state_dict_strict(ours, from_timm(reference.state_dict()))
     x = torch.randn(2, 3, 24, 20)
     torch.testing.assert_close(ours(x), reference(x), atol=1e-5, rtol=1e-5)
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from aicanon.core.state_dict import load_state_dict_strict
 from aicanon.vision.vit import VisionTransformer
-from aicanon.vision.vit_weights import check_keys, convert_hf_vit, convert_jax_vit, load_vit_state_dict
+from aicanon.vision.vit_weights import from_jax, from_timm, from_transformers
 
 pytestmark = pytest.mark.paper("vit")
 
@@ -59,9 +60,9 @@ def randomised(**kwargs) -> VisionTransformer:
 
 def test_jax_npz_round_trip():
     model = randomised()
-    converted = convert_jax_vit(jax_layout(model))
+    converted = from_jax(jax_layout(model))
     fresh = VisionTransformer(**ARGS).eval()
-    load_vit_state_dict(fresh, converted)
+    load_state_dict_strict(fresh, converted)
     x = torch.randn(2, 3, 16, 16)
     torch.testing.assert_close(fresh(x), model(x))
 
@@ -76,7 +77,7 @@ def test_parity_with_timm_npz_loader(tmp_path):
     timm_vit._load_weights(reference, str(path))
     with np.load(path, allow_pickle=False) as arrays:
         ours = VisionTransformer(**ARGS).eval()
-        load_vit_state_dict(ours, convert_jax_vit(dict(arrays)))
+        load_state_dict_strict(ours, from_jax(dict(arrays)), source=str(path))
     x = torch.randn(2, 3, 16, 16)
     torch.testing.assert_close(ours(x), reference(x), atol=1e-5, rtol=1e-5)
 
@@ -95,7 +96,7 @@ def test_parity_with_transformers_vit_model_features_and_gradients():
         for parameter in reference.parameters():
             parameter.add_(0.1 * torch.randn_like(parameter))
     ours = VisionTransformer(**{**ARGS, "num_classes": 0}).eval()
-    load_vit_state_dict(ours, convert_hf_vit(reference.state_dict()))
+    load_state_dict_strict(ours, from_transformers(reference.state_dict()))
     x = torch.randn(2, 3, 16, 16)
     x_ref, x_ours = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
     out_ref = reference(pixel_values=x_ref).last_hidden_state
@@ -118,7 +119,10 @@ def test_timm_checkpoint_at_another_resolution_is_resampled_as_timm():
     filtered = timm.models.vision_transformer.checkpoint_filter_fn(source.state_dict(), target)
     target.load_state_dict(filtered)
     ours = VisionTransformer(**{**ARGS, "img_size": 28}).eval()
-    load_vit_state_dict(ours, source.state_dict())
+    load_state_dict_strict(ours, from_timm(source.state_dict(), grid_size=ours.grid_size))
+    at_source_size = VisionTransformer(**ARGS)
+    load_state_dict_strict(at_source_size, from_timm(source.state_dict(), grid_size=at_source_size.grid_size))
+    assert torch.equal(at_source_size.pos_embed, source.pos_embed)  # same grid: untouched
     x = torch.randn(2, 3, 28, 28)
     torch.testing.assert_close(ours(x), target.eval()(x), atol=1e-5, rtol=1e-5)
 
@@ -128,21 +132,23 @@ def test_missing_and_unexpected_keys_are_listed():
     state = model.state_dict()
     state.pop("head.bias")
     state["extra.weight"] = torch.zeros(1)
-    with pytest.raises(KeyError, match=r"missing keys \['head.bias'\], unexpected keys \['extra.weight'\]"):
-        load_vit_state_dict(model, state)
+    with pytest.raises(ValueError, match=r"missing keys \['head.bias'\], unexpected keys \['extra.weight'\]"):
+        load_state_dict_strict(model, from_timm(state))
     arrays = jax_layout(randomised())
     arrays["Transformer/bogus"] = np.zeros(1)
     with pytest.raises(KeyError, match="unexpected arrays \\['Transformer/bogus'\\]"):
-        convert_jax_vit(arrays)
+        from_jax(arrays)
     arrays.pop("Transformer/bogus")
     arrays.pop("embedding/bias")
     with pytest.raises(KeyError, match="lacks 'embedding/bias'"):
-        convert_jax_vit(arrays)
+        from_jax(arrays)
     with pytest.raises(KeyError, match="lacks 'embeddings.cls_token'"):
-        convert_hf_vit({"layers.0.layernorm_before.weight": torch.zeros(1)})
-    with pytest.raises(TypeError, match="model must be a VisionTransformer"):
-        load_vit_state_dict(torch.nn.Linear(1, 1), {})
+        from_transformers({"layers.0.layernorm_before.weight": torch.zeros(1)})
     with pytest.raises(TypeError, match="state_dict must be a mapping"):
-        check_keys(model, [1, 2])
+        from_timm([1, 2])
     with pytest.raises(TypeError, match="arrays must be a mapping"):
-        convert_jax_vit(None)
+        from_jax(None)
+    with pytest.raises(ValueError, match="grid_size must be two positive ints"):
+        from_timm(model.state_dict(), grid_size=(4,))
+    with pytest.raises(ValueError, match="pos_embed has 15 patch tokens, not a square grid"):
+        from_timm({**model.state_dict(), "pos_embed": torch.zeros(1, 16, 24)}, grid_size=(4, 4))

@@ -54,7 +54,6 @@ Departures from the paper, and why:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -62,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aicanon.core.checks import check_token_ids
+from aicanon.core.checks import check_float, check_int, check_tensor, check_token_ids
 from aicanon.core.device import autocast
 
 __all__ = [
@@ -143,28 +142,37 @@ def collate_preferences(
             "prompts, chosen and rejected must hold the same number (>= 1) of sequences, got "
             f"{len(prompts)}, {len(chosen)} and {len(rejected)}"
         )
-    if isinstance(pad_token_id, bool) or not isinstance(pad_token_id, int) or pad_token_id < 0:
-        raise ValueError(f"pad_token_id must be an int >= 0, got {pad_token_id!r}")
-    if max_length is not None and (
-        isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2
-    ):
-        raise ValueError(f"max_length must be an int >= 2 or None, got {max_length!r}")
+    check_int("pad_token_id", pad_token_id, 0)
+    check_int("max_length", max_length, 2, allow_none=True)
     rows: list[tuple[list[int], int]] = []  # (ids, prompt length)
     for side, completions in (("chosen", chosen), ("rejected", rejected)):
         for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
-            p = _as_id_list(prompt, f"prompts[{i}]")
-            c = _as_id_list(completion, f"{side}[{i}]")
-            if not p:
-                raise ValueError(f"prompts[{i}] must hold at least one token, got none")
-            if not c:
-                raise ValueError(f"{side}[{i}] must hold at least one token, got none")
-            if max_length is not None and len(p) + len(c) > max_length:
-                raise ValueError(
-                    f"prompts[{i}] + {side}[{i}] must fit max_length={max_length} tokens, got "
-                    f"{len(p)} + {len(c)} = {len(p) + len(c)}"
-                )
+            p, c = _check_sequence(prompt, completion, f"prompts[{i}]", f"{side}[{i}]", max_length)
             rows.append((p + c, len(p)))
     return PreferenceBatch(*_pad_rows(rows, pad_token_id))
+
+
+def _check_sequence(
+    prompt: Sequence[int] | Tensor,
+    completion: Sequence[int] | Tensor,
+    prompt_name: str,
+    completion_name: str,
+    max_length: int | None,
+) -> tuple[list[int], list[int]]:
+    """A prompt and one of its completions as lists of token ids: both non-empty (the first response
+    token is predicted from the last prompt token) and together within ``max_length`` when given."""
+    p = _as_id_list(prompt, prompt_name)
+    c = _as_id_list(completion, completion_name)
+    if not p:
+        raise ValueError(f"{prompt_name} must hold at least one token, got none")
+    if not c:
+        raise ValueError(f"{completion_name} must hold at least one token, got none")
+    if max_length is not None and len(p) + len(c) > max_length:
+        raise ValueError(
+            f"{prompt_name} + {completion_name} must fit max_length={max_length} tokens, got "
+            f"{len(p)} + {len(c)} = {len(p) + len(c)}"
+        )
+    return p, c
 
 
 def _pad_rows(rows: Sequence[tuple[Sequence[int], int]], pad_token_id: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -261,16 +269,10 @@ def log_ratios(
 
 
 def _check_logps(tensors: dict[str, Tensor]) -> None:
+    """One value per pair: 1-D floating tensors ``[batch]`` of one shape, not empty."""
     shape = None
     for name, value in tensors.items():
-        if not isinstance(value, Tensor):
-            raise TypeError(
-                f"{name} must be a tensor of per-sequence log-probabilities, got {type(value).__name__}"
-            )
-        if value.dim() != 1 or not value.dtype.is_floating_point:
-            raise ValueError(
-                f"{name} must be a 1-D floating tensor [batch], got {tuple(value.shape)} {value.dtype}"
-            )
+        check_tensor(name, value, dim=1, floating=True)
         if shape is None:
             shape = value.shape
         elif value.shape != shape:
@@ -305,14 +307,8 @@ def dpo_loss(
             "ref_rejected_logps": ref_rejected_logps,
         }
     )
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta <= 0:
-        raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
-    if (
-        isinstance(label_smoothing, bool)
-        or not isinstance(label_smoothing, (int, float))
-        or not 0.0 <= label_smoothing < 0.5
-    ):
-        raise ValueError(f"label_smoothing must be a number in [0, 0.5), got {label_smoothing!r}")
+    check_float("beta", beta, 0, min_inclusive=False, finite=True)
+    check_float("label_smoothing", label_smoothing, 0, 0.5, max_inclusive=False)
     if loss_type not in LOSS_TYPES:
         raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
     if loss_type == "ipo" and label_smoothing:
@@ -387,28 +383,17 @@ class DPOConfig:
     the same numbers, one reference pass in all instead of one per epoch."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or not self.beta > 0:
-            raise ValueError(f"DPOConfig.beta must be a number > 0, got {self.beta!r}")
+        check_float("DPOConfig.beta", self.beta, 0, min_inclusive=False)
         if self.loss_type not in LOSS_TYPES:
             raise ValueError(f"DPOConfig.loss_type must be one of {LOSS_TYPES}, got {self.loss_type!r}")
-        if not isinstance(self.label_smoothing, (int, float)) or not 0.0 <= self.label_smoothing < 0.5:
-            raise ValueError(f"DPOConfig.label_smoothing must be in [0, 0.5), got {self.label_smoothing!r}")
-        if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or self.lr < 0:
-            raise ValueError(f"DPOConfig.lr must be a number >= 0, got {self.lr!r}")
-        for name in ("batch_size", "epochs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"DPOConfig.{name} must be a positive int, got {value!r}")
-        if (
-            isinstance(self.warmup_steps, bool)
-            or not isinstance(self.warmup_steps, int)
-            or self.warmup_steps < 0
-        ):
-            raise ValueError(f"DPOConfig.warmup_steps must be an int >= 0, got {self.warmup_steps!r}")
+        check_float("DPOConfig.label_smoothing", self.label_smoothing, 0, 0.5, max_inclusive=False)
+        check_float("DPOConfig.lr", self.lr, 0)
+        check_int("DPOConfig.batch_size", self.batch_size)
+        check_int("DPOConfig.epochs", self.epochs)
+        check_int("DPOConfig.warmup_steps", self.warmup_steps, 0)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"DPOConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise ValueError(f"DPOConfig.max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}")
+        check_float("DPOConfig.max_grad_norm", self.max_grad_norm, 0, min_inclusive=False, allow_none=True)
 
 
 Pair = tuple[Sequence[int] | Tensor, Sequence[int] | Tensor, Sequence[int] | Tensor]
@@ -434,30 +419,9 @@ def train_dpo(
     row once. Returns per-step lists: ``loss``, ``accuracy``, ``margin``, ``chosen_reward``,
     ``rejected_reward``, ``lr``. ``on_step(step, record)`` is called after every step.
     """
-    cfg = DPOConfig() if cfg is None else cfg
-    if not isinstance(cfg, DPOConfig):
-        raise TypeError(f"cfg must be a DPOConfig, got {type(cfg).__name__}")
-    for name, model in (("policy", policy), ("reference", reference)):
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
-    if policy is reference:
-        raise ValueError("reference must be a separate, frozen copy of the policy, got the policy itself")
-    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence) or len(pairs) == 0:
-        raise ValueError(
-            f"pairs must be a non-empty sequence of (prompt, chosen, rejected), got {pairs!r:.80}"
-        )
-    for i, pair in enumerate(pairs):
-        if not isinstance(pair, (tuple, list)) or len(pair) != 3:
-            raise ValueError(f"pairs[{i}] must be a (prompt, chosen, rejected) triple, got {pair!r:.80}")
-    if isinstance(pad_token_id, bool) or not isinstance(pad_token_id, int) or pad_token_id < 0:
-        raise ValueError(f"pad_token_id must be an int >= 0, got {pad_token_id!r}")
-    params = [p for p in policy.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("policy must have trainable parameters (requires_grad=True), got none")
-    if device is None:
-        device = params[0].device
-    device = torch.device(device)
-    max_length = getattr(getattr(policy, "config", None), "max_seq_len", None)
+    cfg, triples, params = _validate_training(policy, reference, pairs, cfg, pad_token_id)
+    device = torch.device(params[0].device if device is None else device)
+    rows, pair_rows, groups = _distinct_rows(triples)
 
     if cfg.optimizer == "adamw":
         optimizer: torch.optim.Optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -470,51 +434,12 @@ def train_dpo(
     log: dict[str, list[float]] = {
         k: [] for k in ("loss", "accuracy", "margin", "chosen_reward", "rejected_reward", "lr")
     }
-    # Every distinct (prompt, completion) is one row; a pair is two row indices. A step scores each
-    # row of its pairs once (with K completions per prompt a row serves up to K - 1 pairs).
-    row_index: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
-    rows: list[tuple[list[int], int]] = []
-    pair_rows: list[tuple[int, int]] = []
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, (prompt, chosen, rejected) in enumerate(pairs):
-        p = tuple(_as_id_list(prompt, f"pairs[{i}][0] (prompt)"))
-        if not p:
-            raise ValueError(f"pairs[{i}][0] (prompt) must hold at least one token, got none")
-        ends = []
-        for j, completion in ((1, chosen), (2, rejected)):
-            c = tuple(_as_id_list(completion, f"pairs[{i}][{j}]"))
-            if not c:
-                raise ValueError(f"pairs[{i}][{j}] must hold at least one token, got none")
-            if max_length is not None and len(p) + len(c) > max_length:
-                raise ValueError(
-                    f"pairs[{i}] prompt + completion must fit max_length={max_length} tokens, got "
-                    f"{len(p)} + {len(c)} = {len(p) + len(c)}"
-                )
-            if (p, c) not in row_index:
-                row_index[p, c] = len(rows)
-                rows.append((list(p + c), len(p)))
-            ends.append(row_index[p, c])
-        pair_rows.append((ends[0], ends[1]))
-        groups.setdefault(p, []).append(i)
 
     def score(model: nn.Module, indices: list[int]) -> Tensor:
+        """``log pi(y | x)`` of the given rows (Eq. 7's sequence log-probabilities)."""
         ids, mask, loss_mask = (t.to(device) for t in _pad_rows([rows[r] for r in indices], pad_token_id))
         with autocast(device):
             return sequence_logprobs(model, ids, mask, loss_mask, cfg.average_logprobs)
-
-    def batches() -> list[list[int]]:
-        if not cfg.group_by_prompt:
-            order = torch.randperm(len(pairs), generator=generator).tolist()
-            return [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-        keys = list(groups)
-        out: list[list[int]] = []
-        for k in torch.randperm(len(keys), generator=generator).tolist():
-            group = groups[keys[k]]
-            if out and len(out[-1]) + len(group) <= cfg.batch_size:
-                out[-1].extend(group)
-            else:
-                out.append(list(group))
-        return out
 
     was_training, reference_was_training = policy.training, reference.training
     policy.train()
@@ -532,7 +457,8 @@ def train_dpo(
                     ]
                 )
         for _ in range(cfg.epochs):
-            for indices in batches():
+            for indices in _batches(len(triples), groups, cfg, generator):
+                # The rows this step needs, each scored once, and where each pair's two rows sit among them.
                 needed = sorted({r for i in indices for r in pair_rows[i]})
                 position = {r: k for k, r in enumerate(needed)}
                 chosen_at = torch.tensor([position[pair_rows[i][0]] for i in indices], device=device)
@@ -572,3 +498,84 @@ def train_dpo(
         policy.train(was_training)
         reference.train(reference_was_training)
     return log
+
+
+def _validate_training(
+    policy: nn.Module, reference: nn.Module, pairs: Sequence[Pair], cfg: DPOConfig | None, pad_token_id: int
+) -> tuple[DPOConfig, list[tuple[list[int], list[int], list[int]]], list[nn.Parameter]]:
+    """:func:`train_dpo`'s arguments checked once: the config (the default when None), every pair as
+    (prompt, chosen, rejected) lists of token ids that fit the policy's context (``config.max_seq_len``
+    when it has one), and the policy's trainable parameters."""
+    cfg = DPOConfig() if cfg is None else cfg
+    if not isinstance(cfg, DPOConfig):
+        raise TypeError(f"cfg must be a DPOConfig, got {type(cfg).__name__}")
+    for name, model in (("policy", policy), ("reference", reference)):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
+    if policy is reference:
+        raise ValueError("reference must be a separate, frozen copy of the policy, got the policy itself")
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence) or len(pairs) == 0:
+        raise ValueError(
+            f"pairs must be a non-empty sequence of (prompt, chosen, rejected), got {pairs!r:.80}"
+        )
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 3:
+            raise ValueError(f"pairs[{i}] must be a (prompt, chosen, rejected) triple, got {pair!r:.80}")
+    check_int("pad_token_id", pad_token_id, 0)
+    params = [p for p in policy.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("policy must have trainable parameters (requires_grad=True), got none")
+    max_length = getattr(getattr(policy, "config", None), "max_seq_len", None)
+    triples = []
+    for i, (prompt, chosen, rejected) in enumerate(pairs):
+        name = f"pairs[{i}][0] (prompt)"
+        p, c = _check_sequence(prompt, chosen, name, f"pairs[{i}][1] (chosen)", max_length)
+        _, r = _check_sequence(prompt, rejected, name, f"pairs[{i}][2] (rejected)", max_length)
+        triples.append((p, c, r))
+    return cfg, triples, params
+
+
+def _distinct_rows(
+    triples: Sequence[tuple[list[int], list[int], list[int]]],
+) -> tuple[list[tuple[list[int], int]], list[tuple[int, int]], dict[tuple[int, ...], list[int]]]:
+    """Every distinct (prompt, completion) as one row ``(ids, prompt length)``; each pair as its two row
+    indices (chosen, rejected); and the pairs of each prompt. With K completions per prompt a row serves
+    up to K - 1 pairs, and a step scores it once."""
+    row_index: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
+    rows: list[tuple[list[int], int]] = []
+    pair_rows: list[tuple[int, int]] = []
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, (prompt, chosen, rejected) in enumerate(triples):
+        p = tuple(prompt)
+        ends = []
+        for completion in (chosen, rejected):
+            c = tuple(completion)
+            if (p, c) not in row_index:
+                row_index[p, c] = len(rows)
+                rows.append((list(p + c), len(p)))
+            ends.append(row_index[p, c])
+        pair_rows.append((ends[0], ends[1]))
+        groups.setdefault(p, []).append(i)
+    return rows, pair_rows, groups
+
+
+def _batches(
+    num_pairs: int,
+    groups: dict[tuple[int, ...], list[int]],
+    cfg: DPOConfig,
+    generator: torch.Generator | None,
+) -> list[list[int]]:
+    """One epoch's batches of pair indices, in an order drawn from ``generator``: ``cfg.batch_size``
+    pairs each, or (``cfg.group_by_prompt``) whole prompts packed while they fit in ``cfg.batch_size``."""
+    if not cfg.group_by_prompt:
+        order = torch.randperm(num_pairs, generator=generator).tolist()
+        return [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+    keys = list(groups)
+    out: list[list[int]] = []
+    for k in torch.randperm(len(keys), generator=generator).tolist():
+        group = groups[keys[k]]
+        if out and len(out[-1]) + len(group) <= cfg.batch_size:
+            out[-1].extend(group)
+        else:
+            out.append(list(group))
+    return out

@@ -65,6 +65,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_float, check_int, check_probability
+
 __all__ = [
     "ADAPTER_CONFIG_NAME",
     "ADAPTER_WEIGHTS_NAME",
@@ -92,12 +94,9 @@ _INITS = ("kaiming", "gaussian")
 
 
 def _check_hyperparameters(r: Any, alpha: Any, dropout: Any, init: Any) -> None:
-    if isinstance(r, bool) or not isinstance(r, int) or r <= 0:
-        raise ValueError(f"r must be a positive int (the rank of B A), got {r!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-        raise ValueError(f"alpha must be a number > 0 (the update is scaled by alpha / r), got {alpha!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+    check_int("r", r, note="the rank of B A")
+    check_float("alpha", alpha, 0, min_inclusive=False, note="the update is scaled by alpha / r")
+    check_probability("dropout", dropout, allow_one=False)
     if init not in _INITS:
         raise ValueError(f"init must be one of {_INITS}, got {init!r}")
 
@@ -614,11 +613,7 @@ def subspace_similarity(a1: Tensor, a2: Tensor, i: int, j: int) -> Tensor:
     if a1.shape[1] != a2.shape[1]:
         raise ValueError(f"a1 and a2 must share their input size k, got {a1.shape[1]} and {a2.shape[1]}")
     for name, value, a in (("i", i, a1), ("j", j, a2)):
-        limit = min(a.shape)
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
-            raise ValueError(
-                f"{name} must be an int in [1, {limit}] (the rank of {'a1' if name == 'i' else 'a2'}), got {value!r}"
-            )
+        check_int(name, value, 1, min(a.shape), note=f"the rank of {'a1' if name == 'i' else 'a2'}")
     # Right-singular vectors are the rows of Vh (torch.linalg.svd returns them ordered by singular value).
     u1 = torch.linalg.svd(a1.double(), full_matrices=False).Vh[:i].T
     u2 = torch.linalg.svd(a2.double(), full_matrices=False).Vh[:j].T

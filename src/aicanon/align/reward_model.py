@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aicanon.core.checks import check_token_ids
+from aicanon.core.checks import check_float, check_int, check_token_ids
 from aicanon.language.llama import Llama
 
 __all__ = [
@@ -222,8 +222,7 @@ def to_sequence_classification(model: RewardModel) -> dict[str, Tensor]:
 
 def comparisons(k: int) -> Tensor:
     """The ``C(k, 2)`` index pairs ``(i, j)``, ``i < j``, of ``k`` completions: ``[C(k, 2), 2]``."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-        raise ValueError(f"k must be an int >= 2 (a prompt needs two completions to compare), got {k!r}")
+    check_int("k", k, 2, note="a prompt needs two completions to compare")
     return torch.combinations(torch.arange(k), r=2)
 
 
@@ -292,8 +291,7 @@ def strength_edges(gaps: Tensor, levels: int = 4) -> Tensor:
     if not isinstance(gaps, Tensor) or gaps.dim() != 1 or gaps.numel() == 0 or not gaps.is_floating_point():
         got = f"{tuple(gaps.shape)} {gaps.dtype}" if isinstance(gaps, Tensor) else type(gaps).__name__
         raise ValueError(f"gaps must be a non-empty 1-D float tensor, got {got}")
-    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
-        raise ValueError(f"levels must be an int >= 2, got {levels!r}")
+    check_int("levels", levels, 2)
     q = torch.arange(1, levels, dtype=torch.float64) / levels
     return torch.quantile(gaps.double(), q).float()
 
@@ -437,11 +435,8 @@ class RewardTrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "prompts_per_batch"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"RewardTrainConfig.{name} must be a positive int, got {value!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"RewardTrainConfig.lr must be a positive number, got {self.lr!r}")
+            check_int(f"RewardTrainConfig.{name}", getattr(self, name))
+        check_float("RewardTrainConfig.lr", self.lr, 0, min_inclusive=False)
         if self.margin_scale is not None and self.margin_scale not in MARGINS:
             raise ValueError(
                 f"RewardTrainConfig.margin_scale must be None or one of {tuple(MARGINS)}, got {self.margin_scale!r}"
@@ -543,8 +538,7 @@ def score_sequences(
     if not isinstance(model, RewardModel):
         raise TypeError(f"model must be a RewardModel, got {type(model).__name__}")
     input_ids, mask = _check_ids(input_ids, attention_mask)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int("batch_size", batch_size)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

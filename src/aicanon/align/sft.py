@@ -63,6 +63,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_float, check_int
 from aicanon.core.device import autocast
 from aicanon.core.progress import track
 from aicanon.language.chat import encode_llama2_chat, encode_llama3_chat
@@ -153,12 +154,7 @@ def _check_encode(encode: Any) -> None:
 
 
 def _check_length_options(max_length: Any, truncate: Any) -> None:
-    if max_length is not None and (
-        isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2
-    ):
-        raise ValueError(
-            f"max_length must be an int >= 2 (a prompt token and a response token) or None, got {max_length!r}"
-        )
+    check_int("max_length", max_length, 2, allow_none=True, note="a prompt token and a response token")
     if not isinstance(truncate, bool):
         raise TypeError(f"truncate must be a bool, got {type(truncate).__name__}")
 
@@ -314,16 +310,11 @@ def _check_examples(examples: Any) -> list[SFTExample]:
     return list(examples)
 
 
-def _check_pad_id(pad_id: Any) -> None:
-    if isinstance(pad_id, bool) or not isinstance(pad_id, int) or pad_id < 0:
-        raise ValueError(f"pad_id must be a token id (int >= 0), got {pad_id!r}")
-
-
 def collate(examples: Sequence[SFTExample], pad_id: int = 0) -> dict[str, Tensor]:
     """One padded batch: ``input_ids``, ``attention_mask`` (1 on real tokens) and ``labels``, each
     ``[B, T]`` with ``T`` the longest example; right padding with ``pad_id`` (label ``IGNORE_INDEX``)."""
     examples = _check_examples(examples)
-    _check_pad_id(pad_id)
+    check_int("pad_id", pad_id, 0, note="a token id")
     length = max(len(e) for e in examples)
     input_ids = torch.full((len(examples), length), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), length), IGNORE_INDEX, dtype=torch.long)
@@ -347,9 +338,8 @@ def pack(
     ``seq_len`` (its response's tail; an example left without a response token still raises).
     """
     examples = _check_examples(examples)
-    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
-        raise ValueError(f"seq_len must be an int >= 1, got {seq_len!r}")
-    _check_pad_id(pad_id)
+    check_int("seq_len", seq_len)
+    check_int("pad_id", pad_id, 0, note="a token id")
     if not isinstance(truncate, bool):
         raise TypeError(f"truncate must be a bool, got {type(truncate).__name__}")
     pieces: list[tuple[Tensor, Tensor]] = []
@@ -485,9 +475,8 @@ def sft_loss(model: nn.Module, batch: Mapping[str, Tensor], num_tokens: int | No
     logits = model_logits(model, batch)
     nll, mask = response_token_nll(logits, batch["labels"].to(logits.device))
     count = int(mask.sum()) if num_tokens is None else num_tokens
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        what = "the batch's response tokens" if num_tokens is None else "num_tokens"
-        raise ValueError(f"{what} must be >= 1 (Eq. 1 averages over them), got {count!r}")
+    what = "the batch's response tokens" if num_tokens is None else "num_tokens"
+    check_int(what, count, note="Eq. 1 averages over them")
     return nll.sum() / count
 
 
@@ -531,25 +520,13 @@ class SFTConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"SFTConfig.{name} must be an int >= 1, got {value!r}")
-        if self.steps is not None and (
-            isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1
-        ):
-            raise ValueError(f"SFTConfig.steps must be an int >= 1 or None, got {self.steps!r}")
-        if (
-            isinstance(self.warmup_steps, bool)
-            or not isinstance(self.warmup_steps, int)
-            or self.warmup_steps < 0
-        ):
-            raise ValueError(f"SFTConfig.warmup_steps must be an int >= 0, got {self.warmup_steps!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"SFTConfig.lr must be > 0, got {self.lr!r}")
+            check_int(f"SFTConfig.{name}", getattr(self, name))
+        check_int("SFTConfig.steps", self.steps, allow_none=True)
+        check_int("SFTConfig.warmup_steps", self.warmup_steps, 0)
+        check_float("SFTConfig.lr", self.lr, 0, min_inclusive=False)
         if self.schedule not in _SCHEDULES:
             raise ValueError(f"SFTConfig.schedule must be one of {_SCHEDULES}, got {self.schedule!r}")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ValueError(f"SFTConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+        check_float("SFTConfig.min_lr_ratio", self.min_lr_ratio, 0, 1)
         if self.weight_decay < 0 or self.grad_clip < 0 or self.eps <= 0:
             raise ValueError(
                 "SFTConfig.weight_decay and grad_clip must be >= 0 and eps > 0, got "
@@ -557,14 +534,9 @@ class SFTConfig:
             )
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"SFTConfig.betas must be two numbers in [0, 1), got {self.betas!r}")
-        if self.packing and (
-            self.seq_len is None
-            or isinstance(self.seq_len, bool)
-            or not isinstance(self.seq_len, int)
-            or self.seq_len < 1
-        ):
-            raise ValueError(f"SFTConfig.seq_len must be an int >= 1 when packing, got {self.seq_len!r}")
-        _check_pad_id(self.pad_id)
+        if self.packing:
+            check_int("SFTConfig.seq_len", self.seq_len, note="packing needs it")
+        check_int("pad_id", self.pad_id, 0, note="a token id")
 
 
 def sft_lr(step: int, total_steps: int, cfg: SFTConfig) -> float:

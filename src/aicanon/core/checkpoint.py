@@ -1,22 +1,45 @@
-"""Atomic checkpoints: tensors in safetensors, everything else in JSON.
+"""Crash-safe checkpoints: tensors in safetensors, everything else in JSON, one atomic unit.
 
-A checkpoint is a directory ``path`` holding ``tensors.safetensors`` and ``state.json``. Both are
-written to temporary names and renamed, so a run killed mid-write leaves the previous checkpoint
-intact. Nested state (model and optimizer ``state_dict``s, RNG states, counters) is flattened:
-tensors go to safetensors under dotted keys, the skeleton with plain values goes to JSON.
-Nothing is unpickled on load.
+``save_checkpoint(path, state, config=...)`` writes a new *version* of the checkpoint at ``path``:
+a directory ``path/<step number>`` holding ``tensors.safetensors``, ``state.json`` and, written last,
+``manifest.json`` (the sha256 and size of both files, the run's config, the version number). The
+version is assembled under a temporary name and renamed into place in one ``os.rename``, so a run
+killed at any moment leaves either the complete new version or none of it; the previous
+``keep - 1`` versions stay on disk.
+
+``load_checkpoint(path, config=...)`` returns the newest version that verifies (manifest present,
+every file's size and sha256 as recorded, JSON and safetensors readable, the tensor keys those the
+state names). A damaged newest version is skipped with a warning naming it and why, and the previous
+good one is used. When ``config`` is given and the checkpoint was saved with a different config,
+:class:`CheckpointMismatch` is raised: a rerun with other settings must not resume a run that is not
+its own. Nested state (model and optimizer ``state_dict``s, RNG states, counters) is flattened:
+tensors go to safetensors under dotted keys, the skeleton with plain values goes to JSON. Nothing is
+unpickled on load.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+__all__ = ["CheckpointMismatch", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
+
+_MANIFEST = "manifest.json"
+_FILES = ("tensors.safetensors", "state.json")
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint saved by a run with a different config than the one asked to resume it."""
 
 _TENSOR = "__tensor__"
 _TUPLE = "__tuple__"
@@ -58,46 +81,147 @@ def _unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _plain(config: Any) -> Any:
+    """``config`` as JSON would give it back (tuples become lists), so saved and asked configs compare."""
+    return json.loads(json.dumps(config))
+
+
+def _versions(directory: Path) -> list[Path]:
+    """Complete-looking versions (named by their number), newest first; temporary folders are ignored."""
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir() if p.is_dir() and p.name.isdigit()]
+    return sorted(found, key=lambda p: int(p.name), reverse=True)
+
+
+def _fsync_directory(directory: Path) -> None:
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # some filesystems refuse to open directories: the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.close(fd)
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """Write ``state`` (nested dicts/lists of tensors and plain values) atomically to ``path``/."""
+def save_checkpoint(
+    path: str | os.PathLike, state: dict[str, Any], *, config: Any = None, keep: int = 2
+) -> Path:
+    """Write ``state`` (nested dicts/lists of tensors and plain values) as a new version under
+    ``path`` and return its folder; ``config`` (JSON-serialisable, e.g. ``dataclasses.asdict(cfg)``)
+    is recorded so that :func:`load_checkpoint` can refuse a run with other settings. The newest
+    ``keep`` versions are kept (at least 2, so a damaged newest one has a good one behind it)."""
     if not isinstance(state, dict):
         raise TypeError(f"state must be a dict, got {type(state).__name__}")
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 2:
+        raise ValueError(f"keep must be an int >= 2 (a fallback behind the newest), got {keep!r}")
     directory = Path(path)
-    directory.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _flatten(state, "", tensors)
-    # Tensors first, then the JSON that points at them: a reader never sees JSON newer than tensors.
-    _atomic_write(directory / "tensors.safetensors", lambda tmp: save_file(tensors, tmp))
+    try:
+        config = _plain(config)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"config must be JSON-serialisable (e.g. dataclasses.asdict(cfg)): {error}") from error
+    directory.mkdir(parents=True, exist_ok=True)
+    previous = _versions(directory)
+    number = int(previous[0].name) + 1 if previous else 1
+    staging = Path(tempfile.mkdtemp(dir=directory, prefix=".writing-"))
+    try:
+        save_file(tensors, str(staging / "tensors.safetensors"))
+        with open(staging / "state.json", "w") as f:
+            json.dump({"version": 2, "state": skeleton, "keys": sorted(tensors)}, f)
+        files = {
+            name: {"sha256": _sha256(staging / name), "bytes": (staging / name).stat().st_size} for name in _FILES
+        }
+        manifest = {"format": "aicanon-checkpoint", "version": number, "files": files, "config": config}
+        with open(staging / _MANIFEST, "w") as f:
+            json.dump(manifest, f)
+        for name in (*_FILES, _MANIFEST):
+            with open(staging / name, "rb") as f:
+                os.fsync(f.fileno())
+        # The one step that publishes the version: before it nothing of it is visible, after it all is.
+        os.rename(staging, directory / f"{number:08d}")
+        _fsync_directory(directory)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    for old in _versions(directory)[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in directory.glob(".writing-*"):  # left by a run killed mid-write
+        shutil.rmtree(stale, ignore_errors=True)
+    return directory / f"{number:08d}"
 
-    def write_json(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump({"version": 1, "state": skeleton, "keys": sorted(tensors)}, f)
 
-    _atomic_write(directory / "state.json", write_json)
+def _read_version(folder: Path) -> tuple[dict[str, Any], Any]:
+    """The state and config of one version; ValueError saying what is wrong with it otherwise."""
+    try:
+        manifest = json.loads((folder / _MANIFEST).read_text())
+        files = manifest["files"]
+    except FileNotFoundError:
+        raise ValueError("no manifest.json (an unfinished or foreign write)") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"manifest.json is unreadable ({error})") from None
+    for name in _FILES:
+        file = folder / name
+        if name not in files:
+            raise ValueError(f"manifest.json does not list {name}")
+        if not file.is_file():
+            raise ValueError(f"{name} is missing")
+        if file.stat().st_size != files[name].get("bytes") or _sha256(file) != files[name].get("sha256"):
+            raise ValueError(f"{name} does not match its sha256 in manifest.json (damaged or truncated)")
+    try:
+        meta = json.loads((folder / "state.json").read_text())
+        tensors = load_file(str(folder / "tensors.safetensors"))
+        if sorted(tensors) != meta["keys"]:
+            raise ValueError("the tensors are not the ones state.json names")
+        return _unflatten(meta["state"], tensors), manifest.get("config")
+    except (json.JSONDecodeError, KeyError, TypeError, SafetensorError) as error:
+        raise ValueError(f"state.json or tensors.safetensors is unreadable ({type(error).__name__}: {error})") from None
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any] | None:
-    """Return the state saved at ``path``, or None when there is no complete checkpoint there."""
+def load_checkpoint(path: str | os.PathLike, *, config: Any = None) -> dict[str, Any] | None:
+    """The state of the newest good version saved at ``path``, or None when there is none.
+
+    A damaged version is skipped with a warning (the previous one is tried). With ``config`` given,
+    a checkpoint saved with a different config raises :class:`CheckpointMismatch` naming the fields
+    that differ (a checkpoint saved without a config is refused too).
+    """
     directory = Path(path)
-    meta_path, tensor_path = directory / "state.json", directory / "tensors.safetensors"
-    if not (meta_path.exists() and tensor_path.exists()):
-        return None
-    meta = json.loads(meta_path.read_text())
-    tensors = load_file(str(tensor_path))
-    if sorted(tensors) != meta["keys"]:
-        return None  # tensors and state were written by different saves: treat as no checkpoint
-    return _unflatten(meta["state"], tensors)
+    for folder in _versions(directory):
+        try:
+            state, saved_config = _read_version(folder)
+        except (OSError, ValueError) as error:
+            warnings.warn(f"checkpoint {folder} is damaged and skipped: {error}", stacklevel=2)
+            continue
+        if config is not None and saved_config != _plain(config):
+            wanted = _plain(config)
+            if isinstance(saved_config, dict) and isinstance(wanted, dict):
+                keys = sorted(k for k in saved_config.keys() | wanted.keys() if saved_config.get(k) != wanted.get(k))
+                detail = ", ".join(f"{k}: saved {saved_config.get(k)!r}, now {wanted.get(k)!r}" for k in keys)
+            else:
+                detail = f"saved {saved_config!r}, now {wanted!r}"
+            raise CheckpointMismatch(
+                f"checkpoint {folder} was saved by a run with a different config ({detail}); "
+                f"refusing to resume it: use another checkpoint folder or delete {directory}"
+            )
+        return state
+    if (directory / "state.json").exists() and not _versions(directory):
+        warnings.warn(
+            f"{directory} holds a checkpoint in the old single-file layout without checksums; it is not used",
+            stacklevel=2,
+        )
+    return None
 
 
 def rng_state() -> dict[str, Any]:

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 DEVICES = ("auto", "cpu", "cuda")
 
 
+def check_device_name(name: str) -> str:
+    """Return ``name`` if it is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; the one rule the CLI and
+    :func:`select_device` share."""
+    if not isinstance(name, str) or (name not in DEVICES and not re.fullmatch(r"cuda:\d+", name)):
+        raise ValueError(f"device must be one of {DEVICES} or cuda:N, got {name!r}")
+    return name
+
+
 def select_device(name: str = "auto") -> torch.device:
     """``auto`` gives CUDA when present, else CPU; ``cuda`` without a GPU is an error."""
-    if name not in DEVICES and not str(name).startswith("cuda:"):
-        raise ValueError(f"device must be one of {DEVICES} (or cuda:N), got {name!r}")
+    check_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if str(name).startswith("cuda") and not torch.cuda.is_available():

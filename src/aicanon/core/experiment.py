@@ -11,7 +11,8 @@ An experiment module ``aicanon.experiments.<slug with underscores>`` defines:
 * ``CLAIMS``: a list of :class:`Claim` naming the metric that carries each of the paper's claims,
   the paper's number and where it comes from, and the threshold we must meet at each scale.
 
-:func:`reproduce` runs ``cfg.seeds`` seeds (``cfg.seed``, ``cfg.seed + 1``, ...), averages each
+:func:`reproduce` takes the experiment module (the catalog finds it: :func:`aicanon.catalog.load_experiment`),
+runs ``cfg.seeds`` seeds (``cfg.seed``, ``cfg.seed + 1``, ...), averages each
 metric over them (keeping the standard deviation and the per-seed values), checks the claims on
 the means and returns a :class:`Reproduction`, which :mod:`aicanon.core.results` writes to disk.
 """
@@ -19,7 +20,6 @@ the means and returns a :class:`Reproduction`, which :mod:`aicanon.core.results`
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import time
 from collections.abc import Callable
@@ -28,6 +28,8 @@ from types import ModuleType
 from typing import Any, Literal
 
 import numpy as np
+
+from aicanon.core.checks import check_int
 
 Scale = Literal["quick", "full"]
 SCALES: tuple[str, ...] = ("quick", "full")
@@ -45,6 +47,10 @@ class ExperimentConfig:
     """``auto`` (CUDA when present), ``cpu`` or ``cuda``."""
     scale: str = "quick"
     """``quick`` or ``full``; set by :meth:`quick`/:meth:`full`, used to pick claim thresholds."""
+    threads: int = 0
+    """torch CPU threads while :func:`reproduce` runs the experiment (restored afterwards); 0 leaves
+    torch's setting. On a busy 2-core machine one thread is often far faster for small models, and
+    metrics can differ in their last digits between thread counts, so the count is recorded."""
 
     @classmethod
     def quick(cls) -> ExperimentConfig:
@@ -148,13 +154,8 @@ class Reproduction:
         return data
 
 
-def module_name(slug: str) -> str:
-    return "aicanon.experiments." + slug.replace("-", "_")
-
-
-def load_experiment(slug: str) -> ModuleType:
-    """Import the experiment module of ``slug`` and check it follows the protocol."""
-    module = importlib.import_module(module_name(slug))
+def check_experiment(module: ModuleType) -> ModuleType:
+    """Return ``module`` if it follows the experiment protocol (``Config``, ``run``, ``CLAIMS``)."""
     for name in ("Config", "run", "CLAIMS"):
         if not hasattr(module, name):
             raise TypeError(f"experiment {module.__name__} lacks {name}; see aicanon.core.experiment")
@@ -175,19 +176,28 @@ def make_config(module: ModuleType, scale: str, **overrides: Any) -> ExperimentC
         if key not in known:
             raise ValueError(f"{module.Config.__name__} has no field {key!r}; fields: {sorted(known)}")
         setattr(cfg, key, value)
+    check_int("threads", cfg.threads, 0)
     return cfg
 
 
 def reproduce(
-    slug: str,
+    module: ModuleType,
     cfg: ExperimentConfig,
+    *,
+    slug: str,
     on_seed: Callable[[int, int], None] | None = None,
 ) -> Reproduction:
-    """Run ``cfg.seeds`` seeds of ``slug``'s experiment and check its claims on the means."""
-    from aicanon.core.device import select_device
-    from aicanon.core.results import environment
+    """Run ``cfg.seeds`` seeds of the experiment ``module`` (the paper ``slug``'s) and check its
+    claims on the means.
 
-    module = load_experiment(slug)
+    The device is resolved here, once: each seed's config carries the concrete device (``cpu``,
+    ``cuda``, ``cuda:N``) in place of ``auto``, and ``cfg.threads`` is applied around the whole run.
+    """
+    from aicanon.core.device import select_device
+    from aicanon.core.environment import environment
+    from aicanon.core.seeding import torch_threads
+
+    check_experiment(module)
     if cfg.seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {cfg.seeds}")
     device = str(select_device(cfg.device))
@@ -197,20 +207,22 @@ def reproduce(
     figures: dict[str, Any] = {}
     details: dict[str, Any] = {}
     notes: list[str] = []
-    for index, seed in enumerate(seeds):
-        if on_seed is not None:
-            on_seed(index, len(seeds))
-        # run() trains seed ``seed``; cfg.seeds keeps the run's total so notes can state it.
-        seed_cfg = dataclasses.replace(cfg, seed=seed)
-        result = module.run(seed_cfg)
-        if not isinstance(result, Result):
-            raise TypeError(f"{module.__name__}.run must return aicanon.core.Result, got {type(result)}")
-        per_seed.append({k: float(v) for k, v in result.metrics.items()})
-        if index == 0:  # figures and details of the first seed stand for the run
-            figures, details = result.figures, result.details
-        for note in result.notes:
-            if note not in notes:
-                notes.append(note)
+    with torch_threads(cfg.threads):
+        for index, seed in enumerate(seeds):
+            if on_seed is not None:
+                on_seed(index, len(seeds))
+            # run() trains seed ``seed``; cfg.seeds keeps the run's total so notes can state it.
+            seed_cfg = dataclasses.replace(cfg, seed=seed, device=device)
+            result = module.run(seed_cfg)
+            if not isinstance(result, Result):
+                raise TypeError(f"{module.__name__}.run must return aicanon.core.Result, got {type(result)}")
+            per_seed.append({k: float(v) for k, v in result.metrics.items()})
+            if index == 0:  # figures and details of the first seed stand for the run
+                figures, details = result.figures, result.details
+            for note in result.notes:
+                if note not in notes:
+                    notes.append(note)
+        env = environment(device)
     names = list(per_seed[0])
     metrics = {k: float(np.mean([m[k] for m in per_seed if k in m])) for k in names}
     metrics_std = {k: float(np.std([m[k] for m in per_seed if k in m])) for k in names}
@@ -243,5 +255,5 @@ def reproduce(
         seconds=time.perf_counter() - start,
         device=device,
         figures=figures,
-        environment=environment(device),
+        environment=env,
     )

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from aicanon.core.checks import check_int
+
 
 def seed(n: int, deterministic: bool = True) -> torch.Generator:
     """Seed Python, NumPy and PyTorch (all devices) with ``n``; return a torch Generator seeded too.
@@ -17,10 +19,7 @@ def seed(n: int, deterministic: bool = True) -> torch.Generator:
     With ``deterministic`` set, PyTorch is asked for deterministic kernels where they exist
     (``warn_only``: an op without one warns instead of failing).
     """
-    if not isinstance(n, int) or isinstance(n, bool):
-        raise TypeError(f"seed n must be an int, got {type(n).__name__}")
-    if n < 0:
-        raise ValueError(f"seed n must be >= 0, got {n}")
+    check_int("seed n", n, 0)
     random.seed(n)
     np.random.seed(n % 2**32)
     torch.manual_seed(n)
@@ -39,8 +38,7 @@ def torch_threads(n: int | None) -> Iterator[None]:
     Metrics can differ in their last digits between thread counts (reductions split differently),
     and on a busy 2-core machine one thread is often ~10x faster than two spinning ones.
     """
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
-        raise ValueError(f"threads must be an int >= 0 or None, got {n!r}")
+    check_int("threads", n, 0, allow_none=True)
     previous = torch.get_num_threads()
     if n:
         torch.set_num_threads(n)

@@ -67,6 +67,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from aicanon.core.checks import check_int
 from aicanon.core.data import fetch
 
 __all__ = [
@@ -247,8 +248,7 @@ def _question(task: int, story: _Story, text: str, answer: str, where: str) -> B
 
 def parse_babi(lines: Iterable[str], task: int, source: str = "<lines>") -> list[BabiExample]:
     """Parse bAbI lines of ``task`` (4, 15, 16, 18 or 19) into one :class:`BabiExample` per question."""
-    if isinstance(task, bool) or not isinstance(task, int):
-        raise TypeError(f"task must be an int, got {type(task).__name__}")
+    check_int("task", task, minimum=None)
     if task not in TASK_FILES:
         raise ValueError(f"task must be one of {sorted(TASK_FILES)} (the tasks GGS-NN converts), got {task}")
     if isinstance(lines, (str, bytes)):
@@ -286,8 +286,7 @@ def load_babi(task: int, split: str = "train", variant: str = "en") -> list[Babi
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if variant not in ("en", "en-10k"):
         raise ValueError(f"variant must be 'en' or 'en-10k', got {variant!r}")
-    if isinstance(task, bool) or not isinstance(task, int):
-        raise TypeError(f"task must be an int, got {type(task).__name__}")
+    check_int("task", task, minimum=None)
     if task not in TASK_FILES:
         raise ValueError(f"task must be one of {sorted(TASK_FILES)} (the tasks GGS-NN converts), got {task}")
     name = f"{variant}/{TASK_FILES[task]}_{split}.txt"
@@ -327,8 +326,7 @@ class BabiBatch:
 
 def collate(examples: Sequence[BabiExample], annotation_features: int) -> BabiBatch:
     """Batch ``examples`` (one task) into a :class:`BabiBatch` with ``annotation_features`` bits per node."""
-    if isinstance(annotation_features, bool) or not isinstance(annotation_features, int):
-        raise TypeError(f"annotation_features must be an int, got {type(annotation_features).__name__}")
+    check_int("annotation_features", annotation_features, minimum=None)
     if not examples:
         raise ValueError("examples must hold at least one BabiExample, got none")
     if not all(isinstance(e, BabiExample) for e in examples):
@@ -338,10 +336,7 @@ def collate(examples: Sequence[BabiExample], annotation_features: int) -> BabiBa
         raise ValueError(f"examples must come from one task, got tasks {sorted(tasks)}")
     task = tasks.pop()
     needed = max(len(e.annotated) for e in examples)
-    if annotation_features < needed:
-        raise ValueError(
-            f"annotation_features must be >= {needed} (bits the questions mark), got {annotation_features}"
-        )
+    check_int("annotation_features", annotation_features, needed, note="bits the questions mark")
     sizes = [e.num_nodes for e in examples]
     offsets = [0]
     for size in sizes[:-1]:

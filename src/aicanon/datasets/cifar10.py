@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aicanon.core.checks import check_int
+
 __all__ = ["CLASS_NAMES", "DATASET", "FILE", "decode_jpeg_array", "load_cifar10_jpeg"]
 
 DATASET = "cifar10-jpeg"
@@ -65,8 +67,7 @@ def load_cifar10_jpeg(
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive int (images per class) or None, got {limit!r}")
+    check_int("limit", limit, allow_none=True, note="images per class")
     if path is None:
         from aicanon.core.data import fetch
 

@@ -9,11 +9,12 @@ statistic leaks into training). The split is stratified: each class keeps its sh
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 import torch
+
+from aicanon.core.checks import check_float, check_int
 
 __all__ = ["IMAGE_SIZE", "NUM_CLASSES", "DigitsSplit", "load_digits_split"]
 
@@ -49,14 +50,8 @@ def load_digits_split(
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)):
-        raise TypeError(f"test_fraction must be a float, got {type(test_fraction).__name__}")
-    if not (0.0 < test_fraction < 1.0) or not math.isfinite(test_fraction):
-        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+    check_float("test_fraction", test_fraction, 0, 1, min_inclusive=False, max_inclusive=False)
+    check_int("seed", seed, 0)
     data = load_digits()
     x = (data.data / PIXEL_MAX).astype(np.float32)
     y = data.target.astype(np.int64)

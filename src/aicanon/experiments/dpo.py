@@ -5,10 +5,10 @@ the reward of the policy's generations while staying close (in KL) to the refere
 frontier is better than PPO's. Here, top to bottom:
 
 1. the reference policy (and DPO's starting point) is the small character-level base model pre-trained
-   on SST training sentences (:func:`aicanon.align.base.pretrain_base`, cached under
+   on SST training sentences (:func:`aicanon.testbeds.char_lm.pretrain_char_lm`, cached under
    ``results/_cache/base``): it plays the paper's GPT-2-large fine-tuned (SFT) on IMDb reviews;
 2. the ground-truth reward ``r(x, y)`` is a sentiment classifier trained on SST-2's labels
-   (:func:`aicanon.align.preferences.train_sentiment_scorer`, the log-odds of "positive" of the prompt
+   (:func:`aicanon.testbeds.sentiment.train_sentiment_scorer`, the log-odds of "positive" of the prompt
    and its continuation), the paper's SiEBERT;
 3. prompts are the first 2-4 words of SST training sentences (the paper: IMDb prefixes of 2-8 tokens);
    the reference samples ``samples_per_prompt`` continuations of each, and every pair of them with
@@ -27,16 +27,17 @@ sweep behaves as Eq. 3 says, the smallest beta straying at least twice as far (i
 Reward against KL for every beta is reported and drawn (:func:`plot_frontier`, which also takes other
 methods' points: PPO's belongs to the RL-from-feedback experiment and can be drawn on the same axes).
 
-Measured at quick scale (CPU, one thread, seeds 0-3): reward gain of sampled continuations at
-beta = 0.1 of 0.86 / 0.75 / 0.72 / 0.63 log-odds (threshold 0.4), of greedy ones 0.37 / 0.68 / 0.42 /
-1.14 (threshold 0.2: greedy decoding of a character model falls into a few shared loops, so it is the
-noisier of the two), KL 14.5 / 15.7 / 13.5 / 14.9 nats (bound 25); over beta = 0.05 / 0.1 / 0.5 (seed
-0) KL 19.0 / 14.5 / 5.8 and sampled reward 1.00 / 0.90 / 0.71 against the reference's 0.04: the
-frontier of Figure 2, reward bought with KL as beta falls. The no-training control has gains of exactly
-0 and fails. What DPO learns is what the ground truth rewards: a bag-of-words classifier pays for
-words such as "fun" and "funny" and for longer texts holding more of them, and DPO's continuations
-use those words and run to the length limit (reward hacking of a weak reward model, visible in the
-``greedy_examples`` details).
+What the metrics show: the gain of sampled continuations carries the main claim (the KL is estimated
+from the same samples, so reward and KL describe one policy); the greedy gain has the lower threshold
+because greedy decoding of a character model falls into a few shared loops, which makes it the noisier
+of the two; the KL bound checks that the gain is not bought by straying arbitrarily far from the
+reference. Over the beta sweep the KL should fall, and the reward with it, as beta grows: the frontier
+of Figure 2, reward bought with KL as beta falls. The no-training control has gains of exactly 0 and
+fails. What DPO learns is what the ground truth rewards: a bag-of-words classifier pays for words such
+as "fun" and "funny" and for longer texts holding more of them, and DPO's continuations use those words
+and run to the length limit (reward hacking of a weak reward model, visible in the ``greedy_examples``
+details). The numbers, per seed and per beta, are in the run's record (``results/dpo/``) and in
+RESULTS.md.
 
 Departures from the paper, and why:
 
@@ -44,20 +45,21 @@ Departures from the paper, and why:
   bag-of-words classifier, not SiEBERT; SST sentences, not IMDb reviews. Rewards are the classifier's
   log-odds, so the absolute numbers are not comparable with Figure 2; the claims are about the gain over
   the reference and the KL it costs. The base differs from the LoRA experiment's (200 steps): that one
-  hardly spells the words the classifier knows, and DPO then has little to prefer (gains of ~0.2).
+  hardly spells the words the classifier knows, and DPO then has little to prefer.
 * No SFT stage: the base is pre-trained on SST sentences, so it already writes (character-level)
   review-like text; that is the role the paper's SFT on IMDb plays.
 * Four samples per prompt, all six pairs of them with different rewards (the paper's count of samples
   per prefix is not in the text we could check); the pairs of one prompt share a batch, so each
   distinct completion is scored once per step.
 * Optimiser: AdamW with learning rate 3e-4, batch 32 pairs, 10 warm-up steps, 4 epochs, against the
-  paper's RMSprop 1e-6, batch 64, 150 warm-up steps (Appendix B): a tiny model and 1,500 pairs need
-  larger steps. Larger rates (1e-3) drove the KL of every beta to ~20-30 nats and hid the beta trade-off.
+  paper's RMSprop 1e-6, batch 64, 150 warm-up steps (Appendix B): a tiny model and about 1,500 pairs
+  (quick) need larger steps. Larger rates (1e-3) drove the KL of every beta towards the bound and hid
+  the beta trade-off.
 * PPO is not run here (see above); the frontier is DPO's over three betas.
 * Each completion is followed by the end-of-line token when the sampler stopped there (the analogue of
   trl's appended EOS), so DPO also learns when to stop.
-* The KL is estimated from 512 samples (128 held-out prompts x 4), the rewards from the same samples
-  and from 128 greedy continuations.
+* The KL is estimated from ``eval_prompts x eval_samples`` samples (quick: 128 held-out prompts x 4),
+  the rewards from the same samples and from ``eval_prompts`` greedy continuations.
 """
 
 from __future__ import annotations
@@ -66,24 +68,21 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from aicanon.align.base import BaseConfig, pretrain_base
 from aicanon.align.dpo import DPOConfig, collate_preferences, log_ratios, train_dpo
-from aicanon.align.preferences import (
+from aicanon.core import Result, seed, select_device, track
+from aicanon.core.experiment import Claim, ExperimentConfig
+from aicanon.testbeds.char_lm import CharLMConfig, pretrain_char_lm
+from aicanon.testbeds.sentiment import (
     preference_pairs,
     sample_completions,
     sentiment_prompts,
     train_sentiment_scorer,
 )
-from aicanon.core import Result, seed, select_device, track
-from aicanon.core.experiment import Claim, ExperimentConfig
 
 STOP = "\n"
 
@@ -329,7 +328,7 @@ def run(cfg: Config) -> Result:
     device = select_device(cfg.device)
     if cfg.claim_beta not in cfg.betas:
         raise ValueError(f"claim_beta must be one of betas {cfg.betas}, got {cfg.claim_beta}")
-    base_cfg = BaseConfig(
+    base_cfg = CharLMConfig(
         hidden_size=cfg.base_hidden,
         num_layers=cfg.base_layers,
         num_heads=max(1, cfg.base_hidden // 16),
@@ -339,11 +338,12 @@ def run(cfg: Config) -> Result:
         seq_len=cfg.base_seq_len,
         warmup_steps=max(1, cfg.base_steps // 10),
     )
-    reference, tokenizer = pretrain_base(base_cfg, Path(cfg.cache) if cfg.cache else None, device=device)
+    reference, tokenizer = pretrain_char_lm(base_cfg, Path(cfg.cache) if cfg.cache else None, device=device)
     reference = reference.to(device).eval()
     scorer = train_sentiment_scorer(seed=0)  # the ground truth is the same for every seed
 
-    # Preference data: two reference samples per prompt, labelled by the ground-truth reward.
+    # Preference data: samples_per_prompt reference samples per prompt, every pair of them with
+    # different rewards a preference pair, labelled by the ground-truth reward.
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     low, high = cfg.prompt_words
     prompts = sentiment_prompts(cfg.train_prompts, "train", low, high, seed=cfg.seed)

@@ -23,13 +23,15 @@ dropout 0.5 on both layers' inputs, Adam with learning rate 0.01, L2 5e-4 on the
 weights only, at most 200 epochs, early stopping when the validation loss (cross-entropy plus the L2
 term, as their code's ``model.loss``) exceeds the mean of the previous 10 epochs'; the test accuracy
 is that of the last model. GAT is trained by
-:func:`aicanon.experiments.gat.train_one_run`, its own paper's protocol (8 heads x 8, dropout 0.6,
-lr 0.005, patience 100 on validation loss and accuracy, best model kept).
+its own paper's protocol (8 heads x 8, dropout 0.6, lr 0.005, patience 100 on validation loss and
+accuracy, best model kept). Both training loops are the Planetoid testbed's
+(:mod:`aicanon.testbeds.planetoid`).
 
 Claims: GCN and GAT within 1.5 points of their papers' numbers (mean over seeds); quick runs Cora
 only (six GAT runs would not fit in a minute on two cores), full adds CiteSeer. The other rows are
 reported (the review gives no single number for them at this protocol). The ablation (``use_graph``
-False: every edge removed, so GCN reduces to a 2-layer MLP) must fail the GCN claim.
+False: every edge removed, so GCN reduces to a 2-layer MLP) must fail the GCN claim. The accuracies
+of every row, per seed, are in the run's record (``results/gnn-review/``) and in RESULTS.md.
 """
 
 from __future__ import annotations
@@ -37,20 +39,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import matplotlib
-
-matplotlib.use("Agg")
 import numpy as np
 import torch
-import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device, track
+from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device
 from aicanon.datasets.planetoid import Planetoid, load_planetoid
-from aicanon.experiments import gat as gat_experiment
-from aicanon.graphs.gat import SparseFeatures
+from aicanon.graphs.gat import GAT
 from aicanon.graphs.gcn import GCN
 from aicanon.graphs.gnn_review import build_node_classifier
+from aicanon.testbeds.planetoid import (
+    NodeInputs,
+    PatienceStopping,
+    WindowStopping,
+    node_inputs,
+    train_patience,
+    train_window,
+)
 
 ROWS = {
     # row name: (review category, propagation, skip)
@@ -88,6 +93,12 @@ class Config(ExperimentConfig):
     """GRU propagation steps of the GGNN row (as many as the other rows' layers)."""
     jk_mode: str = "cat"
     """Layer aggregation of the ``gcn_jk`` row: cat, max or lstm (Xu et al. found cat best on citation graphs)."""
+    gat_hidden_features: int = 8
+    """Features per head of GAT's hidden layer (F' = 8, Veličković et al. Section 3.3)."""
+    gat_heads: int = 8
+    """GAT's hidden-layer attention heads (K = 8)."""
+    gat_dropout: float = 0.6
+    """GAT's dropout on both layers' inputs and on the attention coefficients (0.6)."""
     gat_max_epochs: int = 100_000
     """Upper bound on GAT epochs (its early stopping ends runs after a few hundred)."""
 
@@ -175,45 +186,33 @@ def _first_layer(model: torch.nn.Module) -> torch.nn.Module:
     return model.embedding if model.propagation == "ggnn" else model.layers[0]
 
 
-def _train_kipf(
-    row: str, data: Planetoid, cfg: Config, device: torch.device, edge_index: torch.Tensor
-) -> dict:
-    """Kipf & Welling's training loop (their ``train.py``): full batch, early stopping on the
-    validation loss against the mean of the previous ``early_stopping`` epochs; the last model is tested."""
-    x = SparseFeatures(data.x).to(device)
-    y = data.y.to(device)
-    train, val, test = (m.to(device) for m in (data.train_mask, data.val_mask, data.test_mask))
-    model = _build(row, data, cfg).to(device)
-    first = list(_first_layer(model).parameters())
-    first_ids = {id(p) for p in first}
-    rest = [p for p in model.parameters() if id(p) not in first_ids]
-    optimizer = torch.optim.Adam(
-        [{"params": first, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}],
-        lr=cfg.learning_rate,
+def _train_kipf(row: str, data: Planetoid, cfg: Config, inputs: NodeInputs) -> dict:
+    """A Kipf-protocol row: Kipf & Welling's training loop and stopping rule
+    (:func:`aicanon.testbeds.planetoid.train_window`), L2 on the first layer only."""
+    model = _build(row, data, cfg).to(inputs.y.device)
+    stopping = WindowStopping(
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        epochs=cfg.epochs,
+        window=cfg.early_stopping,
     )
-    val_losses: list[float] = []
-    val_accuracies: list[float] = []
-    epoch = 0
-    for epoch in track(range(1, cfg.epochs + 1), f"{row} {data.name}", total=cfg.epochs):
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x, edge_index)[train], y[train]).backward()
-        optimizer.step()
-        model.eval()
-        with torch.no_grad():
-            logits = model(x, edge_index)
-        # Kipf & Welling's code stops on model.loss: the cross-entropy plus the L2 term (wd/2 ||W||^2).
-        penalty = 0.5 * cfg.weight_decay * sum(float(p.detach().square().sum()) for p in first)
-        val_losses.append(float(F.cross_entropy(logits[val], y[val])) + penalty)
-        val_accuracies.append(float((logits[val].argmax(1) == y[val]).float().mean()))
-        window = cfg.early_stopping
-        if epoch > window and val_losses[-1] > np.mean(val_losses[-(window + 1) : -1]):
-            break
-    model.eval()
-    with torch.no_grad():
-        logits = model(x, edge_index)
-    accuracy = float((logits[test].argmax(1) == y[test]).float().mean())
-    return {"test_accuracy": 100.0 * accuracy, "epochs": epoch, "val_accuracy": val_accuracies}
+    return train_window(model, inputs, stopping, _first_layer(model).parameters(), f"{row} {data.name}")
+
+
+def _train_gat(data: Planetoid, cfg: Config, inputs: NodeInputs) -> dict:
+    """The GAT row at its own paper's protocol (Veličković et al. Section 3.3; the stopping rule of
+    :func:`aicanon.testbeds.planetoid.train_patience`)."""
+    model = GAT(
+        data.num_features,
+        data.num_classes,
+        hidden_features=cfg.gat_hidden_features,
+        heads=cfg.gat_heads,
+        dropout=cfg.gat_dropout,
+    ).to(inputs.y.device)
+    stopping = PatienceStopping(max_epochs=cfg.gat_max_epochs)
+    outcome = train_patience(model, inputs, stopping, f"gat {data.name}")
+    outcome["val_accuracy"] = outcome["curves"]["val_accuracy"]
+    return outcome
 
 
 def _comparison_figure(table: list[dict], datasets: tuple[str, ...]) -> Figure:
@@ -262,20 +261,9 @@ def run(cfg: Config) -> Result:
     curves: dict[str, list[float]] = {}
     for name in cfg.datasets:
         data = load_planetoid(name, normalize_features=True)
-        edge_index = (
-            data.edge_index.to(device)
-            if cfg.use_graph
-            else torch.empty(2, 0, dtype=torch.long, device=device)
-        )
+        inputs = node_inputs(data, device, use_graph=cfg.use_graph)
         for row in cfg.rows:
-            if row == "gat":
-                gat_cfg = gat_experiment.Config(
-                    seed=cfg.seed, device=cfg.device, datasets=(name,), max_epochs=cfg.gat_max_epochs
-                )
-                outcome = gat_experiment.train_one_run(data, gat_cfg, device, cfg.use_graph, f"gat {name}")
-                outcome["val_accuracy"] = outcome["curves"]["val_accuracy"]
-            else:
-                outcome = _train_kipf(row, data, cfg, device, edge_index)
+            outcome = _train_gat(data, cfg, inputs) if row == "gat" else _train_kipf(row, data, cfg, inputs)
             metrics[f"{name}_{row}_test_accuracy"] = outcome["test_accuracy"]
             table.append(
                 {

@@ -40,16 +40,17 @@ VOC 2007 val set, of 0.254 for Grad-CAM and 0.261 for Guided Grad-CAM, against 0
 Backpropagation, 0.220 for c-MWP and 0.208 for CAM (re-read from the arXiv text of the paper in a
 later audit; earlier versions of this module gave 0.254 to Guided Grad-CAM, which is Grad-CAM's
 number).
-What our quick runs show (one torch thread; seeds 0, 1, 2): Grad-CAM wins the pointing game
-(0.95, 0.90, 0.91 against 0.16 for a random map with the 2-pixel tolerance), but the two other
-comparisons do NOT go the paper's way here: the 15 %-threshold Grad-CAM box overlaps the object
-about as well as the vanilla-gradient box (IoU gain -0.02, -0.06, +0.04: the 8x8 map upsampled to
-32 px spreads past a 7-11 px object, and 15 % of the peak keeps the spread), and Guided
-Backpropagation correlates better with occlusion than Guided Grad-CAM (0.49 vs 0.43 at seed 0).
-Vanilla gradient saliency also wins the pointing game here (0.98 mean of seeds 0-1, 2-pixel
-tolerance): on an uncluttered-enough 32 px scene its single strongest pixel is on the object, so
-the pointing claim shows that Grad-CAM localises, not that it beats gradients at pointing.
-Both are reported, not claimed; we state the gap rather than tune the protocol until it closes.
+What the metrics show. The pointing game carries the claim: Grad-CAM's peak lies on the object far
+more often than a random map's would (``pointing_random``), and an untrained CNN's map fails it.
+The two other comparisons do NOT go the paper's way in our quick runs: the 15 %-threshold Grad-CAM
+box overlaps the object no better than the vanilla-gradient box (``box_iou_gain`` about 0 or below:
+the 8x8 map upsampled to 32 px spreads past a 7-11 px object, and 15 % of the peak keeps the
+spread), and Guided Backpropagation correlates better with occlusion than Guided Grad-CAM. Vanilla
+gradient saliency also wins the pointing game here (``pointing_accuracy_gradient``): on an
+uncluttered-enough 32 px scene its single strongest pixel is on the object, so the pointing claim
+shows that Grad-CAM localises, not that it beats gradients at pointing. Both are reported, not
+claimed; we state the gap rather than tune the protocol until it closes. The numbers, per seed, are
+in the run's record (``results/gradcam/``) and in RESULTS.md.
 Table 1's 56.51 % top-1 localisation error is quoted from memory of the paper and still
 unverified (the stored copies of the paper lost the table's cells); it is given for orientation
 only, no claim depends on it.

@@ -17,7 +17,14 @@ Three of the paper's results, on plain networks (no batch norm, no shortcuts):
    convolutional layers mostly small ones. Reported beside the
    paper's numbers (details and a figure), not claimed.
 
-Quick (CPU, ~20 s): MLPs of 64 hidden units on the 8x8 digits (1,347 train / 450 test).
+What the metrics show: the final training losses of the 30-layer pair carry Figure 3's point (He
+far below chance, Xavier at ``ln 10``); the 22-layer pair's steps-to-converge show Figure 2's (both
+converge, He sooner), reported; the ReLU/PReLU test errors and learned coefficients put Tables 1 and
+2 beside ours, reported at quick scale. Swapping the inits (``init="xavier"`` or
+``baseline_init="he"``) is the ablation that fails the Figure 3 claims. The numbers, per seed, are in
+the run's record (``results/prelu-he-init/``) and in RESULTS.md.
+
+Quick (CPU, well under a minute): MLPs of 64 hidden units on the 8x8 digits (1,347 train / 450 test).
 Full (GPU): a plain conv net shaped like the paper's model of Table 1 (conv1, a stage of 2x-width
 convs, a stage of 4x-width convs, spatial pyramid pooling, three fc layers), adapted to 32x32
 CIFAR-10 from the registry's LOSSY JPEG copy (``cifar10-jpeg``), not ImageNet.
@@ -32,16 +39,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
 import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
-from aicanon.core import Claim, ExperimentConfig, Result, autocast, seed, select_device, torch_threads, track
+from aicanon.core import Claim, ExperimentConfig, Result, autocast, seed, select_device, track
+from aicanon.core.checks import check_int
 from aicanon.vision.rectifiers import PReLU, he_init_, param_groups, xavier_init_
 
 LN10 = math.log(10.0)
@@ -155,13 +160,11 @@ class Config(ExperimentConfig):
     augment: bool = False
     """cifar10: random 4-pixel-padded crops and horizontal flips (the paper uses scale and flip
     augmentation on ImageNet)."""
-    threads: int = 0
-    """CPU threads torch uses during ``run`` (restored afterwards); 0 leaves the setting alone. The
-    quick scale uses 1: its 64-unit layers gain nothing from a second thread, and on a shared
-    machine two threads ran a 64x64 matmul 60 times slower than one."""
 
     @classmethod
     def quick(cls) -> Config:
+        # One torch thread (ExperimentConfig.threads): these small models' kernels are far slower
+        # when two threads spin against each other on a busy 2-core machine.
         return cls(scale="quick", seeds=2, threads=1)
 
     @classmethod
@@ -518,13 +521,9 @@ def moving_average(values: list[float], window: int) -> list[float]:
 
 def check(cfg: Config) -> None:
     for name in ("depth", "steps", "batch_size", "width", "fc_width", "smooth", "eval_samples"):
-        value = getattr(cfg, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "steps" else 1):
-            raise ValueError(f"{name} must be a positive int (steps may be 0), got {value!r}")
-    for name in ("mid_depth", "compare_depth", "threads"):
-        value = getattr(cfg, name)
-        if not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be an int >= 0 (0 skips it / leaves it), got {value!r}")
+        check_int(name, getattr(cfg, name), 0 if name == "steps" else 1)
+    for name in ("mid_depth", "compare_depth"):
+        check_int(name, getattr(cfg, name), 0, note="0 skips it / leaves it")
     minimum = 4 if cfg.architecture == "conv" else 2
     for name in ("depth", "mid_depth", "compare_depth"):
         value = getattr(cfg, name)
@@ -548,11 +547,6 @@ def check(cfg: Config) -> None:
 
 def run(cfg: Config) -> Result:
     check(cfg)
-    with torch_threads(cfg.threads):
-        return _run(cfg)
-
-
-def _run(cfg: Config) -> Result:
     seed(cfg.seed)
     device = select_device(cfg.device)
     data = load_data(cfg)

@@ -62,9 +62,6 @@ class Explanation:
 
     def plot(self, ax: Any = None) -> Any:
         """Draw the explanation on ``ax`` (a new figure when None); return the matplotlib Figure."""
-        import matplotlib
-
-        matplotlib.use("Agg")
         from matplotlib.figure import Figure
 
         if ax is None:

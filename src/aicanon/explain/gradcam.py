@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_int
 from aicanon.explain.explanation import Explanation
 
 __all__ = ["grad_cam", "guided_backprop", "guided_grad_cam", "vit_reshape_transform"]
@@ -197,8 +198,7 @@ def vit_reshape_transform(
 
     ``height``/``width`` default to a square grid.
     """
-    if not isinstance(prefix_tokens, int) or prefix_tokens < 0:
-        raise ValueError(f"prefix_tokens must be an int >= 0, got {prefix_tokens!r}")
+    check_int("prefix_tokens", prefix_tokens, 0)
 
     def transform(tokens: Tensor) -> Tensor:
         if tokens.ndim != 3:

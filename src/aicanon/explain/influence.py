@@ -43,7 +43,6 @@ Departures from the paper, and why:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -52,7 +51,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, jvp, vmap
 
-from aicanon.core.checks import check_int
+from aicanon.core.checks import check_float, check_int
 from aicanon.explain.explanation import Explanation
 
 __all__ = ["SOLVERS", "InfluenceFunction", "conjugate_gradient", "lissa", "plot_influence"]
@@ -72,15 +71,6 @@ def _check_vector(name: str, v: Any) -> torch.Tensor:
     return v
 
 
-def _check_positive(name: str, value: Any, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        expected = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be finite and {expected}, got {value}")
-    return float(value)
-
-
 def conjugate_gradient(
     hvp: Callable[[torch.Tensor], torch.Tensor],
     v: torch.Tensor,
@@ -94,7 +84,7 @@ def conjugate_gradient(
     ``ValueError`` on a direction of non-positive curvature (``A`` not positive definite: add damping).
     """
     v = _check_vector("v", v)
-    tol = _check_positive("tol", tol)
+    tol = float(check_float("tol", tol, 0, min_inclusive=False, finite=True))
     max_iter = check_int("max_iter", max_iter, minimum=1)
     x = torch.zeros_like(v)
     r = v.clone()
@@ -141,10 +131,10 @@ def lissa(
     over ``repeats`` independent recursions.
     """
     v = _check_vector("v", v)
-    scale = _check_positive("scale", scale)
+    scale = float(check_float("scale", scale, 0, min_inclusive=False, finite=True))
     depth = check_int("depth", depth, minimum=1)
     repeats = check_int("repeats", repeats, minimum=1)
-    damping = _check_positive("damping", damping, allow_zero=True)
+    damping = float(check_float("damping", damping, 0, finite=True))
     total = torch.zeros_like(v)
     for _ in range(repeats):
         h = v.clone()
@@ -208,11 +198,11 @@ class InfluenceFunction:
             )
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-        self.l2 = _check_positive("l2", l2, allow_zero=True)
-        self.damping = _check_positive("damping", damping, allow_zero=True)
-        self.cg_tol = _check_positive("cg_tol", cg_tol)
+        self.l2 = float(check_float("l2", l2, 0, finite=True))
+        self.damping = float(check_float("damping", damping, 0, finite=True))
+        self.cg_tol = float(check_float("cg_tol", cg_tol, 0, min_inclusive=False, finite=True))
         self.cg_max_iter = check_int("cg_max_iter", cg_max_iter, minimum=1)
-        self.lissa_scale = _check_positive("lissa_scale", lissa_scale)
+        self.lissa_scale = float(check_float("lissa_scale", lissa_scale, 0, min_inclusive=False, finite=True))
         self.lissa_depth = check_int("lissa_depth", lissa_depth, minimum=1)
         self.lissa_repeats = check_int("lissa_repeats", lissa_repeats, minimum=1)
         n = x_train.shape[0]

@@ -56,6 +56,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from aicanon.core.checks import check_float, check_int
+
 __all__ = [
     "BayesianNetwork",
     "DirichletPosterior",
@@ -523,8 +525,7 @@ class DirichletPosterior:
     @classmethod
     def bdeu(cls, network: BayesianNetwork, equivalent_sample_size: float = 1.0) -> DirichletPosterior:
         """The uniform BDe prior (BDeu): ``alpha_ijk = ess / (r_i q_i)`` (Section 10.1 of the tutorial)."""
-        if not equivalent_sample_size > 0:
-            raise ValueError(f"equivalent_sample_size must be > 0, got {equivalent_sample_size}")
+        check_float("equivalent_sample_size", equivalent_sample_size, 0, min_inclusive=False)
         shapes = [network.family_shape(i) for i in range(network.n_vars)]
         return cls(network, [np.full(s, equivalent_sample_size / np.prod(s)) for s in shapes])
 
@@ -637,10 +638,8 @@ def expectation_maximization(
     if not isinstance(network, BayesianNetwork):
         raise TypeError(f"network must be a BayesianNetwork, got {type(network).__name__}")
     x = as_data(data, network.cardinalities, mask=mask, allow_missing=True)
-    if not isinstance(max_iterations, int) or max_iterations < 1:
-        raise ValueError(f"max_iterations must be an int >= 1, got {max_iterations!r}")
-    if not isinstance(tolerance, (int, float)) or tolerance < 0:
-        raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
+    check_int("max_iterations", max_iterations)
+    check_float("tolerance", tolerance, 0)
     if alpha is not None:
         prior = DirichletPosterior(network, alpha).alpha
         if any((a < 1).any() for a in prior):

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from scipy.special import gammaln
 
+from aicanon.core.checks import check_float, check_int
 from aicanon.graphs.bayesnet import BayesianNetwork, _family_counts, as_data
 
 __all__ = [
@@ -92,8 +93,7 @@ def bde_local_score(counts: Any, alpha: Any) -> float:
 def bdeu_local_score(counts: Any, equivalent_sample_size: float) -> float:
     """BDeu for one family: Eq. 35 with ``alpha_ijk = ess / (r_i q_i)``."""
     counts = _check_counts(counts)
-    if not isinstance(equivalent_sample_size, (int, float)) or not equivalent_sample_size > 0:
-        raise ValueError(f"equivalent_sample_size must be a number > 0, got {equivalent_sample_size!r}")
+    check_float("equivalent_sample_size", equivalent_sample_size, 0, min_inclusive=False)
     return bde_local_score(counts, np.full(counts.shape, equivalent_sample_size / counts.size))
 
 
@@ -139,8 +139,7 @@ class FamilyScorer:
     ) -> None:
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")
-        if not isinstance(equivalent_sample_size, (int, float)) or not equivalent_sample_size > 0:
-            raise ValueError(f"equivalent_sample_size must be a number > 0, got {equivalent_sample_size!r}")
+        check_float("equivalent_sample_size", equivalent_sample_size, 0, min_inclusive=False)
         if score == "bde" and not isinstance(prior_network, BayesianNetwork):
             raise ValueError("prior_network must be a BayesianNetwork when score='bde'")
         self.cardinalities = tuple(int(c) for c in cardinalities)
@@ -368,10 +367,8 @@ def hill_climb(
         ("tabu_length", tabu_length, 0),
         ("max_iterations", max_iterations, 1),
     ):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    if max_parents is not None and (not isinstance(max_parents, int) or max_parents < 0):
-        raise ValueError(f"max_parents must be None or an int >= 0, got {max_parents!r}")
+        check_int(name, value, low)
+    check_int("max_parents", max_parents, 0, allow_none=True)
     if start is not None and max_parents is not None and a.sum(axis=0).max() > max_parents:
         raise ValueError(f"start has a node with more than max_parents={max_parents} parents")
     rng = generator or np.random.default_rng()

@@ -28,7 +28,7 @@ Departures from the paper and its code (github.com/tkipf/gcn), and why:
   ``d~^-1/2`` is taken as 0 (so it receives nothing) instead of infinity, as PyG does.
 * Dropout is dense inverted dropout on both layers' inputs (Section 5.2); the paper's code uses
   sparse dropout on the bag-of-words input, the same distribution over the non-zero entries.
-  We use :func:`aicanon.graphs.gat.dropout`, which handles :class:`~aicanon.graphs.gat.SparseFeatures`.
+  We use :func:`aicanon.graphs.inputs.dropout`, which handles :class:`~aicanon.graphs.inputs.SparseFeatures`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aicanon.core.checks import check_int
-from aicanon.graphs.gat import SparseFeatures, check_graph, dropout
+from aicanon.graphs.inputs import SparseFeatures, check_graph, dropout, linear
 from aicanon.graphs.scatter import scatter_sum
 from aicanon.nn.init import glorot_uniform_
 
@@ -93,8 +93,7 @@ def gcn_norm(
     existing loops removed and one per node added, keeping an existing loop's weight) and
     ``norm[e] = w_e / sqrt(d~_source(e) d~_target(e))`` with ``d~_i = sum_{e: target(e) = i} w_e``.
     """
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 0:
-        raise ValueError(f"num_nodes must be an int >= 0, got {num_nodes!r}")
+    check_int("num_nodes", num_nodes, 0)
     if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
         got = tuple(edge_index.shape) if isinstance(edge_index, Tensor) else type(edge_index).__name__
         raise ValueError(f"edge_index must be a [2, E] integer tensor, got {got}")
@@ -169,7 +168,7 @@ class GCNConv(nn.Module):
         _check_edge_weight(edge_weight, edge_index)
         num_nodes = x.size(0)
         # Eq. (8) right to left: transform first (F <= C, so the propagation moves F-wide rows).
-        h = x.matmul_transposed(self.weight) if isinstance(x, SparseFeatures) else F.linear(x, self.weight)
+        h = linear(x, self.weight)
         edges, norm = self.propagation(edge_index, num_nodes, edge_weight, h.dtype)
         # One gather, one product, one index_add_ (autograd's backward is one gather and one index_add_).
         # gather_weighted_sum's chunked kernel measured 3-4x slower here (benchmarks/bench_gnn_review.py).

@@ -78,7 +78,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aicanon.core.checks import check_int
-from aicanon.graphs.gat import check_graph
+from aicanon.graphs.inputs import check_graph
 from aicanon.graphs.scatter import scatter_max, scatter_sum
 
 __all__ = [

@@ -31,10 +31,12 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aicanon.graphs.gat import GATConv, SparseFeatures, check_graph, dropout
+from aicanon.core.checks import check_float, check_int
+from aicanon.graphs.gat import GATConv
 from aicanon.graphs.gcn import GCNConv
 from aicanon.graphs.ggnn import GatedGraphConv, GraphAttentionReadout
 from aicanon.graphs.graph_networks import GNBlock
+from aicanon.graphs.inputs import SparseFeatures, check_graph, dropout, linear
 from aicanon.graphs.pooling import (
     GlobalAttentionPool,
     SAGPool,
@@ -164,10 +166,8 @@ class NodeClassifier(nn.Module):
             ("heads", heads),
             ("steps", steps),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{arg} must be an int >= 1, got {value!r}")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            check_int(arg, value)
+        check_float("dropout", dropout, 0, 1, max_inclusive=False)
         if propagation == "ggnn" and skip is not None:
             raise ValueError(
                 f"skip must be None with propagation='ggnn' (its GRU update already gates the previous "
@@ -225,7 +225,7 @@ class NodeClassifier(nn.Module):
         h = dropout(x, self.dropout, self.training)
         if self.propagation == "ggnn":
             weight = self.embedding.weight
-            h = h.matmul_transposed(weight) if isinstance(h, SparseFeatures) else F.linear(h, weight)
+            h = linear(h, weight)
             h = self.layers[0](h + self.embedding.bias, edge_index)
             return self.classifier(dropout(h, self.dropout, self.training))
         if self.skip == "jk":

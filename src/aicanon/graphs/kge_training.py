@@ -42,12 +42,12 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from aicanon.core.checks import check_float, check_int
 from aicanon.graphs.kge import KGEModel, check_triples
 
 __all__ = ["LOSSES", "TrainingHistory", "corrupt", "logistic_loss", "margin_loss", "train_kge"]
@@ -69,10 +69,8 @@ def corrupt(
         )
     if triples.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"triples must be an int64 (or int32) tensor, got {triples.dtype}")
-    if not isinstance(num_entities, int) or num_entities < 1:
-        raise ValueError(f"num_entities must be a positive int, got {num_entities!r}")
-    if not isinstance(num_negatives, int) or num_negatives < 0:
-        raise ValueError(f"num_negatives must be an int >= 0, got {num_negatives!r}")
+    check_int("num_entities", num_entities)
+    check_int("num_negatives", num_negatives, 0)
     batch = triples.size(0)
     negatives = triples.long().repeat(num_negatives, 1)
     total = negatives.size(0)
@@ -113,13 +111,6 @@ class TrainingHistory:
     best_epoch: int | None = None
     best_value: float | None = None
     stopped_early: bool = False
-
-
-def _positive(value: Any, name: str, allow_zero: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite number, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
 
 
 def train_kge(
@@ -170,34 +161,27 @@ def train_kge(
             )
         if not bool(((labels == 1) | (labels == -1)).all()):
             raise ValueError("labels must all be -1 or +1")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    check_int("epochs", epochs)
     if (batches_per_epoch is None) == (batch_size is None):
         raise ValueError(
             f"give exactly one of batches_per_epoch and batch_size, got {batches_per_epoch!r} and {batch_size!r}"
         )
     if batch_size is None:
-        if not isinstance(batches_per_epoch, int) or batches_per_epoch < 1:
-            raise ValueError(f"batches_per_epoch must be a positive int, got {batches_per_epoch!r}")
+        check_int("batches_per_epoch", batches_per_epoch)
         batch_size = max(1, math.ceil(triples.size(0) / batches_per_epoch))
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if not isinstance(num_negatives, int) or num_negatives < 0:
-        raise ValueError(f"num_negatives must be an int >= 0, got {num_negatives!r}")
+    check_int("batch_size", batch_size)
+    check_int("num_negatives", num_negatives, 0)
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     if loss == "margin" and num_negatives < 1:
         raise ValueError(f"the margin loss needs num_negatives >= 1, got {num_negatives}")
     if labels is None and num_negatives == 0 and loss == "logistic":
         raise ValueError("with no labels (all triples true) num_negatives must be >= 1, got 0")
-    _positive(learning_rate, "learning_rate")
-    _positive(regularization, "regularization", allow_zero=True)
-    if max_grad_norm is not None:
-        _positive(max_grad_norm, "max_grad_norm")
-    if not isinstance(validate_every, int) or validate_every < 1:
-        raise ValueError(f"validate_every must be a positive int, got {validate_every!r}")
-    if not isinstance(patience, int) or patience < 1:
-        raise ValueError(f"patience must be a positive int, got {patience!r}")
+    check_float("learning_rate", learning_rate, 0, min_inclusive=False, finite=True)
+    check_float("regularization", regularization, 0, finite=True)
+    check_float("max_grad_norm", max_grad_norm, 0, min_inclusive=False, finite=True, allow_none=True)
+    check_int("validate_every", validate_every)
+    check_int("patience", patience)
 
     device = next(model.parameters()).device
     triples = triples.to(device)

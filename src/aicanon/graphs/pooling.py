@@ -42,6 +42,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_int
 from aicanon.graphs.gcn import GCNConv
 from aicanon.graphs.scatter import scatter_max, scatter_mean, scatter_softmax, scatter_sum
 
@@ -79,8 +80,7 @@ def _check_readout(x: Tensor, batch: Tensor | None, size: int | None) -> tuple[T
         raise ValueError(f"batch values must be graph ids >= 0, got min {int(batch.min())}")
     if size is None:
         size = high + 1
-    if isinstance(size, bool) or not isinstance(size, int) or size < high + 1:
-        raise ValueError(f"size must be an int > max(batch)={high}, got {size!r}")
+    check_int("size", size, high + 1, note=f"one slot per graph id, and max(batch)={high}")
     return batch, size
 
 

@@ -40,6 +40,8 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from aicanon.core.checks import check_int
+
 __all__ = [
     "TIES",
     "KnownTriples",
@@ -108,9 +110,8 @@ class KnownTriples:
     def build(cls, *triple_sets: Tensor, num_entities: int, num_relations: int) -> KnownTriples:
         if not triple_sets:
             raise ValueError("triple_sets must hold at least one [T, 3] tensor of known triples, got none")
-        for value, name in ((num_entities, "num_entities"), (num_relations, "num_relations")):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_int("num_entities", num_entities)
+        check_int("num_relations", num_relations)
         checked = [
             _check_triples(t, f"triple_sets[{i}]", num_entities, num_relations)
             for i, t in enumerate(triple_sets)
@@ -215,8 +216,7 @@ def rank_triples(
                 f"model must have {attribute} (see aicanon.graphs.kge.KGEModel), got {type(model).__name__}"
             )
     triples = _check_triples(triples, "triples", model.num_entities, model.num_relations)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int("batch_size", batch_size)
     if known is not None:
         if not isinstance(known, KnownTriples):
             raise TypeError(

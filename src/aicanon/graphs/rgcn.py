@@ -60,13 +60,11 @@ Departures from the paper and its code (github.com/tkipf/relational-gcn), and wh
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aicanon.core.checks import check_int
+from aicanon.core.checks import check_int, check_probability
 from aicanon.graphs.scatter import scatter_sum
 from aicanon.nn.init import glorot_uniform_
 
@@ -84,14 +82,6 @@ __all__ = [
 GATHER_LIMIT = 1 << 24
 """Largest ``pairs x |W_r|`` for which the layer gathers a weight per (relation, target) pair and uses
 one batched matmul; above it, one matmul per relation (the gathered weights would be too large)."""
-
-
-def _check_probability(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float in [0, 1), got {type(value).__name__}")
-    if not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
-    return float(value)
 
 
 def check_relational_graph(edge_index: Tensor, edge_type: Tensor, num_nodes: int, num_relations: int) -> None:
@@ -163,7 +153,7 @@ def drop_edges(
     Applied before the layer computes ``c_{i,r}``, so the normalisation is that of the kept edges,
     as the paper prescribes ("edge dropout applied before normalization"). No rescaling.
     """
-    p = _check_probability(p, "p")
+    p = float(check_probability("p", p, allow_one=False))
     if p == 0.0:
         return edge_index, edge_type
     rand = torch.rand(edge_type.numel(), generator=generator, device="cpu").to(edge_type.device)
@@ -478,7 +468,7 @@ class RGCNEntityClassifier(nn.Module):
         self_loop: str = "separate",
     ) -> None:
         super().__init__()
-        self.dropout = _check_probability(dropout, "dropout")
+        self.dropout = float(check_probability("dropout", dropout, allow_one=False))
         self.num_nodes = check_int("num_nodes", num_nodes)
         self.num_relations = check_int("num_relations", num_relations)
         if self_loop not in SELF_LOOP_MODES:
@@ -556,7 +546,7 @@ class RGCNLinkPredictor(nn.Module):
         self.num_relations = check_int("num_relations", num_relations)
         self.dim = check_int("dim", dim)
         check_int("num_layers", num_layers)
-        self.dropout = _check_probability(dropout, "dropout")
+        self.dropout = float(check_probability("dropout", dropout, allow_one=False))
         self.entity = nn.Parameter(torch.empty(num_entities, dim))
         self.layers = nn.ModuleList(
             RGCNConv(dim, dim, 2 * num_relations, num_bases=num_bases, num_blocks=num_blocks)

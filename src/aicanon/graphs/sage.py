@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aicanon.core.checks import check_int
-from aicanon.graphs.gat import SparseFeatures, check_graph, dropout
+from aicanon.graphs.inputs import SparseFeatures, check_graph, dropout, linear
 from aicanon.graphs.scatter import scatter_mean
 from aicanon.nn.init import glorot_uniform_
 
@@ -108,23 +108,11 @@ class SAGEConv(nn.Module):
         num_nodes = x.size(0)
         if num_targets is None:
             num_targets = num_nodes
-        if (
-            isinstance(num_targets, bool)
-            or not isinstance(num_targets, int)
-            or not 0 <= num_targets <= num_nodes
-        ):
-            raise ValueError(f"num_targets must be an int in [0, N={num_nodes}], got {num_targets!r}")
+        check_int("num_targets", num_targets, 0, num_nodes, note="at most the N nodes of x")
         source, target = edge_index[0], edge_index[1]
         if target.numel() and int(target.max()) >= num_targets:
             raise ValueError(
                 f"edge_index targets must lie in [0, num_targets={num_targets}), got max {int(target.max())}"
-            )
-
-        def linear(inputs: Tensor | SparseFeatures, weight: Tensor) -> Tensor:
-            return (
-                inputs.matmul_transposed(weight)
-                if isinstance(inputs, SparseFeatures)
-                else F.linear(inputs, weight)
             )
 
         # Transform before aggregating when it narrows the rows (mean and W commute: both are linear).

@@ -29,6 +29,8 @@ import math
 import torch
 from torch import Tensor
 
+from aicanon.core.checks import check_int
+
 __all__ = ["gather_weighted_sum", "scatter_max", "scatter_mean", "scatter_softmax", "scatter_sum"]
 
 # Edges per chunk in gather_weighted_sum: a [chunk, 64] float32 temporary is 16 MiB, small enough
@@ -41,10 +43,7 @@ def _check(src: Tensor, index: Tensor, dim_size: int, name: str, check_range: bo
         raise TypeError(f"{name}: src must be a torch.Tensor, got {type(src).__name__}")
     if not isinstance(index, Tensor):
         raise TypeError(f"{name}: index must be a torch.Tensor, got {type(index).__name__}")
-    if isinstance(dim_size, bool) or not isinstance(dim_size, int):
-        raise TypeError(f"{name}: dim_size must be an int, got {type(dim_size).__name__}")
-    if dim_size < 0:
-        raise ValueError(f"{name}: dim_size must be >= 0, got {dim_size}")
+    check_int(f"{name}: dim_size", dim_size, 0)
     if src.dim() < 1:
         raise ValueError(f"{name}: src must have at least 1 dimension (rows to scatter), got a 0-d tensor")
     if index.dim() != 1:

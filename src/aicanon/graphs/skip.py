@@ -29,7 +29,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from aicanon.graphs.gat import SparseFeatures
+from aicanon.core.checks import check_int
+from aicanon.graphs.inputs import SparseFeatures
 from aicanon.nn.init import glorot_uniform_
 
 __all__ = ["JumpingKnowledge", "ResidualConnection"]
@@ -51,9 +52,8 @@ class ResidualConnection(nn.Module):
         super().__init__()
         if not isinstance(layer, nn.Module):
             raise TypeError(f"layer must be a torch.nn.Module, got {type(layer).__name__}")
-        for arg, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{arg} must be an int >= 1, got {value!r}")
+        check_int("in_features", in_features)
+        check_int("out_features", out_features)
         self.layer, self.activation = layer, activation
         self.in_features, self.out_features = in_features, out_features
         if in_features == out_features:
@@ -98,9 +98,8 @@ class JumpingKnowledge(nn.Module):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode, self.channels, self.num_layers = mode, channels, num_layers
         if mode == "lstm":
-            for arg, value in (("channels", channels), ("num_layers", num_layers)):
-                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                    raise ValueError(f"{arg} must be an int >= 1 for mode 'lstm', got {value!r}")
+            check_int("channels", channels, note="mode 'lstm' needs it")
+            check_int("num_layers", num_layers, note="mode 'lstm' needs it")
             hidden = max((num_layers * channels) // 2, 1)
             self.lstm = nn.LSTM(channels, hidden, bidirectional=True, batch_first=True)
             self.att = nn.Linear(2 * hidden, 1)

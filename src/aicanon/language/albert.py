@@ -33,10 +33,12 @@ The MLM head is ``LayerNorm(GELU(h W_d + b_d)) E_word^T + b_vocab`` (decoder tie
 word embedding); the SOP head a linear layer on the pooler's ``tanh(h_[CLS] W_p + b_p)``.
 
 Weights: module for module this is ``transformers``' ``AlbertModel`` / ``AlbertForPreTraining``;
-:func:`state_dict_from_transformers` and :func:`state_dict_to_transformers` convert between the
+:func:`from_transformers` and :func:`to_transformers` convert between the
 two layouts (the released ``albert-*-v2`` checkpoints are distributed in that layout; no checkpoint
 file is staged here, so loading is tested on randomly initialised transformers models of the same
-layout), and :func:`config_from_transformers` / :func:`config_to_transformers` the configurations.
+layout), and :func:`config_from_transformers` / :func:`config_to_transformers` the configurations;
+``load_state_dict_strict(model, from_transformers(state_dict, cfg))``
+(:func:`aicanon.core.state_dict.load_state_dict_strict`) loads the converted weights.
 Weights start as in BERT: N(0, 0.02^2) for linear and embedding weights, zero biases, unit LayerNorms
 (``initializer_range``; small models may want a larger value, see ``aicanon.experiments.albert``).
 
@@ -64,6 +66,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_float, check_int
 from aicanon.nn.attention import attention
 
 __all__ = [
@@ -75,12 +78,12 @@ __all__ = [
     "config_from_transformers",
     "config_to_transformers",
     "count_parameters",
+    "from_transformers",
     "init_weights",
     "ngram_mask",
     "ngram_probabilities",
     "pretraining_loss",
-    "state_dict_from_transformers",
-    "state_dict_to_transformers",
+    "to_transformers",
 ]
 
 SHARING_MODES = ("all", "attention", "ffn", "none")
@@ -132,11 +135,7 @@ class AlbertConfig:
     def __post_init__(self) -> None:
         for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers", "num_heads",
                      "intermediate_size", "max_position_embeddings", "type_vocab_size"):  # fmt: skip
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+            check_int(name, getattr(self, name))
         if self.sharing not in SHARING_MODES:
             raise ValueError(f"sharing must be one of {SHARING_MODES}, got {self.sharing!r}")
         if self.hidden_act not in ACTIVATIONS:
@@ -452,10 +451,7 @@ def count_parameters(module: nn.Module) -> int:
 # --------------------------------------------------------------------------------- n-gram masking
 def ngram_probabilities(max_ngram: int = 3) -> Tensor:
     """``p(n) = (1/n) / sum_k (1/k)`` for ``n = 1..max_ngram`` (Section 4.1): [6/11, 3/11, 2/11] for 3."""
-    if isinstance(max_ngram, bool) or not isinstance(max_ngram, int):
-        raise TypeError(f"max_ngram must be an int, got {type(max_ngram).__name__}")
-    if max_ngram < 1:
-        raise ValueError(f"max_ngram must be >= 1, got {max_ngram}")
+    check_int("max_ngram", max_ngram)
     inverse = 1.0 / torch.arange(1, max_ngram + 1, dtype=torch.float64)
     return inverse / inverse.sum()
 
@@ -493,18 +489,14 @@ def ngram_mask(
     ):
         got = tuple(special_mask.shape) if isinstance(special_mask, Tensor) else type(special_mask).__name__
         raise ValueError(f"special_mask must have the shape of input_ids {tuple(input_ids.shape)}, got {got}")
-    if not 0.0 < mask_prob <= 1.0:
-        raise ValueError(f"mask_prob must be in (0, 1], got {mask_prob}")
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1:
-        raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
-    if not isinstance(mask_token_id, int) or not 0 <= mask_token_id < vocab_size:
-        raise ValueError(f"mask_token_id must be an int in [0, {vocab_size}), got {mask_token_id!r}")
+    check_float("mask_prob", mask_prob, 0, 1, min_inclusive=False)
+    check_int("vocab_size", vocab_size)
+    check_int("mask_token_id", mask_token_id, 0, vocab_size - 1)
     if len(replace_probs) != 3 or min(replace_probs) < 0 or not math.isclose(sum(replace_probs), 1.0):
         raise ValueError(
             f"replace_probs must be three non-negative numbers summing to 1, got {replace_probs}"
         )
-    if max_predictions is not None and (not isinstance(max_predictions, int) or max_predictions < 1):
-        raise ValueError(f"max_predictions must be None or a positive int, got {max_predictions!r}")
+    check_int("max_predictions", max_predictions, allow_none=True)
     probs = ngram_probabilities(max_ngram)
     batch, length = input_ids.shape
     maskable = torch.ones_like(input_ids, dtype=torch.bool) if special_mask is None else ~special_mask.bool()
@@ -659,7 +651,7 @@ def _pairs(cfg: AlbertConfig, pretraining: bool) -> list[tuple[str, str]]:
     return [("albert." + a, "albert." + b) for a, b in encoder] + _HEAD_PAIRS
 
 
-def state_dict_from_transformers(
+def from_transformers(
     state_dict: dict[str, Tensor], cfg: AlbertConfig, pretraining: bool | None = None
 ) -> dict[str, Tensor]:
     """Our state dict from a transformers ``AlbertModel`` (``pretraining=False``) or
@@ -682,7 +674,7 @@ def state_dict_from_transformers(
     return out
 
 
-def state_dict_to_transformers(state_dict: dict[str, Tensor], cfg: AlbertConfig) -> dict[str, Tensor]:
+def to_transformers(state_dict: dict[str, Tensor], cfg: AlbertConfig) -> dict[str, Tensor]:
     """The transformers state dict of our ``AlbertEncoder`` or ``AlbertForPreTraining`` state dict."""
     pretraining = any(k.startswith("albert.") for k in state_dict)
     out: dict[str, Tensor] = {}

@@ -30,6 +30,8 @@ from typing import Literal
 
 import regex
 
+from aicanon.core.checks import check_int
+
 __all__ = [
     "LLAMA3_NUM_RESERVED_SPECIAL_TOKENS",
     "LLAMA3_PATTERN",
@@ -54,8 +56,7 @@ def llama3_special_token_names(num_reserved: int = LLAMA3_NUM_RESERVED_SPECIAL_T
     ``<|end_header_id|>`` 128007, ``<|eot_id|>`` 128009; the rest are reserved (Llama 3.1 renamed
     three of them: ``<|finetune_right_pad_id|>``, ``<|eom_id|>``, ``<|python_tag|>``).
     """
-    if isinstance(num_reserved, bool) or not isinstance(num_reserved, int) or num_reserved < 10:
-        raise ValueError(f"num_reserved must be an int >= 10 (the named tokens), got {num_reserved!r}")
+    check_int("num_reserved", num_reserved, 10, note="the named tokens")
     names = [
         "<|begin_of_text|>",
         "<|end_of_text|>",

@@ -42,7 +42,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -50,6 +50,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from aicanon.core.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from aicanon.core.checks import check_int
 from aicanon.core.device import autocast
 from aicanon.datasets.text import random_batch
 from aicanon.language.training import PretrainConfig, cosine_lr, evaluate_lm, lm_loss, make_optimizer
@@ -236,8 +237,7 @@ def train_distributed(
         raise ValueError(
             f"cfg.batch_size must be a multiple of the world size {ctx.world_size}, got {cfg.batch_size}"
         )
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 0:
-        raise ValueError(f"checkpoint_every must be an int >= 0, got {checkpoint_every!r}")
+    check_int("checkpoint_every", checkpoint_every, 0)
     if checkpoint_every and checkpoint_dir is None:
         raise ValueError("checkpoint_every needs checkpoint_dir, got None")
     model = wrap_model(model, strategy, ctx)
@@ -245,7 +245,10 @@ def train_distributed(
     generator = torch.Generator().manual_seed(seed)
     history: dict = {"train_loss": [], "lr": [], "val": [], "final_val_loss": None, "resumed_from": 0}
     start = 0
-    state = load_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
+    # The run's settings travel with its checkpoint: a rerun with other ones (say --steps 300 on a
+    # 600-step run's folder) is refused instead of resuming a run that is not its own.
+    run_config = {"train": asdict(cfg), "seed": seed, "strategy": strategy}
+    state = load_checkpoint(checkpoint_dir, config=run_config) if checkpoint_dir is not None else None
     if state is not None:
         _load_full_state(model, optimizer, strategy, state["model"], state["optimizer"])
         generator.set_state(state["generator"])
@@ -281,7 +284,7 @@ def train_distributed(
         if val_ids is not None and cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
             history["val"].append([done, _evaluate(model, val_ids, cfg, ctx)])
         if checkpoint_every and (done % checkpoint_every == 0 or done == cfg.steps):
-            _save(checkpoint_dir, model, optimizer, strategy, generator, done, history, ctx)
+            _save(checkpoint_dir, model, optimizer, strategy, generator, done, history, ctx, run_config)
     if stop_after is not None and end < cfg.steps:
         return model, history
     if val_ids is not None:
@@ -296,7 +299,7 @@ def _evaluate(model: nn.Module, val_ids: Tensor, cfg: PretrainConfig, ctx: Distr
     return evaluate_lm(model, val_ids, cfg.seq_len, cfg.batch_size, cfg.eval_batches)
 
 
-def _save(directory, model, optimizer, strategy, generator, step, history, ctx) -> None:
+def _save(directory, model, optimizer, strategy, generator, step, history, ctx, run_config) -> None:
     model_state, optim_state = _full_state(model, optimizer, strategy)  # collective under FSDP
     if ctx.is_main:
         save_checkpoint(
@@ -311,6 +314,7 @@ def _save(directory, model, optimizer, strategy, generator, step, history, ctx) 
                 "lr": history["lr"],
                 "val": history["val"],
             },
+            config=run_config,
         )
     if ctx.distributed:
         dist.barrier()  # nobody resumes or moves on before the checkpoint is complete

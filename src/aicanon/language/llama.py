@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from aicanon.core.checks import check_token_ids
+from aicanon.core.checks import check_int, check_token_ids
 from aicanon.nn.attention import attention
 from aicanon.nn.kv_cache import KVCache
 from aicanon.nn.mlp import SwiGLU
@@ -77,9 +77,7 @@ class LlamaConfig:
             "num_heads",
             "max_seq_len",
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_int(name, getattr(self, name))
         if self.num_kv_heads is None:
             self.num_kv_heads = self.num_heads
         if self.num_kv_heads < 1 or self.num_heads % self.num_kv_heads:

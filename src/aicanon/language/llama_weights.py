@@ -24,6 +24,11 @@ so ``q . k`` is unchanged and each rotated pair lands where the half-split rotat
 2 files, 70B: 8) are joined by :func:`merge_meta_shards` along the dimension each layer was split on
 (Meta's ``ColumnParallelLinear``/``RowParallelLinear``/``ParallelEmbedding``).
 
+Loading: the converters return our state dict, which
+:func:`aicanon.core.state_dict.load_state_dict_strict` copies into a :class:`~aicanon.language.llama.Llama`
+(``load_state_dict_strict(model, from_transformers(state_dict, cfg))``), listing every missing,
+unexpected or mis-shaped tensor; a tied ``lm_head.weight`` may be absent.
+
 Departures: ``rope.freqs`` (a buffer some Llama 2 checkpoints carry; recomputed here from the
 config) is dropped on load and not written on save. Nothing is unpickled: Meta's ``.pth`` files must
 be read by the caller with ``torch.load(..., weights_only=True)``.
@@ -41,6 +46,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_int
+from aicanon.core.state_dict import check_state_dict
 from aicanon.language.llama import LlamaConfig
 from aicanon.nn.rotary import interleaved_to_half_permutation
 
@@ -51,7 +58,6 @@ __all__ = [
     "from_meta",
     "from_transformers",
     "load_safetensors",
-    "load_state_dict_checked",
     "merge_meta_shards",
     "save_safetensors",
     "split_meta_shards",
@@ -184,11 +190,7 @@ def expected_keys(cfg: LlamaConfig) -> list[str]:
 
 
 def _check_state_dict(state_dict: Any, argument: str) -> dict[str, Tensor]:
-    if not isinstance(state_dict, Mapping):
-        raise TypeError(f"{argument} must be a mapping of names to tensors, got {type(state_dict).__name__}")
-    for key, value in state_dict.items():
-        if not isinstance(value, Tensor):
-            raise TypeError(f"{argument}[{key!r}] must be a tensor, got {type(value).__name__}")
+    state_dict = check_state_dict(state_dict, argument)
     return {k: v for k, v in state_dict.items() if not _IGNORED.match(k)}
 
 
@@ -319,8 +321,7 @@ def merge_meta_shards(shards: list[Mapping[str, Tensor]]) -> dict[str, Tensor]:
 
 def split_meta_shards(state_dict: Mapping[str, Tensor], num_shards: int) -> list[dict[str, Tensor]]:
     """Split a Meta-layout state dict into ``num_shards`` model-parallel shards (inverse of the merge)."""
-    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
-        raise ValueError(f"num_shards must be a positive int, got {num_shards!r}")
+    check_int("num_shards", num_shards)
     state_dict = _check_state_dict(state_dict, "state_dict")
     shards: list[dict[str, Tensor]] = [{} for _ in range(num_shards)]
     for key, tensor in state_dict.items():
@@ -338,25 +339,6 @@ def split_meta_shards(state_dict: Mapping[str, Tensor], num_shards: int) -> list
     return shards
 
 
-def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
-    """``model.load_state_dict`` that first lists every missing and unexpected key and every shape
-    mismatch in one ValueError (tied ``lm_head.weight`` may be absent)."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    state_dict = _check_state_dict(state_dict, "state_dict")
-    own = model.state_dict()
-    tied = getattr(getattr(model, "config", None), "tie_embeddings", False)
-    _require_keys(state_dict, list(own), "state_dict", optional=("lm_head.weight",) if tied else ())
-    wrong = [
-        f"{k}: expected {tuple(own[k].shape)}, got {tuple(v.shape)}"
-        for k, v in state_dict.items()
-        if own[k].shape != v.shape
-    ]
-    if wrong:
-        raise ValueError(f"state_dict has tensors of the wrong shape: {wrong[:10]}")
-    model.load_state_dict(state_dict, strict=not tied)
-
-
 def save_safetensors(
     state: nn.Module | Mapping[str, Tensor],
     path: str | os.PathLike,
@@ -365,7 +347,8 @@ def save_safetensors(
     """Write a model's (or a state dict's) tensors to ``path`` in safetensors format.
 
     Tied tensors are written once (``lm_head.weight`` dropped when it is the embedding), as
-    safetensors refuses shared storage; :func:`load_state_dict_checked` accepts the result.
+    safetensors refuses shared storage; :func:`aicanon.core.state_dict.load_state_dict_strict`
+    accepts the result.
     """
     from safetensors.torch import save_file
 

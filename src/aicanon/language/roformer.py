@@ -22,8 +22,11 @@ One block (BERT's, post-LN): ``h = LN(x + Dropout(W_o Attn(x)))``, ``y = LN(h + 
 with ``Attn`` the softmax attention of the rotated queries and keys, scaled by ``1/sqrt(d_head)``.
 
 Weights: the released checkpoints (``junnyu/roformer_chinese_base`` and the other transformers
-``RoFormerModel`` checkpoints) load through :func:`convert_transformers_state_dict`; our module names are
-plain words, the converter maps theirs onto ours (and :func:`to_transformers_state_dict` back).
+``RoFormerModel`` checkpoints) load through :func:`from_transformers`; our module names are
+plain words, the converter maps theirs onto ours (and :func:`to_transformers` back), and
+:func:`config_from_transformers` reads their configuration:
+``load_state_dict_strict(RoFormer(config_from_transformers(config)), from_transformers(state_dict))``
+(:func:`aicanon.core.state_dict.load_state_dict_strict`).
 
 Departures from the paper, and why:
 
@@ -48,17 +51,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aicanon.core.checks import check_token_ids
+from aicanon.core.checks import check_float, check_int, check_token_ids
 from aicanon.nn.attention import attention
 from aicanon.nn.rotary import RotaryEmbedding, apply_rotary, rope_frequencies
 
 __all__ = [
     "RoFormer",
     "RoFormerConfig",
-    "convert_transformers_state_dict",
+    "config_from_transformers",
+    "from_transformers",
     "relative_upper_bound",
     "score_and_bound",
-    "to_transformers_state_dict",
+    "to_transformers",
 ]
 
 _ACTIVATIONS = {
@@ -108,25 +112,18 @@ class RoFormerConfig:
             "max_position_embeddings",
             "type_vocab_size",
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_int(name, getattr(self, name))
         if self.hidden_size % self.num_heads or (self.hidden_size // self.num_heads) % 2:
             raise ValueError(
                 "hidden_size must split into num_heads heads of even size (RoPE rotates pairs), got "
                 f"hidden_size={self.hidden_size}, num_heads={self.num_heads}"
             )
-        if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
-            raise ValueError(
-                f"pad_token_id must be None or in [0, {self.vocab_size}), got {self.pad_token_id}"
-            )
+        check_int("pad_token_id", self.pad_token_id, 0, self.vocab_size - 1, allow_none=True)
         if self.hidden_act not in _ACTIVATIONS:
             raise ValueError(f"hidden_act must be one of {sorted(_ACTIVATIONS)}, got {self.hidden_act!r}")
         for name in ("hidden_dropout", "attention_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if not self.rope_base > 1:
-            raise ValueError(f"rope_base must be > 1, got {self.rope_base}")
+            check_float(name, getattr(self, name), 0, 1, max_inclusive=False)
+        check_float("rope_base", self.rope_base, 1, min_inclusive=False)
 
     @property
     def head_dim(self) -> int:
@@ -135,26 +132,26 @@ class RoFormerConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_transformers(cls, config) -> RoFormerConfig:
-        """Our config from a transformers ``RoFormerConfig`` (read by attribute; nothing imported)."""
-        return cls(
-            vocab_size=config.vocab_size,
-            hidden_size=config.hidden_size,
-            num_layers=config.num_hidden_layers,
-            num_heads=config.num_attention_heads,
-            intermediate_size=config.intermediate_size,
-            embedding_size=config.embedding_size,
-            max_position_embeddings=config.max_position_embeddings,
-            type_vocab_size=config.type_vocab_size,
-            pad_token_id=config.pad_token_id,
-            hidden_act=config.hidden_act,
-            layer_norm_eps=config.layer_norm_eps,
-            hidden_dropout=float(config.hidden_dropout_prob),
-            attention_dropout=float(config.attention_probs_dropout_prob),
-            rotary_value=bool(config.rotary_value),
-            init_std=config.initializer_range,
-        )
+
+def config_from_transformers(config) -> RoFormerConfig:
+    """Our config from a transformers ``RoFormerConfig`` (read by attribute; nothing imported)."""
+    return RoFormerConfig(
+        vocab_size=config.vocab_size,
+        hidden_size=config.hidden_size,
+        num_layers=config.num_hidden_layers,
+        num_heads=config.num_attention_heads,
+        intermediate_size=config.intermediate_size,
+        embedding_size=config.embedding_size,
+        max_position_embeddings=config.max_position_embeddings,
+        type_vocab_size=config.type_vocab_size,
+        pad_token_id=config.pad_token_id,
+        hidden_act=config.hidden_act,
+        layer_norm_eps=config.layer_norm_eps,
+        hidden_dropout=float(config.hidden_dropout_prob),
+        attention_dropout=float(config.attention_probs_dropout_prob),
+        rotary_value=bool(config.rotary_value),
+        init_std=config.initializer_range,
+    )
 
 
 class RoFormerSelfAttention(nn.Module):
@@ -323,7 +320,7 @@ _LAYER_NAMES = {
 _IGNORED = ("encoder.embed_positions.weight",)
 
 
-def convert_transformers_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def from_transformers(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """A transformers ``RoFormerModel`` state dict (or ``RoFormerFor*``'s ``roformer.`` part) as ours.
 
     Heads outside the encoder (``cls.``, ``classifier.``...) are dropped; an unknown encoder key is an error.
@@ -353,8 +350,10 @@ def convert_transformers_state_dict(state_dict: Mapping[str, Tensor]) -> dict[st
     return out
 
 
-def to_transformers_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def to_transformers(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Our state dict with transformers ``RoFormerModel`` names (without the sinusoid table)."""
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
     embeddings = {ours: theirs for theirs, ours in _EMBEDDING_NAMES.items()}
     layer_names = {ours: theirs for theirs, ours in _LAYER_NAMES.items()}
     out: dict[str, Tensor] = {}

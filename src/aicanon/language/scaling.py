@@ -82,14 +82,6 @@ __all__ = [
 # ----------------------------------------------------------------------------- compute accounting
 
 
-def _check_positive_number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a positive number, got {type(value).__name__}")
-    if not math.isfinite(float(value)) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
-
-
 def training_flops(parameters: float, tokens: float) -> float:
     """``C = 6 N D``: training FLOPs of ``parameters`` (N, non-embedding) on ``tokens`` (D).
 
@@ -97,8 +89,10 @@ def training_flops(parameters: float, tokens: float) -> float:
     backward pass twice that; the context-dependent attention term is left out (small when
     ``d_model >> n_ctx / 12``).
     """
-    n = _check_positive_number("parameters", parameters)
-    d = _check_positive_number("tokens", tokens)
+    from aicanon.core.checks import check_float
+
+    n = float(check_float("parameters", parameters, 0, min_inclusive=False, finite=True))
+    d = float(check_float("tokens", tokens, 0, min_inclusive=False, finite=True))
     return 6.0 * n * d
 
 
@@ -394,12 +388,11 @@ def bootstrap_prediction(
     counted in ``rejected``. The interval is the ``(1 - level) / 2`` and ``(1 + level) / 2``
     quantiles of the accepted predictions.
     """
-    from aicanon.core.checks import check_int
+    from aicanon.core.checks import check_float, check_int
 
     check_int("n_resamples", n_resamples)
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 < level < 1.0:
-        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
-    target = _check_positive_number("target_compute", target_compute)
+    check_float("level", level, 0, 1, min_inclusive=False, max_inclusive=False)
+    target = float(check_float("target_compute", target_compute, 0, min_inclusive=False, finite=True))
     if isinstance(seed, np.random.Generator):
         rng = seed
     elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):

@@ -59,12 +59,16 @@ Departures and choices, each deliberate:
   per expert). In one process each expert multiplies only its kept tokens (sorted by expert), not
   the zero-padded ``[N, capacity, d]`` buffer the paper's TPU code computes: same outputs, no
   FLOPs spent on empty slots. Expert parallelism exchanges that fixed-size buffer.
-  :meth:`SwitchFFN.load_transformers_state_dict` reads its (and the released checkpoints') layout.
+  :func:`from_transformers` converts its (and the released checkpoints') layout to ours:
+  ``load_state_dict_strict(layer, from_transformers(state_dict, prefix))``
+  (:func:`aicanon.core.state_dict.load_state_dict_strict`).
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -72,7 +76,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aicanon.core.checks import check_int
+from aicanon.core.checks import check_float, check_int, check_probability
+from aicanon.core.state_dict import check_state_dict
 
 __all__ = [
     "ACTIVATIONS",
@@ -81,6 +86,7 @@ __all__ = [
     "SwitchFFN",
     "SwitchRouter",
     "expert_capacity",
+    "from_transformers",
     "load_balancing_loss",
     "load_coefficient_of_variation",
     "router_z_loss",
@@ -90,24 +96,6 @@ __all__ = [
 ]
 
 ACTIVATIONS = ("relu", "swiglu")
-
-
-def _check_float(name: str, value: object, *, minimum: float, inclusive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
-    value = float(value)
-    ok = value >= minimum if inclusive else value > minimum
-    if not ok or not math.isfinite(value):
-        relation = ">=" if inclusive else ">"
-        raise ValueError(f"{name} must be a finite number {relation} {minimum}, got {value}")
-    return value
-
-
-def _check_probability(name: str, value: object) -> float:
-    value = _check_float(name, value, minimum=0.0, inclusive=True)
-    if value >= 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
-    return value
 
 
 def scaled_truncated_normal_(
@@ -122,7 +110,7 @@ def scaled_truncated_normal_(
     if not isinstance(tensor, Tensor):
         raise TypeError(f"tensor must be a torch.Tensor, got {type(tensor).__name__}")
     check_int("fan_in", fan_in)
-    scale = _check_float("scale", scale, minimum=0.0, inclusive=False)
+    scale = float(check_float("scale", scale, 0.0, min_inclusive=False, finite=True))
     std = math.sqrt(scale / fan_in)
     with torch.no_grad():
         return nn.init.trunc_normal_(tensor, 0.0, std, -2.0 * std, 2.0 * std, generator=generator)
@@ -134,7 +122,9 @@ def expert_capacity(
     """Eq. 3: ``floor(capacity_factor * tokens / experts)``, at least ``min_capacity``, at most ``tokens``."""
     check_int("tokens_per_group", tokens_per_group)
     check_int("num_experts", num_experts)
-    capacity_factor = _check_float("capacity_factor", capacity_factor, minimum=0.0, inclusive=False)
+    capacity_factor = float(
+        check_float("capacity_factor", capacity_factor, 0.0, min_inclusive=False, finite=True)
+    )
     check_int("min_capacity", min_capacity)
     capacity = math.floor(capacity_factor * tokens_per_group / num_experts + 1e-9)
     return min(tokens_per_group, max(capacity, min_capacity))
@@ -237,7 +227,7 @@ class SwitchRouter(nn.Module):
         check_int("num_experts", num_experts)
         self.hidden_size = hidden_size
         self.num_experts = num_experts
-        self.jitter_noise = _check_probability("jitter_noise", jitter_noise)
+        self.jitter_noise = float(check_probability("jitter_noise", jitter_noise, allow_one=False))
         # nn.Linear's layout [N, H], the same as transformers' ``router.classifier``.
         self.weight = nn.Parameter(torch.empty(num_experts, hidden_size))
         self.bias = nn.Parameter(torch.zeros(num_experts)) if bias else None
@@ -289,7 +279,7 @@ class SwitchExperts(nn.Module):
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         self.num_experts, self.hidden_size, self.ffn_size = num_experts, hidden_size, ffn_size
         self.activation = activation
-        self.dropout = _check_probability("expert_dropout", dropout)
+        self.dropout = float(check_probability("expert_dropout", dropout, allow_one=False))
         if activation == "relu":
             self.wi = nn.Parameter(torch.empty(num_experts, hidden_size, ffn_size))
         else:
@@ -385,12 +375,14 @@ class SwitchFFN(nn.Module):
         check_int("hidden_size", hidden_size)
         check_int("ffn_size", ffn_size)
         check_int("num_experts", num_experts)
-        self.capacity_factor = _check_float("capacity_factor", capacity_factor, minimum=0.0, inclusive=False)
+        self.capacity_factor = float(
+            check_float("capacity_factor", capacity_factor, 0.0, min_inclusive=False, finite=True)
+        )
         if expert_capacity is not None:
             check_int("expert_capacity", expert_capacity)
         self.expert_capacity = expert_capacity
         self.min_capacity = check_int("min_capacity", min_capacity)
-        self.init_scale = _check_float("init_scale", init_scale, minimum=0.0, inclusive=False)
+        self.init_scale = float(check_float("init_scale", init_scale, 0.0, min_inclusive=False, finite=True))
         self.hidden_size, self.ffn_size, self.num_experts = hidden_size, ffn_size, num_experts
         self.process_group = process_group
         world, rank = 1, 0
@@ -495,25 +487,57 @@ class SwitchFFN(nn.Module):
         returned = _AllToAll.apply(processed.contiguous(), self.process_group)
         return returned.reshape(world * local, slots, hidden)
 
-    @torch.no_grad()
-    def load_transformers_state_dict(self, state_dict: dict[str, Tensor], prefix: str = "") -> None:
-        """Load transformers' ``SwitchTransformersSparseMLP`` layout (the released Switch checkpoints).
 
-        Keys ``{prefix}router.classifier.weight`` ``[N, H]`` and ``{prefix}experts.expert_{i}.wi.weight``
-        ``[F, H]`` / ``.wo.weight`` ``[H, F]`` (nn.Linear layout) for every expert ``i`` this rank holds.
-        """
-        if self.experts.activation != "relu":
-            raise ValueError(
-                f"activation must be 'relu' to load transformers' Switch experts, got {self.experts.activation!r}"
-            )
-        key = f"{prefix}router.classifier.weight"
-        if key not in state_dict:
-            raise ValueError(f"state_dict must contain {key!r}; it has {sorted(state_dict)[:6]}...")
-        self.router.weight.copy_(state_dict[key])
-        for local in range(self.local_experts):
-            index = self.expert_offset + local
-            self.experts.wi[local].copy_(state_dict[f"{prefix}experts.expert_{index}.wi.weight"].t())
-            self.experts.wo[local].copy_(state_dict[f"{prefix}experts.expert_{index}.wo.weight"].t())
+_EXPERT_KEY = re.compile(r"experts\.expert_(\d+)\.(wi|wo)\.weight")
+
+
+def from_transformers(
+    state_dict: Mapping[str, Tensor], prefix: str = "", experts: Sequence[int] | None = None
+) -> dict[str, Tensor]:
+    """A :class:`SwitchFFN` state dict (ReLU experts) from transformers' ``SwitchTransformersSparseMLP``
+    layout, the released Switch checkpoints'.
+
+    Reads ``{prefix}router.classifier.weight`` ``[N, H]`` and ``{prefix}experts.expert_{i}.wi.weight``
+    ``[F, H]`` / ``.wo.weight`` ``[H, F]`` (nn.Linear layout), stacked into our ``experts.wi [n, H, F]``
+    and ``experts.wo [n, F, H]``. Keys outside ``prefix`` are ignored, so a whole model's state dict
+    may be given with one layer's prefix (``"encoder.block.1.layer.1.mlp."``); a key under it that is
+    not the router's or an expert's raises ``ValueError``. ``experts``: the expert indices to take, in
+    order; every one of the router's ``N`` by default, and
+    ``range(layer.expert_offset, layer.expert_offset + layer.local_experts)`` for one rank's layer
+    under expert parallelism.
+    """
+    state_dict = check_state_dict(state_dict)
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
+    router = f"{prefix}router.classifier.weight"
+    if router not in state_dict:
+        raise ValueError(f"state_dict must contain {router!r}; it has {sorted(state_dict)[:6]}...")
+    unknown = [
+        key
+        for key in state_dict
+        if key.startswith(prefix) and key != router and not _EXPERT_KEY.fullmatch(key[len(prefix) :])
+    ]
+    if unknown:
+        raise ValueError(
+            f"state_dict has keys under {prefix!r} that are not a Switch layer's: {unknown[:10]}"
+        )
+    if experts is None:
+        experts = range(state_dict[router].shape[0])
+    if isinstance(experts, (str, bytes)) or not all(
+        isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in experts
+    ):
+        raise TypeError(f"experts must be a sequence of expert indices (ints >= 0), got {experts!r}")
+    names = [f"{prefix}experts.expert_{i}.{w}.weight" for i in experts for w in ("wi", "wo")]
+    missing = [name for name in names if name not in state_dict]
+    if missing or not names:
+        raise ValueError(
+            f"state_dict must contain the experts' weights; missing {missing[:10]} of experts {list(experts)}"
+        )
+    return {
+        "router.weight": state_dict[router],
+        "experts.wi": torch.stack([state_dict[f"{prefix}experts.expert_{i}.wi.weight"].t() for i in experts]),
+        "experts.wo": torch.stack([state_dict[f"{prefix}experts.expert_{i}.wo.weight"].t() for i in experts]),
+    }
 
 
 def switch_layers(model: nn.Module) -> list[SwitchFFN]:
@@ -529,8 +553,8 @@ def switch_aux_loss(model: nn.Module, balancing_coef: float = 0.01, z_loss_coef:
     The paper adds Eq. 4 with ``alpha = 10^-2`` for every Switch layer. Use as
     ``extra_loss=lambda m: switch_aux_loss(m)`` in a training loop.
     """
-    balancing_coef = _check_float("balancing_coef", balancing_coef, minimum=0.0, inclusive=True)
-    z_loss_coef = _check_float("z_loss_coef", z_loss_coef, minimum=0.0, inclusive=True)
+    balancing_coef = float(check_float("balancing_coef", balancing_coef, 0.0, finite=True))
+    z_loss_coef = float(check_float("z_loss_coef", z_loss_coef, 0.0, finite=True))
     layers = switch_layers(model)
     if not layers:
         raise ValueError("model must contain at least one SwitchFFN, got none")

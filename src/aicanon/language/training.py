@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_int
 from aicanon.core.device import autocast
 from aicanon.core.progress import track
 from aicanon.datasets.text import random_batch
@@ -54,9 +55,7 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "seq_len", "eval_batches"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_int(name, getattr(self, name))
         if self.warmup_steps < 0 or self.eval_every < 0:
             raise ValueError(
                 f"warmup_steps and eval_every must be >= 0, got {self.warmup_steps} and {self.eval_every}"

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from aicanon.core.checks import check_int
+
 __all__ = ["KVCache"]
 
 
@@ -19,8 +21,7 @@ class KVCache:
     """Per-layer key/value tensors ``[B, Hkv, S, D]`` grown by :meth:`update`, plus the attention mask so far."""
 
     def __init__(self, num_layers: int) -> None:
-        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(f"num_layers must be a positive int, got {num_layers!r}")
+        check_int("num_layers", num_layers)
         self.keys: list[Tensor | None] = [None] * num_layers
         self.values: list[Tensor | None] = [None] * num_layers
         self.mask: Tensor | None = None

@@ -30,6 +30,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_float, check_int
+
 __all__ = [
     "RotaryEmbedding",
     "apply_rotary",
@@ -41,10 +43,10 @@ __all__ = [
 
 def rope_frequencies(head_dim: int, base: float = 10000.0) -> Tensor:
     """``theta_i = base^(-2i/d)`` for ``i = 0 .. d/2 - 1`` (RoFormer Eq. 15), float32."""
-    if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim < 2 or head_dim % 2:
-        raise ValueError(f"head_dim must be a positive even int, got {head_dim!r}")
-    if not base > 1:
-        raise ValueError(f"base must be > 1, got {base}")
+    check_int("head_dim", head_dim, 2)
+    if head_dim % 2:
+        raise ValueError(f"head_dim must be even (rotations act on pairs), got {head_dim}")
+    check_float("base", base, 1, min_inclusive=False)
     exponents = torch.arange(0, head_dim, 2, dtype=torch.float32, device="cpu") / head_dim
     return 1.0 / (base**exponents)
 

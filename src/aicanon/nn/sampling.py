@@ -10,20 +10,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from aicanon.core.checks import check_float, check_int
+
 __all__ = ["filter_logits", "sample_next"]
 
 
 def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
     """Set logits outside the top-k and outside the nucleus of mass ``top_p`` to ``-inf`` (last axis)."""
     if top_k is not None:
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
+        check_int("top_k", top_k, allow_none=True)
         k = min(top_k, logits.shape[-1])
         kth = torch.topk(logits, k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None:
-        if not 0.0 < top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        check_float("top_p", top_p, 0, 1, min_inclusive=False)
         sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
         cumulative = sorted_logits.softmax(-1).cumsum(-1)
         # Drop a token when the mass *before* it already reaches p: the crossing token stays.
@@ -44,8 +44,7 @@ def sample_next(
     if not isinstance(logits, Tensor) or logits.dim() != 2:
         got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
         raise ValueError(f"logits must be a 2-D tensor [batch, vocab], got {got}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    check_float("temperature", temperature, 0)
     if temperature == 0:
         return logits.argmax(-1)
     logits = filter_logits(logits.float() / temperature, top_k, top_p)

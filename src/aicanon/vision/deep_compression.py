@@ -69,6 +69,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_float, check_int
+
 __all__ = [
     "MEGABYTE",
     "CompressionReport",
@@ -99,19 +101,12 @@ FLOAT_BITS = 32
 
 
 def _check_sparsity(sparsity: object, name: str = "sparsity") -> float:
-    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
-        raise TypeError(f"{name} must be a float in [0, 1), got {type(sparsity).__name__}")
-    if not (0.0 <= float(sparsity) < 1.0):
-        raise ValueError(f"{name} must be in [0, 1) (the fraction of weights removed), got {sparsity!r}")
-    return float(sparsity)
+    note = "the fraction of weights removed"
+    return float(check_float(name, sparsity, 0, 1, max_inclusive=False, note=note))
 
 
 def _check_bits(bits: object, name: str = "bits") -> int:
-    if isinstance(bits, bool) or not isinstance(bits, int):
-        raise TypeError(f"{name} must be an int in 1..16, got {type(bits).__name__}")
-    if not 1 <= bits <= 16:
-        raise ValueError(f"{name} must be in 1..16, got {bits}")
-    return bits
+    return check_int(name, bits, 1, 16)
 
 
 def _check_float_tensor(x: object, name: str) -> Tensor:
@@ -203,8 +198,7 @@ def apply_masks_(model: nn.Module, masks: Mapping[str, Tensor]) -> None:
 def linear_centroids(values: Tensor, k: int) -> Tensor:
     """``k`` centroids evenly spaced over ``[min(values), max(values)]`` (Section 3.2, linear init)."""
     _check_float_tensor(values, "values")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    check_int("k", k)
     if values.numel() == 0:
         raise ValueError("values must hold at least one weight, got an empty tensor")
     low, high = values.min(), values.max()
@@ -229,16 +223,14 @@ def kmeans_1d(values: Tensor, k: int, iterations: int = 100, init: str = "linear
     _check_float_tensor(values, "values")
     if init not in ("linear", "density"):
         raise ValueError(f"init must be 'linear' or 'density', got {init!r}")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise ValueError(f"iterations must be an int >= 0, got {iterations!r}")
+    check_int("iterations", iterations, 0)
     flat = values.detach().reshape(-1).double()
     if init == "linear":
         centroids = linear_centroids(flat, k)
     else:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or flat.numel() == 0:
-            raise ValueError(
-                f"k must be a positive int and values non-empty, got k={k!r}, {flat.numel()} values"
-            )
+        check_int("k", k)
+        if flat.numel() == 0:
+            raise ValueError("values must hold at least one weight, got an empty tensor")
         centroids = torch.quantile(flat, torch.linspace(0, 1, k, dtype=flat.dtype, device=flat.device))
     assignments = _assign(flat, centroids)
     for _ in range(iterations):
@@ -410,8 +402,7 @@ def finetune_centroids_step(model: nn.Module, compressed: Mapping[str, LayerComp
     the pruned zeros do not change. Call after ``loss.backward()``; biases and layers not in
     ``compressed`` are the caller's optimiser's business.
     """
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ValueError(f"lr must be a positive float, got {lr!r}")
+    check_float("lr", lr, 0, min_inclusive=False)
     available = compressible_layers(model)
     with torch.no_grad():
         for name, layer in compressed.items():

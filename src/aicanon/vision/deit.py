@@ -21,8 +21,10 @@ At test time "we add the softmax output by the two classifiers to make the predi
 "Classification with our approach: joint classifiers"): :meth:`DistilledVisionTransformer.predict_proba`.
 
 Layout and names are timm's (``cls_token, dist_token, pos_embed`` with two prefix positions,
-``blocks.*``, ``norm``, ``head``, ``head_dist``), so timm ``deit_*_distilled_*`` state dicts load
-with :meth:`DistilledVisionTransformer.load_weights`. Non-distilled DeiT is a ViT:
+``blocks.*``, ``norm``, ``head``, ``head_dist``), so timm ``deit_*`` state dicts load unchanged:
+``load_state_dict_strict(model, from_timm(state_dict))`` (:func:`from_timm` is ViT's,
+:func:`aicanon.vision.vit_weights.from_timm`; :func:`aicanon.core.state_dict.load_state_dict_strict`
+lists every missing, unexpected or mis-shaped entry). Non-distilled DeiT is a ViT:
 :func:`deit` builds either (sizes Ti/S/B of Table 1).
 
 Departures from the paper, and why:
@@ -41,19 +43,19 @@ Departures from the paper, and why:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aicanon.core.checks import check_int
 from aicanon.vision.vit import VIT_SIZES, VisionTransformer, resample_pos_embed
+from aicanon.vision.vit_weights import from_timm
 
 __all__ = [
     "DEIT_SIZES",
     "DistilledVisionTransformer",
     "deit",
+    "from_timm",
     "hard_distillation_loss",
     "soft_distillation_loss",
 ]
@@ -145,30 +147,6 @@ class DistilledVisionTransformer(VisionTransformer):
         if num_classes:
             nn.init.zeros_(self.head_dist.weight)
             nn.init.zeros_(self.head_dist.bias)
-
-    def load_weights(self, state_dict: Mapping[str, Tensor]) -> None:
-        """Load a timm/official-layout state dict; ValueError lists missing and unexpected keys and
-        mismatched shapes."""
-        if not isinstance(state_dict, Mapping):
-            raise TypeError(
-                f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}"
-            )
-        own = self.state_dict()
-        missing = sorted(set(own) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(own))
-        if missing or unexpected:
-            raise ValueError(
-                f"state_dict does not match DistilledVisionTransformer: missing keys {missing}, "
-                f"unexpected keys {unexpected}"
-            )
-        wrong = [
-            f"{k}: expected {tuple(own[k].shape)}, got {tuple(v.shape)}"
-            for k, v in state_dict.items()
-            if tuple(v.shape) != tuple(own[k].shape)
-        ]
-        if wrong:
-            raise ValueError(f"state_dict shapes do not match DistilledVisionTransformer: {wrong}")
-        self.load_state_dict(dict(state_dict), strict=True)
 
 
 def _check_logits(name: str, logits: Tensor, like: Tensor | None = None) -> None:

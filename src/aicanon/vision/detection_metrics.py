@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from aicanon.core.checks import check_float
 from aicanon.vision.giou import box_iou
 
 __all__ = ["COCO_IOU_THRESHOLDS", "average_precision", "coco_average_precision", "duplicate_rate", "mean_average_precision"]
@@ -126,12 +127,6 @@ def _ap(scores: list[float], hits: list[bool], num_gt: int) -> float:
     return float(values.mean())
 
 
-def _check_threshold(iou_threshold: object) -> float:
-    if isinstance(iou_threshold, bool) or not isinstance(iou_threshold, (int, float)) or not 0 < iou_threshold <= 1:
-        raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold!r}")
-    return float(iou_threshold)
-
-
 def _per_class(predictions, ground_truths, thresholds: tuple[float, ...]) -> dict[float, dict[int, float]]:
     records, num_gt = _matches(predictions, ground_truths, thresholds)
     # COCO ignores a class with no ground truth, whatever is detected.
@@ -150,7 +145,7 @@ def average_precision(
     ``i``; ``ground_truths[i]``: ``boxes [m, 4]``, ``labels [m]``.
     """
     predictions, ground_truths = _check_pair(predictions, ground_truths)
-    t = _check_threshold(iou_threshold)
+    t = float(check_float("iou_threshold", iou_threshold, 0, 1, min_inclusive=False))
     return _per_class(predictions, ground_truths, (t,))[t]
 
 
@@ -176,8 +171,7 @@ def duplicate_rate(
     """Fraction of confident predictions that duplicate an earlier one (same class, IoU > ``iou_threshold``)."""
     predictions = _check_list("predictions", predictions, ("boxes", "scores", "labels"))
     for name, value in (("score_threshold", score_threshold), ("iou_threshold", iou_threshold)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        check_float(name, value, 0, 1)
     confident = duplicates = 0
     for pred in predictions:
         keep = pred["scores"] >= score_threshold

@@ -34,8 +34,10 @@ Public API
 * :class:`SmallResNet`: a small ResNet-like :class:`~aicanon.vision.backbone.Backbone` for CPU runs;
 * :class:`Detr` (any ``Backbone``; uses its ``feature_maps`` at the last stride), returning
   :class:`DetrOutput` (``logits [B, N, K+1]``, ``boxes [B, N, 4]``, ``aux``: the earlier layers');
-* :func:`detr_state_dict_from_transformers`: the transformer part and heads of a
-  ``transformers.DetrForObjectDetection`` state dict, renamed for :class:`Detr`.
+* :func:`from_transformers`: the transformer part and heads of a
+  ``transformers.DetrForObjectDetection`` state dict, renamed for :class:`Detr`; load it with
+  ``load_state_dict_strict(model, from_transformers(state_dict), allow_missing=("backbone.",))``
+  (:func:`aicanon.core.state_dict.load_state_dict_strict`), which keeps your backbone's weights.
 
 Departures from the paper, and why
 ----------------------------------
@@ -58,12 +60,15 @@ Departures from the paper, and why
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_int
+from aicanon.core.state_dict import check_state_dict
 from aicanon.vision.backbone import Backbone, check_images
 
 __all__ = [
@@ -74,17 +79,8 @@ __all__ = [
     "DetrOutput",
     "SinePositionEmbedding",
     "SmallResNet",
-    "detr_state_dict_from_transformers",
-    "load_transformers_detr",
+    "from_transformers",
 ]
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return value
 
 
 # --------------------------------------------------------------------------- positional encoding
@@ -101,7 +97,7 @@ class SinePositionEmbedding(nn.Module):
         self, num_features: int = 128, temperature: float = 10000.0, normalize: bool = True, scale: float | None = None
     ) -> None:
         super().__init__()
-        _check_positive_int("num_features", num_features)
+        check_int("num_features", num_features)
         if num_features % 2:
             raise ValueError(f"num_features must be even (sin/cos pairs), got {num_features}")
         if scale is not None and not normalize:
@@ -134,8 +130,8 @@ class DetrAttention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0) -> None:
         super().__init__()
-        _check_positive_int("dim", dim)
-        _check_positive_int("num_heads", num_heads)
+        check_int("dim", dim)
+        check_int("num_heads", num_heads)
         if dim % num_heads:
             raise ValueError(f"dim must be divisible by num_heads, got dim={dim}, num_heads={num_heads}")
         self.num_heads = num_heads
@@ -272,7 +268,7 @@ class Detr(nn.Module):
             ("decoder_layers", decoder_layers),
             ("ffn_dim", ffn_dim),
         ):
-            _check_positive_int(name, value)
+            check_int(name, value)
         if d_model % 4:
             raise ValueError(f"d_model must be a multiple of 4 (sin/cos of rows and columns), got {d_model}")
         if not 0.0 <= dropout < 1.0:
@@ -385,12 +381,12 @@ class SmallResNet(Backbone):
         self, in_channels: int = 1, widths: tuple[int, ...] = (32, 64, 128), num_classes: int = 0, stem_stride: int = 1
     ) -> None:
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("stem_stride", stem_stride)
+        check_int("in_channels", in_channels)
+        check_int("stem_stride", stem_stride)
         if not isinstance(widths, (tuple, list)) or not widths:
             raise ValueError(f"widths must be a non-empty tuple of positive ints, got {widths!r}")
-        for w in widths:
-            _check_positive_int("widths entry", w)
+        for i, w in enumerate(widths):
+            check_int(f"widths[{i}]", w)
         self.in_channels = in_channels
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, widths[0], 3, stem_stride, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()
@@ -422,8 +418,7 @@ class SmallResNet(Backbone):
         return self.head(features.mean(dim=(2, 3)))
 
     def reset_classifier(self, num_classes: int) -> None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
-            raise ValueError(f"num_classes must be an int >= 0, got {num_classes!r}")
+        check_int("num_classes", num_classes, 0)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
 
@@ -439,15 +434,15 @@ _RENAMES = (
 )
 
 
-def detr_state_dict_from_transformers(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+def from_transformers(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Rename a ``transformers.DetrForObjectDetection`` state dict's detector part for :class:`Detr`.
 
     The backbone (``model.backbone.*``) is dropped: its weights belong to whatever
-    :class:`Backbone` you use; :func:`load_transformers_detr` loads the rest and checks the keys.
+    :class:`Backbone` you use; load the rest with ``load_state_dict_strict(model, ...,
+    allow_missing=("backbone.",))``, which checks every other key and shape.
     A key that is neither the backbone's nor the detector's raises ``ValueError`` listing it.
     """
-    if not isinstance(state_dict, dict):
-        raise TypeError(f"state_dict must be a dict of tensors, got {type(state_dict).__name__}")
+    state_dict = check_state_dict(state_dict)
     out: dict[str, Tensor] = {}
     unknown = []
     for key, value in state_dict.items():
@@ -462,29 +457,3 @@ def detr_state_dict_from_transformers(state_dict: dict[str, Tensor]) -> dict[str
     if unknown:
         raise ValueError(f"state_dict has keys that are not DETR's detector: {sorted(unknown)}")
     return out
-
-
-def load_transformers_detr(model: Detr, state_dict: dict[str, Tensor]) -> None:
-    """Load a ``transformers.DetrForObjectDetection`` state dict's detector part into ``model``.
-
-    Every parameter of ``model`` outside ``model.backbone`` must be given and every given key must
-    exist in ``model`` with the same shape; otherwise ``ValueError`` lists the missing, unexpected or
-    mis-shaped keys. The backbone is left as it is.
-    """
-    if not isinstance(model, Detr):
-        raise TypeError(f"model must be a Detr, got {type(model).__name__}")
-    converted = detr_state_dict_from_transformers(state_dict)
-    own = {k: v for k, v in model.state_dict().items() if not k.startswith("backbone.")}
-    missing = sorted(set(own) - set(converted))
-    unexpected = sorted(set(converted) - set(own))
-    shapes = sorted(
-        f"{k}: expected {tuple(own[k].shape)}, got {tuple(converted[k].shape)}"
-        for k in set(own) & set(converted)
-        if own[k].shape != converted[k].shape
-    )
-    if missing or unexpected or shapes:
-        raise ValueError(
-            f"state_dict does not fit this Detr: missing keys {missing}, unexpected keys {unexpected}, "
-            f"shape mismatches {shapes}"
-        )
-    model.load_state_dict(converted, strict=False)

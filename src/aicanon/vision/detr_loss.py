@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_float, check_int
 from aicanon.vision.detr import DetrOutput
 from aicanon.vision.giou import DEFAULT_EPS, generalized_box_iou, generalized_box_iou_elementwise
 
@@ -151,8 +152,7 @@ class HungarianMatcher:
 
     def __init__(self, class_weight: float = 1.0, l1_weight: float = 5.0, giou_weight: float = 2.0, eps: float = DEFAULT_EPS) -> None:
         for name, value in (("class_weight", class_weight), ("l1_weight", l1_weight), ("giou_weight", giou_weight)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+            check_float(name, value, 0)
         if class_weight == l1_weight == giou_weight == 0:
             raise ValueError("class_weight, l1_weight and giou_weight must not all be 0, got all 0")
         self.class_weight, self.l1_weight, self.giou_weight, self.eps = class_weight, l1_weight, giou_weight, eps
@@ -231,10 +231,8 @@ class SetCriterion(nn.Module):
         eps: float = DEFAULT_EPS,
     ) -> None:
         super().__init__()
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-        if not 0.0 <= eos_coef <= 1.0:
-            raise ValueError(f"eos_coef must be in [0, 1], got {eos_coef}")
+        check_int("num_classes", num_classes)
+        check_float("eos_coef", eos_coef, 0, 1)
         self.num_classes = num_classes
         self.matcher = matcher if matcher is not None else HungarianMatcher(ce_weight, l1_weight, giou_weight, eps)
         self.ce_weight, self.l1_weight, self.giou_weight, self.eps = ce_weight, l1_weight, giou_weight, eps

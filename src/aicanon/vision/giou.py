@@ -69,6 +69,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from aicanon.core.checks import check_float
+
 __all__ = [
     "box_area",
     "box_iou",
@@ -106,15 +108,6 @@ def _check_pair(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
         raise TypeError(f"{name_a} and {name_b} must share a dtype, got {a.dtype} and {b.dtype}")
     if a.device != b.device:
         raise ValueError(f"{name_a} and {name_b} must be on one device, got {a.device} and {b.device}")
-
-
-def _check_eps(eps: object) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
-        raise TypeError(f"eps must be a float >= 0, got {type(eps).__name__}")
-    eps = float(eps)
-    if not eps >= 0.0 or eps == float("inf"):
-        raise ValueError(f"eps must be a finite float >= 0, got {eps}")
-    return eps
 
 
 def _where(position: int, leading_shape: torch.Size) -> str:
@@ -210,7 +203,7 @@ def _check_pairwise(boxes1: object, boxes2: object, eps: object) -> float:
         if boxes.ndim != 2:
             raise ValueError(f"{name} must have shape [N, 4], got shape {tuple(boxes.shape)}")
     _check_pair("boxes1", a, "boxes2", b)
-    eps = _check_eps(eps)
+    eps = float(check_float("eps", eps, 0, finite=True))
     _check_values("boxes1", a, require_ordered=True)
     _check_values("boxes2", b, require_ordered=True)
     return eps
@@ -224,7 +217,7 @@ def _check_elementwise(name_a: str, a: object, name_b: str, b: object, eps: obje
         raise ValueError(
             f"{name_a} and {name_b} must have the same shape [..., 4], got {tuple(a.shape)} and {tuple(b.shape)}"
         )
-    return _check_eps(eps)
+    return float(check_float("eps", eps, 0, finite=True))
 
 
 def box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = DEFAULT_EPS) -> Tensor:

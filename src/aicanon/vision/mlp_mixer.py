@@ -14,7 +14,9 @@ LayerNorm, global average pooling over tokens and a linear classifier. Sizes (Ta
 16x16 patches.
 
 Parameter names are timm's (``stem.proj, blocks.<i>.norm1, mlp_tokens.fc1/fc2, norm2,
-mlp_channels.fc1/fc2, norm, head``), so timm ``mixer_*`` state dicts load with ``load_state_dict``.
+mlp_channels.fc1/fc2, norm, head``), so timm ``mixer_*`` state dicts load unchanged:
+``load_state_dict_strict(model, from_timm(state_dict))``
+(:func:`aicanon.core.state_dict.load_state_dict_strict`).
 
 Departures from the paper, and why:
 
@@ -28,18 +30,18 @@ Departures from the paper, and why:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from aicanon.core.checks import check_int
+from aicanon.core.state_dict import check_state_dict
 from aicanon.nn.patch_embed import PatchEmbed
 from aicanon.nn.transformer import DropPath, Mlp
 from aicanon.vision.backbone import Backbone, check_images
 
-__all__ = ["MIXER_SIZES", "MixerBlock", "MixerSize", "MlpMixer", "mixer"]
+__all__ = ["MIXER_SIZES", "MixerBlock", "MixerSize", "MlpMixer", "from_timm", "mixer"]
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,11 @@ class MlpMixer(Backbone):
         if num_classes:
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
+
+
+def from_timm(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Our state dict from a timm ``mixer_*`` one: the names are ours."""
+    return check_state_dict(state_dict)
 
 
 def mixer(name: str, **kwargs) -> MlpMixer:

@@ -71,6 +71,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from aicanon.core.checks import check_float, check_int
+
 __all__ = ["PReLU", "fans", "he_init_", "he_std", "param_groups", "xavier_init_", "xavier_std"]
 
 _FAN_MODES = ("fan_in", "fan_out")
@@ -94,12 +96,8 @@ class PReLU(nn.Module):
 
     def __init__(self, num_parameters: int = 1, init: float = 0.25) -> None:
         super().__init__()
-        if isinstance(num_parameters, bool) or not isinstance(num_parameters, int):
-            raise TypeError(f"num_parameters must be an int, got {type(num_parameters).__name__}")
-        if num_parameters < 1:
-            raise ValueError(f"num_parameters must be >= 1 (1 = channel-shared), got {num_parameters}")
-        if isinstance(init, bool) or not isinstance(init, (int, float)) or not math.isfinite(init):
-            raise ValueError(f"init must be a finite number, got {init!r}")
+        check_int("num_parameters", num_parameters, note="1 = channel-shared")
+        check_float("init", init, finite=True)
         self.num_parameters = num_parameters
         self.init = float(init)
         self.weight = nn.Parameter(torch.full((num_parameters,), float(init)))
@@ -138,19 +136,10 @@ def fans(tensor: torch.Tensor) -> tuple[int, int]:
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
 
 
-def _check_slope(negative_slope: float) -> float:
-    if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)):
-        raise TypeError(f"negative_slope must be a float, got {type(negative_slope).__name__}")
-    if not math.isfinite(negative_slope) or negative_slope < 0:
-        raise ValueError(f"negative_slope must be a finite number >= 0 (0 = ReLU), got {negative_slope}")
-    return float(negative_slope)
-
-
 def he_std(fan: int, negative_slope: float = 0.0) -> float:
     """``sqrt(2 / ((1 + a^2) n))``: the std that satisfies Eq. 10 / 14 / 15 for ``n = fan``."""
-    negative_slope = _check_slope(negative_slope)
-    if isinstance(fan, bool) or not isinstance(fan, int) or fan < 1:
-        raise ValueError(f"fan must be a positive int, got {fan!r}")
+    negative_slope = float(check_float("negative_slope", negative_slope, 0, finite=True, note="0 = ReLU"))
+    check_int("fan", fan)
     # Written as gain / sqrt(n), with gain = sqrt(2 / (1 + a^2)), to round exactly as
     # torch.nn.init.kaiming_normal_ does (so the two draw identical tensors).
     return math.sqrt(2.0 / (1 + negative_slope**2)) / math.sqrt(fan)
@@ -161,9 +150,8 @@ def xavier_std(fan_in: int, fan_out: int, mode: str = "fan_in") -> float:
     ``sqrt(2 / (fan_in + fan_out))`` (``fan_avg``)."""
     if mode not in _XAVIER_MODES:
         raise ValueError(f"mode must be one of {_XAVIER_MODES}, got {mode!r}")
-    for name, value in (("fan_in", fan_in), ("fan_out", fan_out)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    check_int("fan_in", fan_in)
+    check_int("fan_out", fan_out)
     if mode == "fan_avg":
         return math.sqrt(2.0 / float(fan_in + fan_out))
     # Section 2.2: n_l Var[w_l] = 1 (the linear case); written as 1 / sqrt(n) like
@@ -235,7 +223,7 @@ def he_init_(
     """
     if mode not in _FAN_MODES:
         raise ValueError(f"mode must be one of {_FAN_MODES}, got {mode!r}")
-    slope = _check_slope(negative_slope)
+    slope = float(check_float("negative_slope", negative_slope, 0, finite=True, note="0 = ReLU"))
     _check_generator(generator)
 
     def std_of(weight: torch.Tensor) -> float:
@@ -279,10 +267,7 @@ def param_groups(model: nn.Module, weight_decay: float, decay_biases: bool = Tru
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)):
-        raise TypeError(f"weight_decay must be a float, got {type(weight_decay).__name__}")
-    if not math.isfinite(weight_decay) or weight_decay < 0:
-        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay}")
+    check_float("weight_decay", weight_decay, 0, finite=True)
     exempt_ids: set[int] = set()
     for module in model.modules():
         if isinstance(module, (PReLU, nn.PReLU)):

@@ -6,7 +6,8 @@ shortcut when the shape changes) in four stages of ``layers`` blocks with ``widt
 first block of stages 2-4 striding by 2, then global average pooling and a linear classifier.
 ``ResNet(layers=(2, 2, 2, 2))`` with the ImageNet stem is ResNet-18, with torchvision's parameter
 names (``conv1, bn1, layer<k>.<i>.conv1 ..., downsample.0/1, fc``), so torchvision ``resnet18``
-state dicts load unchanged. ``small_inputs=True`` swaps the 7x7/2 convolution and max-pool of the stem
+state dicts load unchanged: ``load_state_dict_strict(model, from_torchvision(state_dict))``
+(:func:`aicanon.core.state_dict.load_state_dict_strict`). ``small_inputs=True`` swaps the 7x7/2 convolution and max-pool of the stem
 for one 3x3/1 convolution (the usual CIFAR/MNIST adaptation), so 28-32 pixel images keep their
 resolution.
 
@@ -23,15 +24,16 @@ Departures from the papers, and why:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from aicanon.core.checks import check_int
+from aicanon.core.state_dict import check_state_dict
 from aicanon.vision.backbone import Backbone, check_images
 
-__all__ = ["BasicBlock", "ResNet", "resnet18", "resnet_stem"]
+__all__ = ["BasicBlock", "ResNet", "from_torchvision", "resnet18", "resnet_stem"]
 
 
 class BasicBlock(nn.Module):
@@ -153,6 +155,11 @@ class ResNet(Backbone):
 def resnet18(**kwargs) -> ResNet:
     """ResNet-18 (11,689,512 parameters with 1000 classes, as torchvision)."""
     return ResNet(layers=(2, 2, 2, 2), **kwargs)
+
+
+def from_torchvision(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Our state dict from a torchvision ``resnet18``/``resnet34`` one: the names are ours."""
+    return check_state_dict(state_dict)
 
 
 def resnet_stem(model: ResNet, num_stages: int) -> tuple[nn.Sequential, int, int]:

@@ -27,8 +27,11 @@ Caffe "xavier" (uniform in ``+-sqrt(3 / fan_in)``) for every convolution, a Gaus
 conv10, zero biases; ``"torchvision"`` is torchvision's (Kaiming-uniform, conv10 as above).
 
 Layout and parameter names are torchvision's (``features.<i>``, ``classifier.1``), so
-``squeezenet1_0``/``squeezenet1_1`` state dicts load directly
-(:meth:`SqueezeNet.load_torchvision_state_dict`).
+``squeezenet1_0``/``squeezenet1_1`` state dicts load directly:
+``load_state_dict_strict(model, from_torchvision(state_dict))``
+(:func:`aicanon.core.state_dict.load_state_dict_strict` names missing, unexpected or mis-shaped entries:
+a complex bypass has weights torchvision lacks; another ``in_channels`` or ``num_classes`` changes
+conv1's or conv10's shape).
 
 Departures from the paper, and why:
 
@@ -51,6 +54,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_choice, check_int, check_probability
+from aicanon.core.state_dict import check_state_dict
 from aicanon.vision.backbone import Backbone, check_images
 
 __all__ = [
@@ -60,6 +65,7 @@ __all__ = [
     "Fire",
     "SqueezeNet",
     "feature_sizes",
+    "from_torchvision",
     "min_input_size",
     "squeezenet1_0",
     "squeezenet1_1",
@@ -84,18 +90,6 @@ _LAYOUT: dict[str, tuple] = {
 }  # fmt: skip
 
 
-def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-
-
-def _check_positive_int(name: str, value: object, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
 class Fire(nn.Module):
     """A Fire module (Section 3.2): squeeze 1x1, then expand 1x1 and 3x3 concatenated.
 
@@ -116,8 +110,8 @@ class Fire(nn.Module):
             ("in_channels", in_channels), ("squeeze", squeeze), ("expand1x1", expand1x1),
             ("expand3x3", expand3x3),
         ):  # fmt: skip
-            _check_positive_int(name, value)
-        _check_choice("bypass", bypass, ("none", "identity", "conv"))
+            check_int(name, value)
+        check_choice("bypass", bypass, ("none", "identity", "conv"))
         self.in_channels = in_channels
         self.out_channels = expand1x1 + expand3x3
         if bypass == "identity" and in_channels != self.out_channels:
@@ -172,7 +166,7 @@ def feature_sizes(version: str, height: int) -> list[int]:
 
     A size of 0 means the input is too small for the downsampling.
     """
-    _check_choice("version", version, VERSIONS)
+    check_choice("version", version, VERSIONS)
     _, kernel = _STEM[version]
     sizes = [_conv_size(height, kernel, 2)]
     for item in _LAYOUT[version]:
@@ -220,13 +214,12 @@ class SqueezeNet(Backbone):
         init: str = "paper",
     ) -> None:
         super().__init__()
-        _check_choice("version", version, VERSIONS)
-        _check_choice("bypass", bypass, BYPASSES)
-        _check_choice("init", init, INITS)
-        _check_positive_int("num_classes", num_classes, minimum=0)
-        _check_positive_int("in_channels", in_channels)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        check_choice("version", version, VERSIONS)
+        check_choice("bypass", bypass, BYPASSES)
+        check_choice("init", init, INITS)
+        check_int("num_classes", num_classes, 0)
+        check_int("in_channels", in_channels)
+        check_probability("dropout", dropout, allow_one=False)
         self.version, self.bypass, self.in_channels = version, bypass, in_channels
         self.dropout, self.num_classes, self.init = float(dropout), num_classes, init
         self.min_size = min_input_size(version)
@@ -336,7 +329,7 @@ class SqueezeNet(Backbone):
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace conv10 by a fresh one with ``num_classes`` filters (0: no classifier)."""
-        _check_positive_int("num_classes", num_classes, minimum=0)
+        check_int("num_classes", num_classes, 0)
         self.num_classes = num_classes
         self.classifier = self._make_classifier(num_classes).to(
             device=self.features[0].weight.device, dtype=self.features[0].weight.dtype
@@ -346,34 +339,10 @@ class SqueezeNet(Backbone):
             nn.init.normal_(self.classifier[1].weight, mean=0.0, std=0.01)
             nn.init.zeros_(self.classifier[1].bias)
 
-    def load_torchvision_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:
-        """Load a torchvision ``squeezenet1_0``/``squeezenet1_1`` state dict (same names and layout).
 
-        Raises ``ValueError`` naming the missing, unexpected or mis-shaped entries (a complex bypass
-        has weights torchvision lacks; a different ``in_channels`` or ``num_classes`` changes conv1's
-        or conv10's shape).
-        """
-        if not isinstance(state_dict, Mapping):
-            raise TypeError(
-                f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}"
-            )
-        own = self.state_dict()
-        missing = sorted(set(own) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(own))
-        if missing or unexpected:
-            raise ValueError(
-                f"state_dict does not match SqueezeNet v{self.version} (bypass={self.bypass!r}): "
-                f"missing {missing[:6]}{'...' if len(missing) > 6 else ''}, unexpected "
-                f"{unexpected[:6]}{'...' if len(unexpected) > 6 else ''}"
-            )
-        wrong = [
-            f"{k}: expected {tuple(own[k].shape)}, got {tuple(state_dict[k].shape)}"
-            for k in own
-            if tuple(state_dict[k].shape) != tuple(own[k].shape)
-        ]
-        if wrong:
-            raise ValueError(f"state_dict has mis-shaped entries: {'; '.join(wrong[:4])}")
-        self.load_state_dict(dict(state_dict))
+def from_torchvision(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Our state dict from a torchvision ``squeezenet1_0``/``squeezenet1_1`` one: the names are ours."""
+    return check_state_dict(state_dict)
 
 
 def squeezenet1_0(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> SqueezeNet:

@@ -35,8 +35,9 @@ Layout and parameter names are timm's (``patch_embed.proj/norm``, ``layers.<s>.d
 reduction`` at the *start* of stage ``s >= 1``, ``layers.<s>.blocks.<b>.norm1/attn.qkv/attn.proj/
 attn.relative_position_bias_table/norm2/mlp.fc1/mlp.fc2``, ``norm``, ``head.fc``), so timm
 ``swin_*`` state dicts load unchanged; the relative position index and the shift masks are
-non-persistent buffers (as in timm), computed here. :meth:`SwinTransformer.load_weights` also
-accepts checkpoints that carry them (the original release does) and drops them.
+non-persistent buffers (as in timm), computed here. :func:`from_timm` drops them from checkpoints
+that carry them (the original release does): ``load_state_dict_strict(model, from_timm(state_dict))``
+(:func:`aicanon.core.state_dict.load_state_dict_strict`).
 
 Departures from the paper and its code, and why:
 
@@ -62,6 +63,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aicanon.core.checks import check_int
+from aicanon.core.state_dict import check_state_dict
 from aicanon.nn.patch_embed import PatchEmbed
 from aicanon.nn.transformer import DropPath, Mlp
 from aicanon.vision.backbone import Backbone, check_images
@@ -74,6 +76,7 @@ __all__ = [
     "SwinStage",
     "SwinTransformer",
     "WindowAttention",
+    "from_timm",
     "relative_position_index",
     "shifted_window_mask",
     "swin",
@@ -514,35 +517,16 @@ class SwinTransformer(Backbone):
             nn.init.zeros_(self.head.fc.bias)
         self.num_classes = num_classes
 
-    def load_weights(self, state_dict: Mapping[str, Tensor]) -> None:
-        """Load a timm-layout state dict; buffers some checkpoints carry (relative position index, shift
-        masks) are dropped since they are computed here. Raises ValueError listing missing and
-        unexpected keys, or mismatched shapes."""
-        if not isinstance(state_dict, Mapping):
-            raise TypeError(
-                f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}"
-            )
-        computed = ("relative_position_index", "attn_mask")
-        state = {k: v for k, v in state_dict.items() if k.rsplit(".", 1)[-1] not in computed}
-        _load_strict(self, state)
+
+# Buffers that some checkpoints carry (the original release) and that are computed here.
+_COMPUTED_BUFFERS = ("relative_position_index", "attn_mask")
 
 
-def _load_strict(model: nn.Module, state: Mapping[str, Tensor]) -> None:
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise ValueError(
-            f"state_dict does not match {type(model).__name__}: missing keys {missing}, unexpected keys {unexpected}"
-        )
-    wrong = [
-        f"{k}: expected {tuple(own[k].shape)}, got {tuple(v.shape)}"
-        for k, v in state.items()
-        if v.shape != own[k].shape
-    ]
-    if wrong:
-        raise ValueError(f"state_dict shapes do not match {type(model).__name__}: {wrong}")
-    model.load_state_dict(dict(state), strict=True)
+def from_timm(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Our state dict from a timm (or original-release) ``swin_*`` one: the names are ours; the
+    relative position indices and shift masks some checkpoints carry are dropped (computed here)."""
+    state = check_state_dict(state_dict)
+    return {k: v for k, v in state.items() if k.rsplit(".", 1)[-1] not in _COMPUTED_BUFFERS}
 
 
 def swin(name: str, **kwargs) -> SwinTransformer:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aicanon.core.checks import check_float, check_int
 from aicanon.core.device import autocast
 from aicanon.core.progress import track
 
@@ -38,15 +39,11 @@ class ClassifierConfig:
     betas: tuple[float, float] = (0.9, 0.999)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not self.lr > 0 or self.warmup_steps < 0 or not 0 <= self.label_smoothing < 1:
-            raise ValueError(
-                f"need lr > 0, warmup_steps >= 0 and label_smoothing in [0, 1), got lr={self.lr}, "
-                f"warmup_steps={self.warmup_steps}, label_smoothing={self.label_smoothing}"
-            )
+        check_int("steps", self.steps)
+        check_int("batch_size", self.batch_size)
+        check_float("lr", self.lr, 0, min_inclusive=False)
+        check_int("warmup_steps", self.warmup_steps, 0)
+        check_float("label_smoothing", self.label_smoothing, 0, 1, max_inclusive=False)
 
 
 def _lr(step: int, cfg: ClassifierConfig) -> float:

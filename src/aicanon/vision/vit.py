@@ -29,9 +29,11 @@ timm under the same names; "ViT-B/16" means size B with 16x16 patches. Parameter
 (ViT-B/16 at 224 with 1000 classes: 86,567,656).
 
 Layout and parameter names are timm's (``cls_token, pos_embed, patch_embed.proj, blocks.<i>.*,
-norm, fc_norm, head``; the tanh layer is ``pre_logits.fc``), so timm ``vit_*`` state dicts load with
-``load_state_dict``; :mod:`aicanon.vision.vit_weights` converts the original JAX ``.npz`` checkpoints
-and ``transformers.ViTModel`` state dicts.
+norm, fc_norm, head``; the tanh layer is ``pre_logits.fc``), so timm ``vit_*`` state dicts load
+unchanged; :mod:`aicanon.vision.vit_weights` holds the converters (``from_timm``, which also resamples
+position embeddings to another resolution, ``from_jax`` for the original JAX ``.npz`` checkpoints and
+``from_transformers`` for ``transformers.ViTModel`` state dicts), whose result
+:func:`aicanon.core.state_dict.load_state_dict_strict` loads.
 
 Departures from the paper, and why:
 

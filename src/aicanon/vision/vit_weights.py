@@ -2,20 +2,26 @@
 
 Three layouts:
 
-* timm ``vit_*`` state dicts: already our parameter names (:func:`load_vit_state_dict` checks the
-  keys, and resamples ``pos_embed`` to the model's grid when the checkpoint was trained at another
-  resolution, Section 3.2);
+* timm ``vit_*`` state dicts: already our parameter names (:func:`from_timm` resamples
+  ``pos_embed`` to the model's grid when the checkpoint was trained at another resolution,
+  Section 3.2);
 * the original JAX/Flax ``.npz`` checkpoints of google-research/vision_transformer
-  (:func:`convert_jax_vit`): ``embedding/kernel`` ``[P, P, C, D]``, ``cls``,
+  (:func:`from_jax`): ``embedding/kernel`` ``[P, P, C, D]``, ``cls``,
   ``Transformer/posembed_input/pos_embedding``, per block
   ``Transformer/encoderblock_<i>/{LayerNorm_0, MultiHeadDotProductAttention_1/{query,key,value,out},
   LayerNorm_2, MlpBlock_3/{Dense_0, Dense_1}}``, ``Transformer/encoder_norm``, ``pre_logits`` and
   ``head`` (Flax ``kernel`` is ``[in, out]``, LayerNorm ``scale``; attention kernels carry a heads axis);
 * Hugging Face ``transformers`` ``ViTModel`` / ``ViTForImageClassification`` state dicts
-  (:func:`convert_hf_vit`; the pooler, which ViT does not have, is dropped).
+  (:func:`from_transformers`; the pooler, which ViT does not have, is dropped).
+
+Each converter returns our state dict; load it with
+:func:`aicanon.core.state_dict.load_state_dict_strict` (the naming scheme of every family's converters
+is described there)::
+
+    load_state_dict_strict(model, from_timm(timm_model.state_dict(), grid_size=model.grid_size))
 
 No file I/O here: pass the arrays (``dict(np.load(path, allow_pickle=False))``) or the state dict.
-Missing or unexpected keys raise a ``KeyError`` that lists them.
+Arrays the JAX or transformers layout lacks, or does not know, raise a ``KeyError`` that lists them.
 
 Not covered: the hybrid (R50+ViT) JAX checkpoints, whose BiT ResNet stem we do not implement
 (our hybrid stem is the plain ResNet of :mod:`aicanon.vision.resnet`).
@@ -23,51 +29,50 @@ Not covered: the hybrid (R50+ViT) JAX checkpoints, whose BiT ResNet stem we do n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from aicanon.vision.vit import VisionTransformer, resample_pos_embed
+from aicanon.core.state_dict import check_state_dict
+from aicanon.vision.vit import resample_pos_embed
 
-__all__ = ["check_keys", "convert_hf_vit", "convert_jax_vit", "load_vit_state_dict"]
+__all__ = ["from_jax", "from_timm", "from_transformers"]
 
-
-def check_keys(model: nn.Module, state_dict: Mapping[str, Tensor], what: str = "checkpoint") -> None:
-    """Raise a KeyError listing the missing and unexpected keys of ``state_dict`` for ``model``."""
-    if not isinstance(state_dict, Mapping):
-        raise TypeError(f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
-    expected = set(model.state_dict())
-    missing, unexpected = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
-    if missing or unexpected:
-        raise KeyError(
-            f"{what} does not match the model: missing keys {missing}, unexpected keys {unexpected}"
-        )
+# Learned tokens in front of the patches, each with its own position embedding (DeiT adds dist_token).
+_PREFIX_TOKENS = ("cls_token", "dist_token")
 
 
-def load_vit_state_dict(model: VisionTransformer, state_dict: Mapping[str, Tensor]) -> None:
-    """Load a timm-layout state dict, resampling ``pos_embed`` to the model's grid if needed (Section 3.2)."""
-    if not isinstance(model, VisionTransformer):
-        raise TypeError(f"model must be a VisionTransformer, got {type(model).__name__}")
-    check_keys(model, state_dict)
-    state = dict(state_dict)
+def from_timm(state_dict: Mapping[str, Tensor], grid_size: Sequence[int] | None = None) -> dict[str, Tensor]:
+    """Our state dict from a timm ``vit_*`` or ``deit_*`` one: the names are ours.
+
+    With ``grid_size`` (the model's ``grid_size``, patches per side), a ``pos_embed`` trained on
+    another patch grid is resampled to it (bicubic, as timm; Section 3.2); its prefix tokens are
+    the checkpoint's ``cls_token``/``dist_token``.
+    """
+    state = check_state_dict(state_dict)
+    if grid_size is None or "pos_embed" not in state:
+        return state
+    if (
+        not isinstance(grid_size, Sequence)
+        or len(grid_size) != 2
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in grid_size)
+    ):
+        raise ValueError(f"grid_size must be two positive ints (rows, columns), got {grid_size!r}")
     pos = state["pos_embed"]
-    if pos.shape != model.pos_embed.shape:
-        if pos.dim() != 3 or pos.shape[-1] != model.embed_dim:
-            raise ValueError(f"pos_embed must be [1, tokens, {model.embed_dim}], got {tuple(pos.shape)}")
-        state["pos_embed"] = resample_pos_embed(
-            pos, model.grid_size, num_prefix_tokens=model.num_prefix_tokens
-        )
-    model.load_state_dict(state)
+    prefix = sum(key in state for key in _PREFIX_TOKENS)
+    if pos.dim() != 3 or pos.shape[1] != prefix + grid_size[0] * grid_size[1]:
+        state["pos_embed"] = resample_pos_embed(pos, tuple(grid_size), num_prefix_tokens=prefix)
+    return state
 
 
 def _t(array: np.ndarray | Tensor) -> Tensor:
     return torch.as_tensor(np.asarray(array), dtype=torch.float32)
 
 
-def convert_jax_vit(arrays: Mapping[str, np.ndarray], fc_norm: bool = False) -> dict[str, Tensor]:
-    """The JAX ``.npz`` layout as a timm-named state dict (``fc_norm``: the final LN goes to ``fc_norm``).
+def from_jax(arrays: Mapping[str, np.ndarray], fc_norm: bool = False) -> dict[str, Tensor]:
+    """The JAX ``.npz`` layout as our (timm-named) state dict (``fc_norm``: the final LN goes to ``fc_norm``).
 
     Every array is used exactly once; leftovers raise a KeyError listing them.
     """
@@ -122,10 +127,9 @@ def convert_jax_vit(arrays: Mapping[str, np.ndarray], fc_norm: bool = False) -> 
     return {k: v.contiguous() for k, v in out.items()}
 
 
-def convert_hf_vit(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """A ``transformers`` ViT state dict as a timm-named one (``vit.`` prefix and pooler dropped)."""
-    if not isinstance(state_dict, Mapping):
-        raise TypeError(f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
+def from_transformers(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """A ``transformers`` ViT state dict as ours (timm's names; ``vit.`` prefix and pooler dropped)."""
+    state_dict = check_state_dict(state_dict)
     remaining = {
         k.removeprefix("vit."): v
         for k, v in state_dict.items()

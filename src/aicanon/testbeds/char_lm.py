@@ -1,4 +1,5 @@
-"""The small pre-trained base model every align experiment starts from.
+"""Testbed: a small pre-trained character-level language model (the base every align experiment
+starts from).
 
 LoRA, SFT, reward models and DPO all adapt a *pre-trained* language model. Here that model is a
 character-level :class:`~aicanon.language.llama.Llama`, pre-trained with the Llama 2 recipe
@@ -6,14 +7,14 @@ character-level :class:`~aicanon.language.llama.Llama`, pre-trained with the Lla
 sentences (lower-cased, one per line; labels never seen), optionally followed by Tiny Shakespeare.
 It is small enough to pre-train in seconds on a CPU.
 
-:func:`pretrain_base` trains it once per configuration: with a ``cache`` folder the weights and
+:func:`pretrain_char_lm` trains it once per configuration: with a ``cache`` folder the weights and
 tokenizer are stored as an atomic safetensors checkpoint (:mod:`aicanon.core.checkpoint`) under
 ``cache/<hash of the config>/`` and later calls load them; a checkpoint that cannot be read or does
 not fit is retrained with a warning.
 
-Interface (kept plain for the later align papers)::
+Interface (kept plain for the later papers that need a pre-trained base)::
 
-    model, tokenizer = pretrain_base(BaseConfig(), cache=Path("results/_cache/base"))
+    model, tokenizer = pretrain_char_lm(CharLMConfig(), cache=Path("results/_cache/base"))
     ids = tokenizer.encode("a gorgeous film")     # CharTokenizer: one id per character
     logits = model(ids[None])                     # [1, T, vocab]
 
@@ -39,11 +40,11 @@ from aicanon.datasets.text import CharTokenizer, load_tinyshakespeare
 from aicanon.language.llama import Llama, LlamaConfig
 from aicanon.language.training import PretrainConfig, train_lm
 
-__all__ = ["BaseConfig", "base_corpus", "pretrain_base"]
+__all__ = ["CharLMConfig", "char_lm_corpus", "pretrain_char_lm"]
 
 
 @dataclass
-class BaseConfig:
+class CharLMConfig:
     """Size and pre-training of the base model (defaults: the quick experiments' base)."""
 
     hidden_size: int = 64
@@ -84,13 +85,13 @@ class BaseConfig:
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"BaseConfig.{name} must be a positive int, got {value!r}")
+                raise ValueError(f"CharLMConfig.{name} must be a positive int, got {value!r}")
         if self.seq_len > self.max_seq_len:
             raise ValueError(
-                f"BaseConfig.seq_len must be <= max_seq_len={self.max_seq_len}, got {self.seq_len}"
+                f"CharLMConfig.seq_len must be <= max_seq_len={self.max_seq_len}, got {self.seq_len}"
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"BaseConfig.seed must be an int >= 0, got {self.seed!r}")
+            raise ValueError(f"CharLMConfig.seed must be an int >= 0, got {self.seed!r}")
 
     def key(self) -> str:
         """Hash of the configuration: the cache folder's name."""
@@ -98,7 +99,7 @@ class BaseConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def base_corpus(shakespeare: bool = False) -> tuple[str, CharTokenizer]:
+def char_lm_corpus(shakespeare: bool = False) -> tuple[str, CharTokenizer]:
     """The pre-training text (SST training sentences, lower-cased, one a line; optionally Tiny
     Shakespeare lower-cased after them) and the character tokenizer (module docstring)."""
     train = [s.lower() for s in load_sst("train")[0]]
@@ -114,7 +115,7 @@ def base_corpus(shakespeare: bool = False) -> tuple[str, CharTokenizer]:
     return text, CharTokenizer(alphabet)
 
 
-def _llama_config(cfg: BaseConfig, vocab_size: int) -> LlamaConfig:
+def _llama_config(cfg: CharLMConfig, vocab_size: int) -> LlamaConfig:
     return LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=cfg.hidden_size,
@@ -125,7 +126,7 @@ def _llama_config(cfg: BaseConfig, vocab_size: int) -> LlamaConfig:
     )
 
 
-def _load_cached(folder: Path, cfg: BaseConfig) -> tuple[Llama, CharTokenizer] | None:
+def _load_cached(folder: Path, cfg: CharLMConfig) -> tuple[Llama, CharTokenizer] | None:
     try:
         state = load_checkpoint(folder)
         if state is None:
@@ -148,8 +149,8 @@ def _load_cached(folder: Path, cfg: BaseConfig) -> tuple[Llama, CharTokenizer] |
         return None
 
 
-def pretrain_base(
-    cfg: BaseConfig | None = None, cache: str | Path | None = None, device: str | torch.device | None = None
+def pretrain_char_lm(
+    cfg: CharLMConfig | None = None, cache: str | Path | None = None, device: str | torch.device | None = None
 ) -> tuple[Llama, CharTokenizer]:
     """The pre-trained base model and its tokenizer, from ``cache`` when trained before.
 
@@ -158,9 +159,9 @@ def pretrain_base(
     GPU run is loaded by later CPU runs as it is. Returns the model in eval mode on the CPU, all
     parameters trainable (callers freeze or wrap).
     """
-    cfg = BaseConfig() if cfg is None else cfg
-    if not isinstance(cfg, BaseConfig):
-        raise TypeError(f"cfg must be a BaseConfig, got {type(cfg).__name__}")
+    cfg = CharLMConfig() if cfg is None else cfg
+    if not isinstance(cfg, CharLMConfig):
+        raise TypeError(f"cfg must be a CharLMConfig, got {type(cfg).__name__}")
     if cache is not None and not isinstance(cache, (str, Path)):
         raise TypeError(f"cache must be a folder path (str or Path) or None, got {type(cache).__name__}")
     folder = Path(cache) / cfg.key() if cache is not None else None
@@ -169,7 +170,7 @@ def pretrain_base(
         if loaded is not None:
             loaded[0].eval()
             return loaded
-    text, tokenizer = base_corpus(cfg.shakespeare)
+    text, tokenizer = char_lm_corpus(cfg.shakespeare)
     ids = tokenizer.encode(text)
     torch.manual_seed(cfg.seed)
     model = Llama(_llama_config(cfg, tokenizer.vocab_size))

@@ -1,4 +1,4 @@
-"""RESULTS.md: rebuilt from the latest result.json of every paper and scale."""
+"""RESULTS.md: rebuilt from the latest result.json of every paper and scale (beside the catalog and\nthe CLI, since it walks the catalog; ``aicanon.core`` knows no paper)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def claim_cells(claim: dict[str, Any]) -> tuple[str, str, str, str]:
 
 def _current_claims(slug: str) -> dict[str, dict[str, Any]]:
     """``metric -> {description, paper, source}`` of the experiment's CLAIMS now; {} if it cannot load."""
-    from aicanon.core.experiment import load_experiment
+    from aicanon.catalog import load_experiment
 
     try:
         claims = load_experiment(slug).CLAIMS

@@ -1,4 +1,4 @@
-"""aicanon.align.preferences: the ground-truth sentiment reward, prompts, completions and pairs."""
+"""aicanon.testbeds.sentiment: the ground-truth sentiment reward, prompts, completions and pairs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from aicanon.align.preferences import (
+from aicanon.datasets.sst import load_sst, load_sst_binary
+from aicanon.datasets.text import CharTokenizer
+from aicanon.language.llama import Llama, LlamaConfig
+from aicanon.testbeds.sentiment import (
     PreferencePair,
     SentimentScorer,
     preference_pairs,
@@ -14,9 +17,6 @@ from aicanon.align.preferences import (
     sentiment_prompts,
     train_sentiment_scorer,
 )
-from aicanon.datasets.sst import load_sst, load_sst_binary
-from aicanon.datasets.text import CharTokenizer
-from aicanon.language.llama import Llama, LlamaConfig
 
 pytestmark = pytest.mark.paper("dpo")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aicanon.datasets.digit_detection import load_digit_detection, make_digit_detection
+from aicanon.testbeds.digit_detection import load_digit_detection, make_digit_detection
 from aicanon.vision.detr_loss import check_targets
 
 pytestmark = pytest.mark.paper("vision-transformers-survey")
@@ -75,9 +75,9 @@ def test_bad_input_raises():
         make_digit_detection(digits, labels[:3], 2)
     with pytest.raises(ValueError, match="max_size must be <= canvas \\(32\\), got 40"):
         make_digit_detection(digits, labels, 2, canvas=32, min_size=16, max_size=40)
-    with pytest.raises(ValueError, match="max_digits must be an int >= 3, got 2"):
+    with pytest.raises(ValueError, match="max_digits must be .*>= 3, got 2"):
         make_digit_detection(digits, labels, 2, min_digits=3, max_digits=2)
-    with pytest.raises(TypeError, match="num_images must be an int >= 1, got float"):
+    with pytest.raises(TypeError, match="num_images must be an int.*got float"):
         make_digit_detection(digits, labels, 2.0)
     with pytest.raises(ValueError, match="split must be one of"):
         load_digit_detection("val", 2)

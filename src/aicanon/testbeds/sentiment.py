@@ -1,4 +1,4 @@
-"""Preference data for the align experiments: a ground-truth sentiment reward, prompts, sampled
+"""Testbed: preference data for the align experiments: a ground-truth sentiment reward, prompts, sampled
 completions and the preference pairs they make.
 
 DPO's controlled sentiment generation (Rafailov et al. 2023, Section 6.1) has a policy continue the
@@ -15,7 +15,7 @@ labeler in both, so that what the reward model or DPO learn can be checked again
 * :func:`sentiment_prompts`: the first few words of SST sentences (the paper: prefixes of IMDb
   reviews of length 2-8 tokens).
 * :func:`sample_completions`: ``k`` sampled continuations per prompt from a causal LM with a
-  character tokenizer (the base model of :mod:`aicanon.align.base`), cut at the end of the line.
+  character tokenizer (the base model of :mod:`aicanon.testbeds.char_lm`), cut at the end of the line.
 * :func:`preference_pairs`: the ``K choose 2`` pairs of each prompt's completions, ordered by reward.
 """
 

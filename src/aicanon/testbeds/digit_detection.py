@@ -1,4 +1,4 @@
-"""A synthetic detection set: MNIST digits pasted on a blank canvas, their boxes and classes known.
+"""Testbed: a synthetic detection set, MNIST digits pasted on a blank canvas, their boxes and classes known.
 
 Stands in for COCO (Carion et al. 2020 train DETR on COCO 2017, 118k images, 500 epochs on 16
 V100s) at a size two CPU cores can learn in a minute. Each image is a ``canvas x canvas`` black
@@ -11,28 +11,24 @@ format). Placements whose tight boxes would overlap an earlier digit's with IoU 
 digits than drawn; at least one is always placed).
 
 Generation is deterministic given ``seed`` (a private ``torch.Generator``; no global state).
+:class:`DigitScenes` holds one scene configuration and draws images from an MNIST split with it.
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from aicanon.core.checks import check_int
 from aicanon.datasets.mnist import load_mnist
 from aicanon.vision.giou import box_iou
 
-__all__ = ["NUM_CLASSES", "load_digit_detection", "make_digit_detection"]
+__all__ = ["NUM_CLASSES", "DigitScenes", "load_digit_detection", "make_digit_detection"]
 
 NUM_CLASSES = 10
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return value
 
 
 def make_digit_detection(
@@ -61,12 +57,12 @@ def make_digit_detection(
     if not isinstance(labels, Tensor) or labels.shape != (len(digits),):
         got = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
         raise ValueError(f"labels must be a tensor [{len(digits)}] (one per digit), got {got}")
-    _check_int("num_images", num_images, 1)
-    _check_int("canvas", canvas, 8)
-    _check_int("min_digits", min_digits, 1)
-    _check_int("max_digits", max_digits, min_digits)
-    _check_int("min_size", min_size, 4)
-    _check_int("max_size", max_size, min_size)
+    check_int("num_images", num_images, 1)
+    check_int("canvas", canvas, 8)
+    check_int("min_digits", min_digits, 1)
+    check_int("max_digits", max_digits, min_digits)
+    check_int("min_size", min_size, 4)
+    check_int("max_size", max_size, min_size)
     if max_size > canvas:
         raise ValueError(f"max_size must be <= canvas ({canvas}), got {max_size}")
     if not 0.0 <= max_overlap <= 1.0:
@@ -110,3 +106,34 @@ def load_digit_detection(split: str, num_images: int, *, seed: int = 0, **kwargs
     """:func:`make_digit_detection` drawing from MNIST's ``split`` ("train" or "test")."""
     digits, labels = load_mnist(split)
     return make_digit_detection(digits, labels, num_images, seed=seed, **kwargs)
+
+
+@dataclass
+class DigitScenes:
+    """One scene configuration (the arguments of :func:`make_digit_detection`) and the classes used."""
+
+    canvas: int = 64
+    """Side of the square canvas in pixels."""
+    min_digits: int = 1
+    """Fewest digits drawn per image."""
+    max_digits: int = 4
+    """Most digits drawn per image."""
+    min_size: int = 16
+    """Smallest side a digit is resized to."""
+    max_size: int = 28
+    """Largest side a digit is resized to."""
+    max_overlap: float = 0.0
+    """Largest IoU allowed between two digits' boxes (0: they never overlap)."""
+    ink_threshold: float = 0.1
+    """Pixels above this value (after resizing) are ink: the box is tight around them."""
+    num_classes: int = NUM_CLASSES
+    """Only digits ``0 .. num_classes - 1`` are drawn."""
+
+    def sample(self, split: str, count: int, seed: int = 0) -> tuple[Tensor, list[dict[str, Tensor]]]:
+        """``count`` images drawn from MNIST's ``split`` with this configuration."""
+        check_int("num_classes", self.num_classes, 1)
+        digits, labels = load_mnist(split)
+        keep = labels < self.num_classes
+        scene = asdict(self)
+        scene.pop("num_classes")
+        return make_digit_detection(digits[keep], labels[keep], count, seed=seed, **scene)

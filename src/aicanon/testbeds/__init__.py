@@ -1,0 +1,14 @@
+"""Set-ups shared by several experiments, each with a small config of its own.
+
+* :mod:`~aicanon.testbeds.char_lm`: a small pre-trained character-level Llama, cached (the align papers' base);
+* :mod:`~aicanon.testbeds.sentiment`: a ground-truth sentiment reward, prompts, sampled completions and
+  preference pairs (InstructGPT's reward model, DPO);
+* :mod:`~aicanon.testbeds.digit_detection`: MNIST digits on a canvas with known boxes (DETR and the
+  vision-transformer surveys);
+* :mod:`~aicanon.testbeds.planetoid`: node classification on Cora/CiteSeer with GAT's and Kipf &
+  Welling's stopping rules (GAT, the GNN review);
+* :mod:`~aicanon.testbeds.data_fraction`: ViT's and MLP-Mixer's data-fraction protocol.
+
+Dependencies point one way: experiments and testbeds import methods, datasets and core; a method
+never imports a testbed, and a testbed never imports an experiment.
+"""
