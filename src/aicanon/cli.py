@@ -7,8 +7,10 @@ missing data.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import typer
@@ -35,6 +37,16 @@ EXIT_USAGE = 2
 def _fail_usage(message: str) -> None:
     err.print(f"[red]error:[/red] {message}")
     raise typer.Exit(EXIT_USAGE)
+
+
+def _check_writable(folder: Path, option: str) -> None:
+    """Fail before a long run, not after it, when results cannot be written under ``folder``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        _fail_usage(f"{option} {folder} is not a writable folder ({error.strerror or error})")
 
 
 def _paper(slug: str) -> catalog.Paper:
@@ -151,8 +163,8 @@ def reproduce(
         _fail_usage("give slugs or --all, not both")
     if seeds is not None and seeds < 1:
         _fail_usage(f"--seeds must be >= 1; got {seeds}")
-    if seed is not None and seed < 0:
-        _fail_usage(f"--seed must be >= 0; got {seed}")
+    if seed is not None and not 0 <= seed < 2**63:
+        _fail_usage(f"--seed must be in [0, 2**63); got {seed}")
     try:
         check_device_name(device)
     except ValueError as error:
@@ -170,6 +182,7 @@ def reproduce(
     for paper in papers:
         if not catalog.is_implemented(paper):
             _fail_usage(f"{paper.slug} is not implemented yet (status planned)")
+    _check_writable(out_dir if out_dir is not None else _results.results_dir(), "--out")
     extra = (
         (f" --seed {seed}" if seed is not None else "")
         + (f" --seeds {seeds}" if seeds is not None else "")
@@ -235,17 +248,28 @@ def verify(
     raise typer.Exit(subprocess.call(args, cwd=project_root()))
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(
     slug: str,
     args: list[str] = typer.Argument(None, help="passed to the benchmark script (e.g. --device cuda)"),
 ) -> None:
     """Run benchmarks/bench_<slug>.py: ours against the reference library, same inputs, one process."""
+    from aicanon.core.device import select_device
+
     paper = _paper(slug)
     script = project_root() / "benchmarks" / f"bench_{paper.slug.replace('-', '_')}.py"
     if not script.exists():
         _fail_usage(f"{paper.slug} has no benchmark (looked for {script})")
-    raise typer.Exit(subprocess.call([sys.executable, str(script), *(args or [])]))
+    args = [a for a in (args or []) if a != "--"]
+    # The script would fail with a traceback on a device that is not there: say so here instead.
+    for i, arg in enumerate(args):
+        if arg == "--device" or arg.startswith("--device="):
+            value = arg.split("=", 1)[1] if "=" in arg else (args[i + 1] if i + 1 < len(args) else "")
+            try:
+                select_device(value)
+            except ValueError as error:
+                _fail_usage(f"--device: {error}")
+    raise typer.Exit(subprocess.call([sys.executable, str(script), *args]))
 
 
 @app.command()
@@ -259,9 +283,12 @@ def report(
     out.print(f"wrote {target}")
 
 
-def _data_table(check: bool) -> int:
+def _data_table(check: bool) -> tuple[int, dict[str, list[str]]]:
+    """Print the registry's files and their state; return the number of corrupt files and, per
+    dataset, the files missing everywhere."""
     table = Table("dataset", "file", "found at", "size", "checksum")
     bad = 0
+    missing: dict[str, list[str]] = {}
     for dataset, files in _data.registry().items():
         for name, entry in files.items():
             if check:
@@ -270,11 +297,35 @@ def _data_table(check: bool) -> int:
                 path = next((p for p in _data.candidates(dataset, name) if p.is_file()), None)
                 state = "found" if path else "missing"
             size = f"{path.stat().st_size:,}" if path else "—"
-            colour = {"ok": "green", "found": "green", "missing": "yellow"}.get(state, "red")
+            if state == "missing" and not entry.verifiable:
+                state = "not staged"  # registered without a hash: known to be absent (see SOURCES.md)
+            colour = {"ok": "green", "found": "green", "missing": "yellow", "not staged": "dim"}.get(state, "red")
             bad += state in ("corrupt",)
+            if state == "missing":
+                missing.setdefault(dataset, []).append(name)
             table.add_row(dataset, name, str(path or "—"), size, f"[{colour}]{state}[/{colour}]")
     out.print(table)
-    return bad
+    return bad, missing
+
+
+def _why_missing(missing: dict[str, list[str]]) -> str:
+    """Why files are missing, in the terms a user can act on: AICANON_DATA unset, not a folder, or
+    which datasets (wholly or partly) are absent from it."""
+    setting = os.environ.get(_data.ENV_DATA)
+    registry = _data.registry()
+    if not setting:
+        where = f"{_data.ENV_DATA} is unset (point it at the staged data, e.g. ../shared/data)"
+    elif not Path(setting).is_dir():
+        where = f"{_data.ENV_DATA}={setting!r} is not a directory"
+    else:
+        where = f"{_data.ENV_DATA}={setting!r} and the cache {_data.cache_dir()} lack them"
+    staged = {d: sum(entry.verifiable for entry in registry[d].values()) for d in missing}
+    whole = [d for d, names in missing.items() if len(names) == staged[d]]
+    partial = [f"{d} ({len(names)} of {staged[d]} files)" for d, names in missing.items() if d not in whole]
+    parts = ([f"absent datasets: {', '.join(whole)}"] if whole else []) + (
+        [f"incomplete: {', '.join(partial)}"] if partial else []
+    )
+    return f"{sum(map(len, missing.values()))} registered files are missing: {where}; " + "; ".join(parts)
 
 
 @data_app.callback(invoke_without_command=True)
@@ -292,9 +343,14 @@ def data_status() -> None:
 
 @data_app.command("verify")
 def data_verify() -> None:
-    """Each registered file: where it was found and whether its sha256 is ok, missing or corrupt."""
-    bad = _data_table(check=True)
-    raise typer.Exit(1 if bad else 0)
+    """Each registered file: where it was found and whether its sha256 is ok, missing or corrupt.
+    Exits 1 when a file is corrupt or missing (saying why), 0 when every file verifies."""
+    bad, missing = _data_table(check=True)
+    if missing:
+        err.print(f"[red]error:[/red] {_why_missing(missing)}")
+    if bad:
+        err.print(f"[red]error:[/red] {bad} registered files do not match their sha256")
+    raise typer.Exit(1 if bad or missing else 0)
 
 
 def main() -> None:

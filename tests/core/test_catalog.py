@@ -46,7 +46,8 @@ def test_unknown_slug_suggests_close_ones():
 def _write(base, slug, scale, passed, stamp="20260101T000000000000Z"):
     folder = base / slug / f"{stamp}-{scale}"
     folder.mkdir(parents=True)
-    (folder / "result.json").write_text(json.dumps({"passed": passed, "claims": []}))
+    record = {"slug": slug, "scale": scale, "seeds": [0], "seconds": 1.0, "passed": passed, "claims": []}
+    (folder / "result.json").write_text(json.dumps(record))
 
 
 def test_status_is_derived_from_what_exists_and_passes(tmp_path):

@@ -134,3 +134,52 @@ def test_report_reads_the_papers_numbers_from_the_experiment_as_it_is_now(fake, 
     row = next(line for line in target.read_text().splitlines() if "score is high" in line)
     assert "2.25" in row and "Table 9" in row and "1.5" not in row.split("|")[7]
     assert "loss is low" in target.read_text()  # a claim gone from CLAIMS keeps the run's own text
+
+
+def test_reproduce_checks_out_and_seed_before_running(fake, monkeypatch, tmp_path):
+    ran = []
+    monkeypatch.setattr(fake_experiment, "run", lambda cfg: ran.append(cfg) or pytest.fail("ran"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = runner.invoke(cli.app, ["reproduce", "gat", "--out", str(blocker / "results")])
+    assert result.exit_code == 2 and "--out" in result.output and "not a writable folder" in result.output
+    result = runner.invoke(cli.app, ["reproduce", "gat", "--seed", "99999999999999999999"])
+    assert result.exit_code == 2 and "--seed must be in [0, 2**63)" in result.output
+    assert not ran
+
+
+def test_bench_passes_device_on_and_refuses_a_missing_one(monkeypatch):
+    import subprocess
+
+    import torch
+
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda argv: calls.append(argv) or 0)
+    assert runner.invoke(cli.app, ["bench", "gat", "--device", "cpu", "--repeats", "1"]).exit_code == 0
+    assert calls[-1][-4:] == ["--device", "cpu", "--repeats", "1"]
+    assert runner.invoke(cli.app, ["bench", "gat", "--", "--device=cpu"]).exit_code == 0
+    assert calls[-1][-1] == "--device=cpu"
+    if not torch.cuda.is_available():
+        result = runner.invoke(cli.app, ["bench", "gat", "--", "--device", "cuda"])
+        assert result.exit_code == 2 and "torch sees no CUDA device" in result.output
+    result = runner.invoke(cli.app, ["bench", "gat", "--device", "tpu"])
+    assert result.exit_code == 2 and "device must be one of" in result.output
+
+
+@pytest.mark.parametrize("setting", ["unset", "empty", "a file"])
+def test_data_verify_fails_and_says_why_when_files_are_missing(setting, monkeypatch, tmp_path):
+    monkeypatch.setenv("AICANON_CACHE", str(tmp_path / "cache"))
+    if setting == "unset":
+        monkeypatch.delenv("AICANON_DATA", raising=False)
+        reason = "AICANON_DATA is unset"
+    elif setting == "empty":
+        (tmp_path / "empty").mkdir()
+        monkeypatch.setenv("AICANON_DATA", str(tmp_path / "empty"))
+        reason = "absent datasets: "
+    else:
+        (tmp_path / "file").write_text("x")
+        monkeypatch.setenv("AICANON_DATA", str(tmp_path / "file"))
+        reason = "is not a directory"
+    result = runner.invoke(cli.app, ["data", "verify"], env={"COLUMNS": "400"})
+    assert result.exit_code == 1
+    assert reason in " ".join(result.output.split())

@@ -92,3 +92,22 @@ def test_unknown_names_are_clear_errors():
         data.fetch("imagenet", "x")
     with pytest.raises(ValueError, match="has no registered file 'ind.cora.z'"):
         data.fetch("planetoid", "ind.cora.z")
+
+
+@pytest.mark.parametrize("value", ["1", "true", "TRUE", "yes", "on", " Yes "])
+def test_offline_accepts_the_usual_true_values(value, monkeypatch, tmp_path):
+    # Only "1" was honoured: AICANON_OFFLINE=true still downloaded.
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("AICANON_OFFLINE", value)
+    assert data.offline()
+    _stage(tmp_path, monkeypatch, None)
+    monkeypatch.setattr(data, "_download", lambda entry: pytest.fail("downloaded although offline"))
+    with pytest.raises(data.DataUnavailable, match="downloads are off"):
+        data.fetch("planetoid", "ind.cora.y")
+
+
+@pytest.mark.parametrize("value", ["", "0", "false", "no", "off"])
+def test_offline_is_off_for_false_values(value, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("AICANON_OFFLINE", value)
+    assert not data.offline()

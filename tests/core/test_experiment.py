@@ -105,3 +105,32 @@ def test_reproduce_refuses_a_module_that_is_not_an_experiment():
 
     with pytest.raises(TypeError, match="lacks Config"):
         ex.reproduce(types.ModuleType("nothing"), ex.ExperimentConfig(), slug="nothing")
+
+
+@pytest.mark.parametrize("scale", ["quick", "full"])
+def test_a_claimed_metric_missing_from_the_result_fails_the_claim_and_the_run(fake, monkeypatch, scale):
+    # "loss" is reported-only at quick scale: it used to pass as "reported" when missing.
+    original = fake.run
+
+    def without_loss(cfg):
+        result = original(cfg)
+        del result.metrics["loss"]
+        return result
+
+    monkeypatch.setattr(fake, "run", without_loss)
+    rep = ex.reproduce(fake, ex.make_config(fake, scale, device="cpu"), slug="fake-paper")
+    by_metric = {c.metric: c for c in rep.claims}
+    assert by_metric["loss"].passed is False and by_metric["loss"].ours is None
+    assert not rep.passed
+    assert any("missing from the run's result" in note and "loss" in note for note in rep.notes)
+
+
+def test_latest_skips_records_that_are_not_results_with_a_warning(tmp_path):
+    good = ex.reproduce(fake_experiment, ex.make_config(fake_experiment, "quick", device="cpu"), slug="fake-paper")
+    results.write(good, tmp_path)
+    newer = tmp_path / "fake-paper" / "99999999T999999999999Z-quick"
+    newer.mkdir()
+    (newer / "result.json").write_text("{}")
+    with pytest.warns(UserWarning, match=r"skipping .*99999999T999999999999Z-quick.*lacks slug"):
+        record = results.latest("fake-paper", "quick", tmp_path)
+    assert record is not None and record["passed"] is True

@@ -78,6 +78,19 @@ def dataset_titles() -> dict[str, str]:
     return {k: v["title"] for k, v in raw.items()}
 
 
+TRUE_VALUES = ("1", "true", "yes", "on", "y", "t")
+
+
+def _is_true(value: str | None) -> bool:
+    return (value or "").strip().lower() in TRUE_VALUES
+
+
+def offline() -> bool:
+    """Downloads are off when ``AICANON_OFFLINE`` holds a usual true value (1, true, yes, on, in any
+    case) and on CI (``CI`` set)."""
+    return _is_true(os.environ.get(ENV_OFFLINE)) or bool(os.environ.get("CI"))
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "aicanon")
 
@@ -150,7 +163,7 @@ def fetch(dataset: str, name: str) -> Path:
             "downloaded as one file"
         )
         raise DataUnavailable(dataset, name, entry.url, entry.sha256, reason)
-    if os.environ.get(ENV_OFFLINE) == "1" or os.environ.get("CI"):
+    if offline():
         raise DataUnavailable(
             dataset, name, entry.url, entry.sha256, "it is not found locally and downloads are off"
         )

@@ -237,10 +237,15 @@ def reproduce(
             threshold=c.threshold(cfg.scale),
             higher_is_better=c.higher_is_better,
             unit=c.unit,
-            passed=c.check(metrics.get(c.metric), cfg.scale),
+            # A claim whose metric the run did not produce fails, reported-only or not: a missing
+            # number is a broken experiment, never a pass.
+            passed=c.check(metrics[c.metric], cfg.scale) if c.metric in metrics else False,
         )
         for c in module.CLAIMS
     ]
+    absent = [c.metric for c in module.CLAIMS if c.metric not in metrics]
+    if absent:
+        notes.append(f"claimed metrics missing from the run's result (claims failed): {', '.join(absent)}")
     return Reproduction(
         slug=slug,
         scale=cfg.scale,

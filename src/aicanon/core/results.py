@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from aicanon.core.environment import project_root
 from aicanon.core.experiment import Reproduction
 
 ENV_RESULTS = "AICANON_RESULTS"
+RECORD_KEYS = ("slug", "scale", "claims", "seeds", "seconds", "passed")
+"""What every result.json written by :func:`write` holds, and what readers rely on."""
 
 
 def results_dir() -> Path:
@@ -63,9 +66,15 @@ def latest(slug: str, scale: str, base: str | os.PathLike | None = None) -> dict
     runs = sorted((folder / slug).glob(f"*-{scale}/result.json")) if (folder / slug).exists() else []
     for path in reversed(runs):
         try:
-            return json.loads(path.read_text()) | {"path": str(path.parent)}
-        except (OSError, json.JSONDecodeError):
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            warnings.warn(f"skipping {path}: unreadable ({error})", stacklevel=2)
             continue
+        missing = [key for key in RECORD_KEYS if not isinstance(record, dict) or key not in record]
+        if missing or not isinstance(record.get("claims"), list):
+            warnings.warn(f"skipping {path}: not a result record (lacks {', '.join(missing) or 'a claims list'})", stacklevel=2)
+            continue
+        return record | {"path": str(path.parent)}
     return None
 
 
