@@ -408,8 +408,10 @@ def test_loading_adapter_that_does_not_fit_lists_keys(tmp_path):
         load_adapter(model, tmp_path)
     other = apply_lora(_Toy(), ["proj"], r=3)
     save_adapter(other, tmp_path)
-    with pytest.raises(ValueError, match="wrong shapes"):
+    with pytest.raises(ValueError, match=r"LoRA layers differ from the config \(r=3.*proj: r=2"):
         load_adapter(model, tmp_path)
+    with pytest.raises(ValueError, match="wrong shapes"):
+        load_adapter_state_dict(model, adapter_state_dict(other))
 
 
 def test_bad_subspace_similarity_arguments():
@@ -422,3 +424,230 @@ def test_bad_subspace_similarity_arguments():
         subspace_similarity(a, torch.randn(4, 9), 1, 1)
     with pytest.raises(ValueError, match="a2 must be a 2-D float tensor"):
         subspace_similarity(a, torch.ones(4, 10, dtype=torch.long), 1, 1)
+
+
+# ----- peft round trips: rsLoRA, rank/alpha patterns, regex targets, embeddings (files both ways) -----
+
+
+def _hf_and_ours():
+    """A tiny LlamaForCausalLM and our Llama with the same random weights (no adapters)."""
+    transformers = pytest.importorskip("transformers")
+    from aicanon.language.llama_weights import config_from_transformers, from_transformers
+
+    torch.manual_seed(0)
+    hf_cfg = transformers.LlamaConfig(
+        vocab_size=50,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        attn_implementation="eager",
+    )
+    hf = transformers.LlamaForCausalLM(hf_cfg).eval()
+    ours = Llama(config_from_transformers(hf_cfg))
+    ours.load_state_dict(from_transformers(hf.state_dict(), ours.config))
+    return hf, ours.eval()
+
+
+_IDS = torch.randint(0, 50, (2, 12), generator=torch.Generator().manual_seed(5))
+
+# (peft's LoraConfig arguments, in transformers' names; apply_lora's, in ours)
+_ROUND_TRIPS = {
+    "rslora": (
+        {"target_modules": ["q_proj", "v_proj"], "r": 4, "lora_alpha": 8, "use_rslora": True},
+        {"target_modules": ["q_proj", "v_proj"], "r": 4, "alpha": 8, "use_rslora": True},
+    ),
+    "rank_alpha_patterns": (
+        {
+            "target_modules": ["q_proj", "v_proj", "down_proj"],
+            "r": 4,
+            "lora_alpha": 8,
+            "rank_pattern": {"model.layers.1.self_attn.q_proj": 2, "down_proj": 3},
+            "alpha_pattern": {r"^model\.layers\.0\.self_attn\.v_proj": 3.0},
+        },
+        {
+            # "^layers..." anchors at our names' start: peft's key rule would not match it in
+            # transformers' names ("model.layers..."), so save_adapter must rewrite it.
+            "target_modules": ["q_proj", "v_proj", "down_proj"],
+            "r": 4,
+            "alpha": 8,
+            "rank_pattern": {r"^layers\.1\.self_attn\.q_proj": 2, "down_proj": 3},
+            "alpha_pattern": {r"^layers\.0\.self_attn\.v_proj": 3.0},
+        },
+    ),
+    "rslora_with_patterns": (
+        {
+            "target_modules": ["q_proj", "o_proj"],
+            "r": 4,
+            "lora_alpha": 8,
+            "use_rslora": True,
+            "rank_pattern": {"o_proj": 2},
+            "alpha_pattern": {"q_proj": 5.0},
+        },
+        {
+            "target_modules": ["q_proj", "o_proj"],
+            "r": 4,
+            "alpha": 8,
+            "use_rslora": True,
+            "rank_pattern": {"o_proj": 2},
+            "alpha_pattern": {"q_proj": 5.0},
+        },
+    ),
+    "regex_target": (
+        {"target_modules": r"model\.layers\.1\.self_attn\.(q|v)_proj", "r": 4, "lora_alpha": 8},
+        {"target_modules": r"layers\.1\.self_attn\.(q|v)_proj", "r": 4, "alpha": 8},
+    ),
+    "embedding": (
+        {"target_modules": ["embed_tokens", "q_proj"], "r": 3, "lora_alpha": 6},
+        {"target_modules": ["embed_tokens", "q_proj"], "r": 3, "alpha": 6},
+    ),
+}
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("case", sorted(_ROUND_TRIPS))
+def test_parity_peft_saved_adapter_options_load_into_ours(tmp_path, case):
+    peft = pytest.importorskip("peft")
+    hf, ours = _hf_and_ours()
+    reference = peft.get_peft_model(hf, peft.LoraConfig(**_ROUND_TRIPS[case][0])).eval()
+    _randomise(reference, 11)
+    reference.save_pretrained(tmp_path)  # peft's defaults: embed_tokens also writes base_layer.weight
+    if case == "embedding":
+        saved = json.loads((tmp_path / ADAPTER_CONFIG_NAME).read_text())
+        from safetensors.torch import load_file
+
+        assert "base_model.model.model.embed_tokens.base_layer.weight" in load_file(
+            str(tmp_path / ADAPTER_WEIGHTS_NAME)
+        ), saved
+    load_adapter(ours, tmp_path)
+    with torch.no_grad():
+        assert torch.allclose(ours(_IDS), reference(input_ids=_IDS).logits, atol=1e-5)
+    layers = lora_layers(ours)
+    for name, layer in reference.named_modules():
+        if hasattr(layer, "scaling") and isinstance(layer.scaling, dict) and "default" in layer.scaling:
+            ours_name = name.removeprefix("base_model.model.").removeprefix("model.")
+            assert layers[ours_name].scaling == pytest.approx(layer.scaling["default"]), name
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("case", sorted(_ROUND_TRIPS))
+def test_parity_our_saved_adapter_options_load_into_peft(tmp_path, case):
+    peft = pytest.importorskip("peft")
+    hf, ours = _hf_and_ours()
+    apply_lora(ours, **_ROUND_TRIPS[case][1])
+    _randomise(ours, 13)
+    save_adapter(ours, tmp_path)
+    reference = peft.PeftModel.from_pretrained(hf, tmp_path).eval()
+    wrapped = {
+        n.removeprefix("base_model.model.") for n, m in reference.named_modules() if hasattr(m, "lora_A")
+    }
+    assert wrapped == {"model." + n for n in lora_layers(ours)}
+    with torch.no_grad():
+        assert torch.allclose(ours(_IDS), reference(input_ids=_IDS).logits, atol=1e-5)
+
+
+def test_apply_lora_rslora_and_patterns_scaling():
+    model = apply_lora(
+        _Toy(),
+        ["proj", "head", "conv"],
+        r=4,
+        alpha=8,
+        use_rslora=True,
+        rank_pattern={"head": 2},
+        alpha_pattern={"c.nv": 3.0},  # keys are regular expressions (peft)
+    )
+    layers = lora_layers(model)
+    assert (layers["proj"].r, layers["proj"].scaling) == (4, 8 / 2)  # alpha / sqrt(r)
+    assert (layers["head"].r, layers["head"].scaling) == (2, pytest.approx(8 / math.sqrt(2)))
+    assert (layers["conv"].r, layers["conv"].scaling) == (4, 3 / 2)
+    assert LoRALinear(nn.Linear(3, 3), r=4, alpha=8).scaling == 2.0
+
+
+def test_unsupported_or_bad_adapter_config_is_refused_naming_file_and_field(tmp_path):
+    model = apply_lora(_Toy(), ["proj"], r=2)
+    save_adapter(model, tmp_path)
+    path = tmp_path / ADAPTER_CONFIG_NAME
+    good = json.loads(path.read_text())
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match=rf"{ADAPTER_CONFIG_NAME} is not valid JSON"):
+        load_adapter(_Toy(), tmp_path)
+    path.write_text(json.dumps({k: v for k, v in good.items() if k != "r"}))
+    with pytest.raises(ValueError, match=rf"{ADAPTER_CONFIG_NAME}: field 'r' is missing"):
+        load_adapter(_Toy(), tmp_path)
+    path.write_text(json.dumps({**good, "r": 0}))
+    with pytest.raises(ValueError, match=rf"{ADAPTER_CONFIG_NAME}: field 'r': r must be >= 1"):
+        load_adapter(_Toy(), tmp_path)
+    for option in (
+        {"use_dora": True},
+        {"layers_to_transform": [0]},
+        {"exclude_modules": ["head"]},
+        {"init_lora_weights": "pissa"},
+        {"lora_bias": True},
+        {"some_future_option": 3},
+    ):
+        path.write_text(json.dumps({**good, **option}))
+        name = next(iter(option))
+        with pytest.raises(ValueError, match=rf"{ADAPTER_CONFIG_NAME}: options that change .*{name}"):
+            load_adapter(_Toy(), tmp_path)
+
+
+class _SubclassedLinear(nn.Linear):
+    """An nn.Linear subclass, like torch's NonDynamicallyQuantizableLinear."""
+
+
+class _WithSubclass(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = _SubclassedLinear(6, 4)
+        self.attention = nn.MultiheadAttention(6, 2, batch_first=True)
+
+    def forward(self, x):
+        return self.proj(x)
+
+
+@pytest.mark.parity
+def test_parity_lora_on_linear_subclass_with_peft():
+    peft = pytest.importorskip("peft")
+    torch.manual_seed(0)
+    ours, base = _WithSubclass(), _WithSubclass()
+    base.load_state_dict(ours.state_dict())
+    apply_lora(ours, ["proj"], r=2, alpha=3)  # was refused: "wrappable modules are []"
+    assert isinstance(lora_layers(ours)["proj"], LoRALinear)
+    _randomise(ours, 4)
+    reference = peft.get_peft_model(base, peft.LoraConfig(r=2, lora_alpha=3, target_modules=["proj"]))
+    result = peft.set_peft_model_state_dict(reference, adapter_state_dict(ours))
+    assert not result.unexpected_keys
+    x = torch.randn(3, 6)
+    assert torch.allclose(ours(x), reference(x), atol=1e-5)
+    assert not torch.allclose(ours(x), lora_layers(ours)["proj"].base_layer(x), atol=1e-3)
+    # nn.MultiheadAttention never calls its out_proj (it reads the weight): refused, naming the class.
+    with pytest.raises(ValueError, match=r"NonDynamicallyQuantizableLinear inside nn.MultiheadAttention"):
+        apply_lora(_WithSubclass(), ["out_proj"])
+
+
+@pytest.mark.parametrize("layer_kind", ["linear", "conv"])
+def test_dropout_in_train_mode_applies_to_the_adapter_input(layer_kind):
+    """Eq. 3 with peft's dropout: ``W0 x + (alpha/r) B A (mask * x) / (1 - p)``, one mask for x."""
+    p = 0.5
+    torch.manual_seed(0)
+    if layer_kind == "linear":
+        layer, x = LoRALinear(nn.Linear(16, 8), r=4, alpha=6, dropout=p), torch.randn(5, 16)
+    else:
+        layer, x = LoRAConv2d(nn.Conv2d(3, 4, 3, padding=1), r=2, alpha=6, dropout=p), torch.randn(2, 3, 5, 5)
+    _randomise(layer, 9)
+    layer.train()
+    torch.manual_seed(123)
+    out = layer(x)
+    torch.manual_seed(123)  # the base path draws no random numbers: the next draw is the dropout mask
+    dropped = nn.functional.dropout(x, p, training=True)
+    mask = (dropped != 0).float()
+    assert 0 < mask.mean() < 1
+    expected = layer.base_layer(x) + layer.scaling * layer.lora_B(layer.lora_A(mask * x / (1 - p)))
+    assert torch.allclose(out, expected, atol=1e-5)
+    # The dropout must act on the input of B A, not on its output: the two differ here.
+    torch.manual_seed(123)
+    delta = layer.scaling * layer.lora_B(layer.lora_A(x))
+    at_output = layer.base_layer(x) + nn.functional.dropout(delta, p, training=True)
+    assert not torch.allclose(out, at_output, atol=1e-3)
