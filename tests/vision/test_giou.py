@@ -335,6 +335,58 @@ def test_parity_giou_loss_values_and_gradients(dtype, atol, reduction, eps):
         torch.testing.assert_close(ours, reference, atol=atol, rtol=0)
 
 
+# Pixel-coordinate boxes (from the bug report): every area is ~6e5, beyond float16's 65,504.
+PIXEL_BOXES = [[285.35, 185.58, 1193.51, 851.46], [279.24, 197.98, 1189.47, 849.20]]
+# float16 keeps 11 significant bits, bfloat16 8; the results, in [-1, 1], are compared at that resolution.
+HALF_DTYPES = [(torch.float16, 2e-3), (torch.bfloat16, 1.6e-2)]
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize(("dtype", "atol"), HALF_DTYPES)
+def test_parity_half_precision_pixel_boxes_computed_in_float32(dtype, atol):
+    # Areas overflow float16 unless computed in float32, as torchvision does: no NaN, torchvision's
+    # values, returned in the input dtype (torchvision returns float32 for these inputs).
+    g = torch.Generator().manual_seed(3)
+    a = torch.cat(
+        [torch.tensor(PIXEL_BOXES, dtype=torch.float64), random_boxes(30, g, torch.float64, 1000.0)]
+    )
+    b = torch.cat(
+        [torch.tensor(PIXEL_BOXES[::-1], dtype=torch.float64), random_boxes(30, g, torch.float64, 1000.0)]
+    )
+    a, b = a.to(dtype), b.to(dtype)
+    pairs = (
+        (box_iou(a, b), torchvision_ops.box_iou(a, b)),
+        (generalized_box_iou(a, b), torchvision_ops.generalized_box_iou(a, b)),
+        (giou_loss(a, b, reduction="none"), torchvision_ops.generalized_box_iou_loss(a, b)),
+        (giou_loss(a, b), torchvision_ops.generalized_box_iou_loss(a, b, reduction="mean")),
+    )
+    for ours, reference in pairs:
+        assert ours.dtype == dtype
+        assert torch.isfinite(ours).all()
+        torch.testing.assert_close(ours.float(), reference.float(), atol=atol, rtol=0)
+    # the two boxes of the report overlap closely: IoU ~ 0.966 (float32: torchvision's value)
+    assert float(box_iou(a[:1], b[:1])) == pytest.approx(0.966, abs=atol)
+    # Predictions near their targets (a trained detector's case): the loss is a small difference
+    # of large areas, where bfloat16 arithmetic (8 significant bits) is off by ~2e-2.
+    target = random_boxes(2000, g, torch.float64, 1000.0)
+    pred = target + torch.randn(target.shape, generator=g, dtype=torch.float64) * 5
+    # valid boxes (torchvision does not re-order a prediction's corners, Algorithm 2 step 1)
+    pred = torch.cat(
+        [torch.minimum(pred[:, :2], pred[:, 2:]), torch.maximum(pred[:, :2], pred[:, 2:])], dim=1
+    )
+    pred, target = pred.to(dtype), target.to(dtype)
+    torch.testing.assert_close(
+        giou_loss(pred, target, reduction="none").float(),
+        torchvision_ops.generalized_box_iou_loss(pred, target).float(),
+        atol=atol / 2,
+        rtol=0,
+    )
+    # gradients flow back in the input dtype and are finite
+    pred = a.clone().requires_grad_(True)
+    giou_loss(pred, b).backward()
+    assert pred.grad.dtype == dtype and torch.isfinite(pred.grad).all()
+
+
 @pytest.mark.parity
 def test_parity_giou_loss_empty_and_single_box():
     empty = torch.zeros(0, 4)

@@ -52,14 +52,17 @@ Decisions and departures from the paper
   it. The losses follow Algorithm 2 step 1: the *prediction* is re-ordered with min/max, so a
   regressor whose output has swapped corners still gets a meaningful loss and gradient (the paper's
   reason: the prediction comes from an unconstrained network); the *target* must be a valid box.
-  Non-finite values are rejected in both arguments. (Validation costs one device synchronisation
-  per call.)
+  Non-finite values are rejected in both arguments. (Validation costs one fused reduction per
+  argument and one device synchronisation per call; the search for the offending row runs only
+  when that screen fails.)
 * **Reduction default.** ``giou_loss``/``iou_loss`` default to ``reduction="mean"`` (a training
   loss); torchvision's ``generalized_box_iou_loss`` defaults to ``"none"``. The mean of an empty
   batch is 0 (with a gradient graph), as torchvision does.
 * **Dtypes.** Floating-point tensors only (float16, bfloat16, float32, float64), both arguments of
   one dtype and on one device; integer boxes raise ``TypeError`` (convert with ``.float()``), where
-  torchvision silently up-casts them.
+  torchvision silently up-casts them. float16 and bfloat16 boxes are computed in float32 (areas of
+  pixel-sized boxes overflow float16's 65,504 and would give NaN), as torchvision does, and the
+  result is returned in the input dtype (torchvision returns float32).
 * Only axis-aligned 2-D boxes; the paper's Algorithm 1 holds for any convex shapes, but its
   experiments and Algorithm 2 use boxes.
 """
@@ -147,6 +150,44 @@ def _check_values(name: str, boxes: Tensor, require_ordered: bool) -> None:
         )
 
 
+def _suspicious(boxes: Tensor, require_ordered: bool) -> Tensor:
+    """A 0-d bool tensor, True when ``boxes`` *may* hold a non-finite or (if ordered) reversed box.
+
+    One fused reduction (``aminmax``) and no host synchronisation. For ordered boxes it reads the
+    sides ``(x2 - x1, y2 - y1)``: each must be ``>= 0`` and finite, and every non-finite
+    coordinate makes a side NaN (``inf - inf``, NaN in), ``+inf`` or ``-inf``; NaN fails both
+    comparisons, as ``aminmax`` propagates it. For unordered boxes (a loss's prediction) the
+    coordinates themselves must be finite. A side that overflows (float16 boxes spanning more than
+    65,504) is a false alarm only: :func:`_check_values` then looks box by box and finds nothing.
+    """
+    values = boxes.detach()
+    if require_ordered:
+        values = values[..., 2:] - values[..., :2]
+    low, high = torch.aminmax(values)
+    if require_ordered:
+        return ~((low >= 0) & (high < float("inf")))
+    return ~((low > float("-inf")) & (high < float("inf")))
+
+
+def _validate(*arguments: tuple[str, Tensor, bool]) -> None:
+    """Check the values of every ``(name, boxes, require_ordered)`` with one host synchronisation.
+
+    The screen of all arguments is combined into one flag and read once (the only device-to-host
+    copy of a valid call); only when it is raised does :func:`_check_values` search each argument,
+    in order, for the first offending box to name in the message.
+    """
+    flag = None
+    for _, boxes, require_ordered in arguments:
+        if boxes.numel() == 0:
+            continue
+        suspicious = _suspicious(boxes, require_ordered)
+        flag = suspicious if flag is None else flag | suspicious
+    if flag is None or not bool(flag):
+        return
+    for name, boxes, require_ordered in arguments:
+        _check_values(name, boxes, require_ordered)
+
+
 def _check_reduction(reduction: object) -> str:
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
@@ -155,44 +196,70 @@ def _check_reduction(reduction: object) -> str:
 
 # --------------------------------------------------------------------------- core formulas
 def box_area(boxes: Tensor) -> Tensor:
-    """Area ``(x2 - x1)(y2 - y1)`` of boxes ``[..., 4] -> [...]`` (Algorithm 2, steps 2-3)."""
+    """Area ``(x2 - x1)(y2 - y1)`` of boxes ``[..., 4] -> [...]`` (Algorithm 2, steps 2-3).
+
+    Computed in float32 for float16/bfloat16 boxes (see :func:`_upcast`), returned in their dtype
+    (so an area above 65,504 is ``inf`` in float16: use ``.float()`` boxes to read it).
+    """
     boxes = _check_tensor("boxes", boxes)
-    _check_values("boxes", boxes, require_ordered=True)
-    return _area(boxes)
+    _validate(("boxes", boxes, True))
+    return _area(_upcast(boxes)).to(boxes.dtype)
 
 
 def _area(boxes: Tensor) -> Tensor:
     return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
-def _inter_union_enclosure(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Intersection, union and enclosing-box area of broadcastable box tensors ``a``, ``b``.
+def _upcast(boxes: Tensor) -> Tensor:
+    """Float32 for float16/bfloat16 boxes, the boxes themselves otherwise.
 
-    Algorithm 2 steps 4-6. The intersection's sides are clamped at 0 (step 4's "if x2I > x1I and
-    y2I > y1I ... else 0"), which is the same function and keeps gradients defined everywhere.
+    Areas are products of two sides: a 256 x 256 box already exceeds float16's largest value
+    (65,504), so steps 2-6 of Algorithm 2 overflow to ``inf`` for pixel coordinates and step 7/8
+    give ``inf / inf = NaN``; bfloat16 does not overflow but keeps 8 significant bits, so
+    ``U = A^p + A^g - I`` loses most of its digits. torchvision up-casts the same way
+    (``_upcast``). The result is cast back to the input dtype by the callers (torchvision returns
+    float32 instead); IoU and GIoU lie in ``[-1, 1]``, where both half types are safe.
     """
-    inter_wh = (torch.minimum(a[..., 2:], b[..., 2:]) - torch.maximum(a[..., :2], b[..., :2])).clamp(min=0)
+    return boxes.float() if boxes.dtype in (torch.float16, torch.bfloat16) else boxes
+
+
+def _iou_giou(
+    a_low: Tensor, a_high: Tensor, b_low: Tensor, b_high: Tensor, eps: float, generalized: bool
+) -> Tensor:
+    """IoU (step 7) or GIoU (step 8 / Algorithm 1) of broadcastable boxes given as corners.
+
+    ``*_low`` holds ``(x1, y1)`` and ``*_high`` ``(x2, y2)``, ``[..., 2]`` each (kept apart so
+    that the prediction's step-1 re-ordering costs two ops and no stack). The intersection's sides
+    are clamped at 0 (step 4's "if x2I > x1I and y2I > y1I ... else 0"), the same function with
+    gradients defined everywhere. The order of operations is torchvision's, so ``eps=0`` gives its
+    ``box_iou``/``generalized_box_iou`` bit for bit in float32/float64.
+    """
+    a_wh, b_wh = a_high - a_low, b_high - b_low
+    inter_wh = (torch.minimum(a_high, b_high) - torch.maximum(a_low, b_low)).clamp(min=0)  # step 4
     inter = inter_wh[..., 0] * inter_wh[..., 1]
-    union = _area(a) + _area(b) - inter
-    # Step 5: the smallest enclosing box C. It contains both boxes, so its sides are >= 0 already.
-    enclose_wh = torch.maximum(a[..., 2:], b[..., 2:]) - torch.minimum(a[..., :2], b[..., :2])
-    enclosure = enclose_wh[..., 0] * enclose_wh[..., 1]
-    return inter, union, enclosure
-
-
-def _iou_giou(a: Tensor, b: Tensor, eps: float) -> tuple[Tensor, Tensor]:
-    inter, union, enclosure = _inter_union_enclosure(a, b)
+    union = a_wh[..., 0] * a_wh[..., 1] + b_wh[..., 0] * b_wh[..., 1] - inter  # steps 2, 3, 7
     iou = inter / (union + eps)  # step 7 (eps: see module docstring)
-    giou = iou - (enclosure - union) / (enclosure + eps)  # step 8 / Algorithm 1
-    return iou, giou
+    if not generalized:
+        return iou
+    # Steps 5-6: the smallest enclosing box C contains both boxes, so its sides are >= 0 already.
+    enclose_wh = torch.maximum(a_high, b_high) - torch.minimum(a_low, b_low)
+    enclosure = enclose_wh[..., 0] * enclose_wh[..., 1]
+    return iou - (enclosure - union) / (enclosure + eps)  # step 8 / Algorithm 1
 
 
-def _order_corners(pred: Tensor) -> Tensor:
-    """Algorithm 2 step 1: x̂1 = min(x1, x2), x̂2 = max(x1, x2), same for y."""
-    x1, y1, x2, y2 = pred.unbind(dim=-1)
-    return torch.stack(
-        (torch.minimum(x1, x2), torch.minimum(y1, y2), torch.maximum(x1, x2), torch.maximum(y1, y2)), dim=-1
-    )
+def _pairwise(boxes1: Tensor, boxes2: Tensor, eps: float, generalized: bool) -> Tensor:
+    a, b = _upcast(boxes1), _upcast(boxes2)
+    a, b = a[:, None, :], b[None, :, :]
+    return _iou_giou(a[..., :2], a[..., 2:], b[..., :2], b[..., 2:], eps, generalized).to(boxes1.dtype)
+
+
+def _elementwise(boxes1: Tensor, boxes2: Tensor, eps: float, generalized: bool, order_first: bool) -> Tensor:
+    a, b = _upcast(boxes1), _upcast(boxes2)
+    a_low, a_high = a[..., :2], a[..., 2:]
+    if order_first:
+        # Algorithm 2 step 1: x̂1 = min(x1, x2), x̂2 = max(x1, x2), same for y.
+        a_low, a_high = torch.minimum(a_low, a_high), torch.maximum(a_low, a_high)
+    return _iou_giou(a_low, a_high, b[..., :2], b[..., 2:], eps, generalized).to(boxes1.dtype)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -204,8 +271,7 @@ def _check_pairwise(boxes1: object, boxes2: object, eps: object) -> float:
             raise ValueError(f"{name} must have shape [N, 4], got shape {tuple(boxes.shape)}")
     _check_pair("boxes1", a, "boxes2", b)
     eps = float(check_float("eps", eps, 0, finite=True))
-    _check_values("boxes1", a, require_ordered=True)
-    _check_values("boxes2", b, require_ordered=True)
+    _validate(("boxes1", a, True), ("boxes2", b, True))
     return eps
 
 
@@ -227,8 +293,7 @@ def box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = DEFAULT_EPS) -> Tensor:
     Raises ``ValueError`` for boxes with ``x2 < x1``, ``y2 < y1`` or non-finite coordinates.
     """
     eps = _check_pairwise(boxes1, boxes2, eps)
-    iou, _ = _iou_giou(boxes1[:, None, :], boxes2[None, :, :], eps)
-    return iou
+    return _pairwise(boxes1, boxes2, eps, generalized=False)
 
 
 def generalized_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = DEFAULT_EPS) -> Tensor:
@@ -238,26 +303,21 @@ def generalized_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = DEFAULT_EPS
     ``(-1, 1]``. ``eps=0`` is torchvision's ``generalized_box_iou``. Invalid boxes raise ``ValueError``.
     """
     eps = _check_pairwise(boxes1, boxes2, eps)
-    _, giou = _iou_giou(boxes1[:, None, :], boxes2[None, :, :], eps)
-    return giou
+    return _pairwise(boxes1, boxes2, eps, generalized=True)
 
 
 def box_iou_elementwise(boxes1: Tensor, boxes2: Tensor, eps: float = DEFAULT_EPS) -> Tensor:
     """IoU of matched pairs: ``boxes1[i]`` with ``boxes2[i]``, ``[..., 4] x [..., 4] -> [...]``."""
     eps = _check_elementwise("boxes1", boxes1, "boxes2", boxes2, eps)
-    _check_values("boxes1", boxes1, require_ordered=True)
-    _check_values("boxes2", boxes2, require_ordered=True)
-    iou, _ = _iou_giou(boxes1, boxes2, eps)
-    return iou
+    _validate(("boxes1", boxes1, True), ("boxes2", boxes2, True))
+    return _elementwise(boxes1, boxes2, eps, generalized=False, order_first=False)
 
 
 def generalized_box_iou_elementwise(boxes1: Tensor, boxes2: Tensor, eps: float = DEFAULT_EPS) -> Tensor:
     """GIoU of matched pairs (Algorithm 1): ``boxes1[i]`` with ``boxes2[i]``, ``[..., 4] -> [...]``."""
     eps = _check_elementwise("boxes1", boxes1, "boxes2", boxes2, eps)
-    _check_values("boxes1", boxes1, require_ordered=True)
-    _check_values("boxes2", boxes2, require_ordered=True)
-    _, giou = _iou_giou(boxes1, boxes2, eps)
-    return giou
+    _validate(("boxes1", boxes1, True), ("boxes2", boxes2, True))
+    return _elementwise(boxes1, boxes2, eps, generalized=True, order_first=False)
 
 
 # --------------------------------------------------------------------------- losses
@@ -270,15 +330,12 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     return loss.mean() if loss.numel() > 0 else 0.0 * loss.sum()
 
 
-def _loss_terms(
-    pred: object, target: object, reduction: object, eps: object
-) -> tuple[Tensor, Tensor, str, float]:
+def _check_loss(pred: object, target: object, reduction: object, eps: object) -> tuple[str, float]:
     eps = _check_elementwise("pred", pred, "target", target, eps)
     reduction = _check_reduction(reduction)
     # Step 1 makes any finite prediction a box; the target has to be one already.
-    _check_values("pred", pred, require_ordered=False)
-    _check_values("target", target, require_ordered=True)
-    return _order_corners(pred), target, reduction, eps  # type: ignore[arg-type]
+    _validate(("pred", pred, False), ("target", target, True))  # type: ignore[arg-type]
+    return reduction, eps
 
 
 def iou_loss(pred: Tensor, target: Tensor, reduction: str = "mean", eps: float = DEFAULT_EPS) -> Tensor:
@@ -287,9 +344,8 @@ def iou_loss(pred: Tensor, target: Tensor, reduction: str = "mean", eps: float =
     ``pred`` and ``target`` are matched boxes ``[..., 4]``; ``pred``'s corners are ordered first
     (step 1). Its gradient is exactly zero when the boxes do not overlap: the weakness GIoU removes.
     """
-    pred_box, target, reduction, eps = _loss_terms(pred, target, reduction, eps)
-    iou, _ = _iou_giou(pred_box, target, eps)
-    return _reduce(1.0 - iou, reduction)
+    reduction, eps = _check_loss(pred, target, reduction, eps)
+    return _reduce(1.0 - _elementwise(pred, target, eps, generalized=False, order_first=True), reduction)
 
 
 def giou_loss(pred: Tensor, target: Tensor, reduction: str = "mean", eps: float = DEFAULT_EPS) -> Tensor:
@@ -301,6 +357,5 @@ def giou_loss(pred: Tensor, target: Tensor, reduction: str = "mean", eps: float 
     each denominator, as in torchvision's ``generalized_box_iou_loss`` (whose values and gradients
     this matches for valid predictions).
     """
-    pred_box, target, reduction, eps = _loss_terms(pred, target, reduction, eps)
-    _, giou = _iou_giou(pred_box, target, eps)
-    return _reduce(1.0 - giou, reduction)
+    reduction, eps = _check_loss(pred, target, reduction, eps)
+    return _reduce(1.0 - _elementwise(pred, target, eps, generalized=True, order_first=True), reduction)
