@@ -211,6 +211,48 @@ def test_attention_dropout_only_in_training():
     torch.testing.assert_close(alpha_train[kept], alpha_eval[kept] / 0.4)
 
 
+def test_training_dropout_on_both_layers_inputs_and_attention():
+    # Section 3.3: "dropout with p = 0.6 is applied to both layers' inputs, as well as to the
+    # normalized attention coefficients". A hand-built forward draws the masks in the order
+    # aicanon.graphs.gat does (layer-1 input, layer-1 attention inside GATConv, layer-2 input,
+    # layer-2 attention) with the same generator state; it must give the model's output exactly.
+    x, edge_index = _graph(6)
+    model = GAT(5, 3, hidden_features=4, heads=2, dropout=0.5, attention_dropout=0.3).train()
+
+    def input_dropout(h, p=0.5):
+        # inverted dropout, the mask drawn as uniform >= p (aicanon.graphs.inputs.dropout)
+        return h * (torch.rand_like(h) >= p) * (1.0 / (1.0 - p))
+
+    def hand_built(drop_second_input=True):
+        h = input_dropout(x)  # layer 1's input
+        h = F.elu(model.layers[0](h, edge_index))  # attention dropout inside (tested above)
+        if drop_second_input:
+            h = input_dropout(h)  # layer 2's input
+        return model.output(h, edge_index)
+
+    for seed in range(3):
+        torch.manual_seed(seed)
+        expected = hand_built()
+        torch.manual_seed(seed)
+        torch.testing.assert_close(model(x, edge_index), expected, atol=0, rtol=0)
+    # The check can fail: without the second layer's input dropout the output differs.
+    torch.manual_seed(0)
+    without = hand_built(drop_second_input=False)
+    torch.manual_seed(0)
+    assert not torch.allclose(model(x, edge_index), without)
+    # Distribution check, independent of the order of the draws: with attention dropout off, the
+    # output layer's input dropout alone makes the training outputs vary around the eval output;
+    # feeding the output layer a fixed input must not reproduce the model's spread.
+    model = GAT(5, 3, hidden_features=4, heads=2, dropout=0.5, attention_dropout=0.0).train()
+    torch.manual_seed(0)
+    outputs = torch.stack([model(x, edge_index) for _ in range(200)])
+    torch.manual_seed(0)
+    first_only = torch.stack(
+        [model.output(F.elu(model.layers[0](input_dropout(x), edge_index)), edge_index) for _ in range(200)]
+    )
+    assert outputs.var(dim=0).mean() > 1.2 * first_only.var(dim=0).mean()
+
+
 def test_transductive_model_matches_the_paper():
     model = GAT.transductive(1433, 7)
     first, output = model.layers[0], model.output
