@@ -386,3 +386,41 @@ def test_model_rejects_bad_input():
         ValueError, match="num_heads must be a multiple of num_kv_heads, got num_heads=4, num_kv_heads=3"
     ):
         LlamaConfig(**{**TINY, "num_kv_heads": 3})
+
+
+def test_attention_mask_must_be_zero_one():
+    cfg = LlamaConfig(**TINY)
+    model = Llama(cfg).eval()
+    ids = torch.randint(0, 97, (2, 5), generator=torch.Generator().manual_seed(0))
+    keep = torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        expected = model(ids, attention_mask=keep.bool())
+        # bool, integer and floating 0/1 masks are the same mask
+        for mask in (keep, keep.int(), keep.float(), keep.double()):
+            assert torch.equal(model(ids, attention_mask=mask), expected)
+    half = keep.float()
+    half[0, 0] = 0.5
+    with pytest.raises(
+        ValueError, match=r"attention_mask must hold only 0 and 1.*torch.float32 values \[0.5\]"
+    ):
+        model(ids, attention_mask=half)
+    additive = torch.zeros(2, 5)
+    additive[0, 0] = float("-inf")  # a transformers-style additive mask is not a keep/drop mask
+    with pytest.raises(ValueError, match=r"attention_mask must hold only 0 and 1.*\[-inf\]"):
+        model(ids, attention_mask=additive)
+
+
+def test_learned_positions_out_of_range_are_rejected():
+    cfg = LlamaConfig(**{**TINY, "position": "learned", "max_seq_len": 8})
+    model = Llama(cfg).eval()
+    ids = torch.zeros(1, 3, dtype=torch.long)
+    with torch.no_grad():
+        model(ids, position_ids=torch.tensor([[0, 4, 7]]))  # in range: runs
+        with pytest.raises(
+            ValueError, match=r"position_ids must be in \[0, 8\).*got out-of-range values \[8, 9\]"
+        ):
+            model(ids, position_ids=torch.tensor([[0, 8, 9]]))
+        with pytest.raises(ValueError, match=r"position_ids must be in \[0, 8\).*values \[-1\]"):
+            model(ids, position_ids=torch.tensor([[-1, 0, 1]]))
+        with pytest.raises(ValueError, match=r"position_ids must be an integer tensor, got torch.float32"):
+            model(ids, position_ids=torch.tensor([[0.0, 1.0, 2.0]]))

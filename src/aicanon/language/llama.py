@@ -235,6 +235,8 @@ class Llama(nn.Module):
                 position_ids = torch.arange(past, past + t, device=input_ids.device).unsqueeze(0)
         elif tuple(position_ids.shape) not in ((b, t), (1, t)):
             raise ValueError(f"position_ids must have shape {(b, t)}, got {tuple(position_ids.shape)}")
+        elif cfg.position == "learned":
+            self._check_learned_positions(position_ids, cfg.max_seq_len)
 
         x = self.embed_tokens(input_ids)
         if cfg.position == "learned":
@@ -251,6 +253,22 @@ class Llama(nn.Module):
             x = layer(x, rotary, mask, cache, segment_ids)
         logits = self.lm_head(self.norm(x))
         return (logits, cache) if cache is not None else logits
+
+    @staticmethod
+    def _check_learned_positions(position_ids: Tensor, max_seq_len: int) -> None:
+        """Caller-given positions index the learned table: out of range they would fail inside the
+        embedding with a bare IndexError (or a device assert on GPU), so name them here."""
+        if position_ids.dtype not in (torch.long, torch.int):
+            raise ValueError(f"position_ids must be an integer tensor, got {position_ids.dtype}")
+        if torch.compiler.is_compiling() or not position_ids.numel():
+            return
+        bad = (position_ids < 0) | (position_ids >= max_seq_len)
+        if bool(bad.any()):
+            values = sorted(set(position_ids[bad].tolist()))
+            raise ValueError(
+                f"position_ids must be in [0, {max_seq_len}) (the learned position table's length, "
+                f"max_seq_len), got out-of-range values {values[:10]}{' ...' if len(values) > 10 else ''}"
+            )
 
     @staticmethod
     def _check_segments(segment_ids, cache, b, t) -> Tensor:
@@ -270,6 +288,20 @@ class Llama(nn.Module):
             raise ValueError(
                 f"attention_mask must be [batch={b}, length], got shape {tuple(attention_mask.shape)}"
             )
+        if attention_mask.dtype.is_floating_point:
+            # transformers-style float masks of 1.0/0.0 are common; any other value (0.5, or an
+            # additive -inf mask) has no meaning as a keep/drop flag and would silently become True.
+            if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+                odd = sorted(set(attention_mask[(attention_mask != 0) & (attention_mask != 1)].tolist()))
+                raise ValueError(
+                    "attention_mask must hold only 0 and 1 (bool, integer, or floating 0.0/1.0: 1 = "
+                    f"attend, 0 = padding), got {attention_mask.dtype} values {odd[:5]}"
+                    f"{' ...' if len(odd) > 5 else ''}"
+                )
+        elif attention_mask.dtype.is_complex:
+            raise ValueError(
+                f"attention_mask must be a bool, integer or 0/1 floating tensor, got {attention_mask.dtype}"
+            )
         attention_mask = attention_mask.to(device=device, dtype=torch.bool)
         if attention_mask.shape[1] == past + t:
             return attention_mask
@@ -280,6 +312,22 @@ class Llama(nn.Module):
             f"attention_mask must cover the cached and new tokens ({past + t}) or the new ones ({t}), "
             f"got length {attention_mask.shape[1]}"
         )
+
+    @classmethod
+    def from_pretrained(cls, path, dtype: torch.dtype | None = None) -> Llama:
+        """A model from a transformers ``LlamaForCausalLM`` folder (``config.json`` and safetensors,
+        single or sharded); see :func:`aicanon.language.llama_weights.load_pretrained`."""
+        # Imported here: llama_weights imports this module, so a top-level import would be a cycle.
+        from aicanon.language.llama_weights import load_pretrained
+
+        return load_pretrained(path, dtype=dtype, model_class=cls)
+
+    def save_pretrained(self, path, max_shard_size: int | str | None = None) -> None:
+        """Write a folder transformers' ``LlamaForCausalLM.from_pretrained`` loads; see
+        :func:`aicanon.language.llama_weights.save_pretrained`."""
+        from aicanon.language.llama_weights import save_pretrained
+
+        save_pretrained(self, path, max_shard_size=max_shard_size)
 
     @torch.no_grad()
     def generate(self, input_ids: Tensor, attention_mask: Tensor | None = None, **kwargs) -> Tensor:

@@ -29,6 +29,12 @@ Loading: the converters return our state dict, which
 (``load_state_dict_strict(model, from_transformers(state_dict, cfg))``), listing every missing,
 unexpected or mis-shaped tensor; a tied ``lm_head.weight`` may be absent.
 
+Folders: :func:`load_pretrained` (``Llama.from_pretrained``) reads a transformers folder
+(``config.json`` and ``model.safetensors`` or index-listed shards) in one call, refusing config options
+that change the function and that we lack (biases, another activation or head size, RoPE scaling
+other than Llama 3.1's) and pickled ``pytorch_model.bin`` folders; :func:`save_pretrained`
+(``model.save_pretrained``) writes one transformers' ``LlamaForCausalLM.from_pretrained`` loads.
+
 Departures: ``rope.freqs`` (a buffer some Llama 2 checkpoints carry; recomputed here from the
 config) is dropped on load and not written on save. Nothing is unpickled: Meta's ``.pth`` files must
 be read by the caller with ``torch.load(..., weights_only=True)``.
@@ -54,11 +60,14 @@ from aicanon.nn.rotary import interleaved_to_half_permutation
 __all__ = [
     "config_from_meta_params",
     "config_from_transformers",
+    "config_to_transformers",
     "expected_keys",
     "from_meta",
     "from_transformers",
+    "load_pretrained",
     "load_safetensors",
     "merge_meta_shards",
+    "save_pretrained",
     "save_safetensors",
     "split_meta_shards",
     "to_meta",
@@ -155,13 +164,54 @@ def config_from_meta_params(
     )
 
 
+def _refuse_unsupported(data: Mapping[str, Any], scaling: Mapping[str, Any] | None) -> None:
+    """Raise ValueError for transformers options that change the function and that our Llama lacks:
+    dropping them would load weights into a different network without a word."""
+    problems = []
+    model_type = data.get("model_type", "llama")
+    if model_type != "llama":
+        problems.append(f"model_type={model_type!r} (only 'llama')")
+    act = data.get("hidden_act", "silu")
+    if act != "silu":
+        problems.append(f"hidden_act={act!r} (only 'silu', SwiGLU)")
+    for flag in ("attention_bias", "mlp_bias"):
+        if data.get(flag):
+            problems.append(f"{flag}={data[flag]!r} (only False: our projections have no bias)")
+    heads, hidden = data.get("num_attention_heads"), data.get("hidden_size")
+    head_dim = data.get("head_dim")
+    if head_dim is not None and heads and hidden and head_dim * heads != hidden:
+        problems.append(f"head_dim={head_dim} (only hidden_size / num_attention_heads = {hidden / heads:g})")
+    if data.get("attention_dropout"):
+        problems.append(f"attention_dropout={data['attention_dropout']!r} (only 0.0)")
+    if scaling is not None:
+        kind = scaling.get("rope_type", scaling.get("type"))
+        if kind != "llama3":
+            problems.append(f"rope type {kind!r} (only 'default' and 'llama3')")
+    rope = data.get("rope_parameters") or {}
+    partial = rope.get("partial_rotary_factor", data.get("partial_rotary_factor", 1.0))
+    if partial not in (None, 1, 1.0):
+        problems.append(f"partial_rotary_factor={partial!r} (only 1.0)")
+    if problems:
+        raise ValueError(
+            "config must describe a model our Llama computes exactly; unsupported options: "
+            + "; ".join(problems)
+        )
+
+
 def config_from_transformers(config: Mapping[str, Any] | Any) -> LlamaConfig:
-    """A :class:`LlamaConfig` from transformers' ``LlamaConfig`` (object or ``config.json`` dict)."""
+    """A :class:`LlamaConfig` from transformers' ``LlamaConfig`` (object or ``config.json`` dict).
+
+    Options that change the function and that we do not implement (biases, another activation, a
+    head_dim other than hidden/heads, RoPE scaling other than Llama 3.1's, ...) raise ValueError.
+    """
     data = config.to_dict() if hasattr(config, "to_dict") else dict(config)
     rope = data.get("rope_parameters") or {}
     scaling = data.get("rope_scaling") or (rope if rope.get("rope_type", "default") != "default" else None)
+    if scaling is not None and scaling.get("rope_type", scaling.get("type")) == "default":
+        scaling = None
     if scaling is not None:
         scaling = {k: v for k, v in scaling.items() if k != "rope_theta"}
+    _refuse_unsupported(data, scaling)
     theta = data.get("rope_theta", rope.get("rope_theta", 10000.0))
     return LlamaConfig(
         vocab_size=data["vocab_size"],
@@ -393,3 +443,231 @@ def load_safetensors(path: str | os.PathLike, device: str | torch.device = "cpu"
     if not path.exists():
         raise ValueError(f"path must name an existing safetensors file or folder, got {str(path)!r}")
     return load_file(str(path), device=str(device))
+
+
+# ---------------------------------------------------------------- transformers folders
+
+_CONFIG_FILE = "config.json"
+_SINGLE_FILE = "model.safetensors"
+_INDEX_FILE = "model.safetensors.index.json"
+# transformers' shard names; only files of this form are ever removed from a folder we write to.
+_SHARD_NAME = re.compile(r"^model(-\d{5}-of-\d{5})?\.safetensors$")
+_SIZE_UNITS = {
+    "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+    "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40,
+}  # fmt: skip
+_DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+
+
+def config_to_transformers(cfg: LlamaConfig, dtype: torch.dtype = torch.float32) -> dict[str, Any]:
+    """transformers' ``config.json`` of ``cfg`` (``LlamaForCausalLM``), the inverse of
+    :func:`config_from_transformers`. Only rotary Llamas exist in transformers: learned or no
+    positions raise ValueError."""
+    if not isinstance(cfg, LlamaConfig):
+        raise TypeError(f"cfg must be a LlamaConfig, got {type(cfg).__name__}")
+    if cfg.position != "rope":
+        raise ValueError(
+            f"cfg.position must be 'rope' to be written for transformers' LlamaForCausalLM, got {cfg.position!r}"
+        )
+    if dtype not in _DTYPE_NAMES:
+        raise ValueError(f"dtype must be one of {list(_DTYPE_NAMES.values())}, got {dtype}")
+    rope = {"rope_theta": cfg.rope_theta, "rope_type": "default"}
+    if cfg.rope_scaling is not None:
+        rope = {**cfg.rope_scaling, "rope_theta": cfg.rope_theta}
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": cfg.vocab_size,
+        "hidden_size": cfg.hidden_size,
+        "intermediate_size": cfg.intermediate_size,
+        "num_hidden_layers": cfg.num_layers,
+        "num_attention_heads": cfg.num_heads,
+        "num_key_value_heads": cfg.num_kv_heads,
+        "head_dim": cfg.head_dim,
+        "hidden_act": "silu",
+        "max_position_embeddings": cfg.max_seq_len,
+        "rms_norm_eps": cfg.norm_eps,
+        # transformers 5 reads rope_parameters; 4.x reads rope_theta and rope_scaling: both written.
+        "rope_theta": cfg.rope_theta,
+        "rope_scaling": dict(cfg.rope_scaling) if cfg.rope_scaling is not None else None,
+        "rope_parameters": rope,
+        "tie_word_embeddings": cfg.tie_embeddings,
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "mlp_bias": False,
+        "initializer_range": cfg.init_std,
+        "pretraining_tp": 1,
+        "use_cache": True,
+        # "dtype" for transformers 5, "torch_dtype" for 4.x.
+        "dtype": _DTYPE_NAMES[dtype],
+        "torch_dtype": _DTYPE_NAMES[dtype],
+    }
+
+
+def _parse_size(max_shard_size: int | str, argument: str = "max_shard_size") -> int:
+    if isinstance(max_shard_size, bool):
+        raise TypeError(f"{argument} must be an int (bytes) or a str such as '5GB', got bool")
+    if isinstance(max_shard_size, int):
+        size = max_shard_size
+    elif isinstance(max_shard_size, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]I?B|B)?\s*", max_shard_size.upper())
+        if match is None:
+            raise ValueError(f"{argument} must look like '500MB', '5GB' or '10KiB', got {max_shard_size!r}")
+        size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2) or "B"])
+    else:
+        raise TypeError(
+            f"{argument} must be an int (bytes) or a str such as '5GB', got {type(max_shard_size).__name__}"
+        )
+    if size < 1:
+        raise ValueError(f"{argument} must be at least 1 byte, got {max_shard_size!r}")
+    return size
+
+
+def _read_pretrained_tensors(folder: Path) -> dict[str, Tensor]:
+    """The tensors of a transformers folder: one ``model.safetensors`` or the shards its index lists."""
+    from safetensors.torch import load_file
+
+    index = folder / _INDEX_FILE
+    if index.exists():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise ValueError(
+                f"{index} must be JSON with a 'weight_map', could not read it: {error}"
+            ) from None
+        files = sorted(set(weight_map.values()))
+        absent = [name for name in files if not (folder / name).is_file()]
+        if absent:
+            raise ValueError(f"{index} lists shards that are not in {str(folder)!r}: {absent}")
+        tensors: dict[str, Tensor] = {}
+        for name in files:
+            tensors.update(load_file(str(folder / name)))
+        # A shard that does not hold what the index says is a damaged checkpoint: say so, not half-use it.
+        if set(tensors) != set(weight_map):
+            raise ValueError(
+                f"shards in {str(folder)!r} do not match {_INDEX_FILE}: missing "
+                f"{sorted(set(weight_map) - set(tensors))[:10]}, not indexed {sorted(set(tensors) - set(weight_map))[:10]}"
+            )
+        return tensors
+    if (folder / _SINGLE_FILE).is_file():
+        return load_file(str(folder / _SINGLE_FILE))
+    pickles = sorted(p.name for p in folder.glob("pytorch_model*.bin*"))
+    if pickles:
+        raise ValueError(
+            f"path must hold safetensors weights ({_SINGLE_FILE} or {_INDEX_FILE} with its shards), got only "
+            f"pickled {pickles} in {str(folder)!r}: we never unpickle downloaded files; convert them once "
+            "with transformers (LlamaForCausalLM.from_pretrained(path).save_pretrained(out)) "
+            "in an environment you trust"
+        )
+    raise ValueError(
+        f"path must hold {_SINGLE_FILE} or {_INDEX_FILE} with its shards, got {str(folder)!r} holding "
+        f"{sorted(p.name for p in folder.iterdir())[:20]}"
+    )
+
+
+def load_pretrained(
+    path: str | os.PathLike, dtype: torch.dtype | None = None, model_class: type | None = None
+) -> Any:
+    """A :class:`~aicanon.language.llama.Llama` from a transformers ``LlamaForCausalLM`` folder:
+    ``config.json`` and ``model.safetensors``, or shards listed in ``model.safetensors.index.json``.
+
+    The config is read by :func:`config_from_transformers` (unsupported options refused), the tensors
+    renamed by :func:`from_transformers` and copied by the strict loader. The model is float32
+    unless ``dtype`` is given. Pickled ``pytorch_model.bin`` folders are refused (never unpickled).
+    """
+    from aicanon.core.state_dict import load_state_dict_strict
+    from aicanon.language.llama import Llama
+
+    model_class = Llama if model_class is None else model_class
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike folder, got {type(path).__name__}")
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ValueError(
+            f"path must be a folder holding {_CONFIG_FILE} and safetensors weights, got {str(folder)!r}"
+        )
+    config_path = folder / _CONFIG_FILE
+    if not config_path.is_file():
+        raise ValueError(
+            f"path must hold {_CONFIG_FILE} (transformers' LlamaConfig), none in {str(folder)!r}"
+        )
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{config_path} must be JSON: {error}") from None
+    cfg = config_from_transformers(config)
+    tensors = _read_pretrained_tensors(folder)
+    model = model_class(cfg)
+    if dtype is not None:
+        model = model.to(dtype)
+    load_state_dict_strict(
+        model, from_transformers(tensors, cfg), source=f"transformers checkpoint {str(folder)!r}"
+    )
+    return model
+
+
+def save_pretrained(
+    model: nn.Module, path: str | os.PathLike, max_shard_size: int | str | None = None
+) -> None:
+    """Write ``model`` (a rotary :class:`~aicanon.language.llama.Llama`) as a folder transformers'
+    ``LlamaForCausalLM.from_pretrained`` loads: ``config.json`` and ``model.safetensors``, or, with
+    ``max_shard_size`` (bytes, or a str such as ``"5GB"``), ``model-0000i-of-0000n.safetensors``
+    shards with ``model.safetensors.index.json``. A tensor larger than the limit gets a shard of its
+    own (as in transformers). Tied embeddings are written once (``lm_head.weight`` left out).
+    Earlier weight files of transformers' names in the folder are removed, so no stale shard is read.
+    """
+    from safetensors.torch import save_file
+
+    cfg = getattr(model, "config", None)
+    if not isinstance(model, nn.Module) or not isinstance(cfg, LlamaConfig):
+        raise TypeError(f"model must be a Llama, got {type(model).__name__}")
+    limit = None if max_shard_size is None else _parse_size(max_shard_size)
+    state = model.state_dict()
+    dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
+    if len(dtypes) != 1:
+        raise ValueError(f"model must hold one floating dtype to be saved, got {sorted(map(str, dtypes))}")
+    config = config_to_transformers(cfg, dtype=dtypes.pop())
+    # Checked against the config so that a model with a replaced MLP (Switch experts) is refused
+    # here rather than written as a checkpoint transformers cannot load.
+    optional = ("lm_head.weight",) if cfg.tie_embeddings else ()
+    _require_keys(
+        _check_state_dict(state, "model.state_dict()"), expected_keys(cfg), "model.state_dict()", optional
+    )
+    if cfg.tie_embeddings:
+        state.pop("lm_head.weight", None)  # safetensors refuses shared storage; transformers re-ties it
+    tensors = {k: v.detach().cpu().contiguous() for k, v in to_transformers(state).items()}
+
+    shards: list[dict[str, Tensor]] = [{}]
+    size = 0
+    for key, tensor in tensors.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if limit is not None and shards[-1] and size + nbytes > limit:
+            shards.append({})
+            size = 0
+        shards[-1][key] = tensor
+        size += nbytes
+
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"path must be a folder (or not exist yet), got the file {str(folder)!r}")
+    folder.mkdir(parents=True, exist_ok=True)
+    metadata = {"format": "pt"}  # transformers checks this field before loading
+    if limit is None:
+        names = [_SINGLE_FILE]
+    else:
+        names = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    written = set(names)
+    for stale in folder.iterdir():
+        if (_SHARD_NAME.match(stale.name) and stale.name not in written) or (
+            stale.name == _INDEX_FILE and limit is None
+        ):
+            stale.unlink()
+    for name, shard in zip(names, shards):
+        save_file(shard, str(folder / name), metadata=metadata)
+    if limit is not None:
+        index = {
+            "metadata": {"total_size": sum(t.numel() * t.element_size() for t in tensors.values())},
+            "weight_map": {key: name for name, shard in zip(names, shards) for key in shard},
+        }
+        (folder / _INDEX_FILE).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    (folder / _CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
