@@ -104,6 +104,12 @@ def test_report_writes_results_md(fake, tmp_path):
     assert result.exit_code == 0
     text = target.read_text()
     assert "score is high" in text and "fake experiment: no paper behind it" in text
+    # Each paper has a section with its plots embedded beside its claims, linked relative to RESULTS.md.
+    assert "### 4. Graph Attention Networks (`gat`)" in text and "(#4-graph-attention-networks-gat)" in text
+    images = [line for line in text.splitlines() if line.startswith("![quick: curve](")]
+    assert len(images) == 1
+    relative = images[0][len("![quick: curve](") : -1]
+    assert not relative.startswith("/") and (target.parent / relative).is_file()
 
 
 def test_data_status_and_verify():
