@@ -201,6 +201,9 @@ def reproduce(
                 cfg,
                 slug=paper.slug,
                 on_seed=lambda i, n: err.print(f"{paper.slug} ({scale}): seed {cfg.seed + i} ({i + 1}/{n})"),
+                # Finished seeds are kept under the results folder: rerunning an interrupted command
+                # runs only the seeds still missing.
+                resume_dir=out_dir if out_dir is not None else _results.results_dir(),
             )
         except _data.DataUnavailable as error:
             err.print(f"[red]data unavailable:[/red] {error}")

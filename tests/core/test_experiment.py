@@ -107,9 +107,7 @@ def test_reproduce_refuses_a_module_that_is_not_an_experiment():
         ex.reproduce(types.ModuleType("nothing"), ex.ExperimentConfig(), slug="nothing")
 
 
-@pytest.mark.parametrize("scale", ["quick", "full"])
-def test_a_claimed_metric_missing_from_the_result_fails_the_claim_and_the_run(fake, monkeypatch, scale):
-    # "loss" is reported-only at quick scale: it used to pass as "reported" when missing.
+def test_a_claimed_metric_missing_from_the_result_fails_the_claim_and_the_run(fake, monkeypatch):
     original = fake.run
 
     def without_loss(cfg):
@@ -118,11 +116,30 @@ def test_a_claimed_metric_missing_from_the_result_fails_the_claim_and_the_run(fa
         return result
 
     monkeypatch.setattr(fake, "run", without_loss)
-    rep = ex.reproduce(fake, ex.make_config(fake, scale, device="cpu"), slug="fake-paper")
+    # "loss" is claimed at full scale: missing, the claim and the run fail.
+    rep = ex.reproduce(fake, ex.make_config(fake, "full", device="cpu"), slug="fake-paper")
     by_metric = {c.metric: c for c in rep.claims}
     assert by_metric["loss"].passed is False and by_metric["loss"].ours is None
     assert not rep.passed
     assert any("missing from the run's result" in note and "loss" in note for note in rep.notes)
+    # At quick scale it is only reported: an arm that runs at full scale only may lack it.
+    rep = ex.reproduce(fake, ex.make_config(fake, "quick", device="cpu"), slug="fake-paper")
+    assert {c.metric: c.passed for c in rep.claims}["loss"] is None and rep.passed
+
+
+def test_a_metric_some_seeds_lack_is_not_averaged_over_the_others(fake, monkeypatch):
+    original = fake.run
+
+    def seed_1_without_score(cfg):
+        result = original(cfg)
+        if cfg.seed == 1:
+            del result.metrics["score"]
+        return result
+
+    monkeypatch.setattr(fake, "run", seed_1_without_score)
+    rep = ex.reproduce(fake, ex.make_config(fake, "quick", device="cpu"), slug="fake-paper")
+    assert "score" not in rep.metrics
+    assert {c.metric: c.passed for c in rep.claims}["score"] is False and not rep.passed
 
 
 def test_latest_skips_records_that_are_not_results_with_a_warning(tmp_path):
@@ -134,3 +151,44 @@ def test_latest_skips_records_that_are_not_results_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match=r"skipping .*99999999T999999999999Z-quick.*lacks slug"):
         record = results.latest("fake-paper", "quick", tmp_path)
     assert record is not None and record["passed"] is True
+
+
+def test_an_interrupted_reproduction_resumes_without_rerunning_finished_seeds(fake, monkeypatch, tmp_path):
+    cfg = ex.make_config(fake, "full", noise=0.5, device="cpu")  # seeds 0, 1, 2
+    uninterrupted = ex.reproduce(fake, cfg, slug="fake-paper")
+    original = fake.run
+    ran = []
+
+    def killed_at_seed_2(seed_cfg):
+        if seed_cfg.seed == 2:
+            raise KeyboardInterrupt  # the injected kill, after seeds 0 and 1 finished
+        ran.append(seed_cfg.seed)
+        return original(seed_cfg)
+
+    monkeypatch.setattr(fake, "run", killed_at_seed_2)
+    with pytest.raises(KeyboardInterrupt):
+        ex.reproduce(fake, cfg, slug="fake-paper", resume_dir=tmp_path)
+    assert ran == [0, 1]
+
+    def counting(seed_cfg):
+        ran.append(seed_cfg.seed)
+        return original(seed_cfg)
+
+    monkeypatch.setattr(fake, "run", counting)
+    resumed = ex.reproduce(fake, cfg, slug="fake-paper", resume_dir=tmp_path)
+    assert ran == [0, 1, 2]  # only the missing seed ran again
+    assert resumed.per_seed == uninterrupted.per_seed and resumed.metrics == uninterrupted.metrics
+    assert set(resumed.figures) == {"curve"} and resumed.details == uninterrupted.details
+    assert any("resumed: 2 of 3 seeds" in note for note in resumed.notes)
+    # Written, the finished seeds are forgotten: the same command starts afresh next time.
+    results.write(resumed, tmp_path)
+    assert not list((tmp_path / "fake-paper").glob(".unfinished-*"))
+
+
+def test_a_rerun_with_another_config_does_not_reuse_finished_seeds(fake, monkeypatch, tmp_path):
+    ex.reproduce(fake, ex.make_config(fake, "quick", value=1.0, device="cpu"), slug="fake-paper", resume_dir=tmp_path)
+    other = ex.reproduce(
+        fake, ex.make_config(fake, "quick", value=3.0, device="cpu"), slug="fake-paper", resume_dir=tmp_path
+    )
+    assert [m["score"] for m in other.per_seed] == [3.0, 3.0]
+    assert not any(note.startswith("resumed") for note in other.notes)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -141,6 +142,8 @@ class Reproduction:
     device: str
     figures: dict[str, Any] = field(default_factory=dict, repr=False)
     environment: dict[str, Any] = field(default_factory=dict)
+    resume: Any = field(default=None, repr=False)
+    """The store of finished seeds (``SeedStore``) when resumable; cleared once the result is written."""
 
     @property
     def passed(self) -> bool:
@@ -148,8 +151,9 @@ class Reproduction:
         return all(c.passed is not False for c in self.claims)
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        data = dataclasses.asdict(dataclasses.replace(self, figures={}, resume=None))
         data.pop("figures")
+        data.pop("resume")
         data["passed"] = self.passed
         return data
 
@@ -186,15 +190,22 @@ def reproduce(
     *,
     slug: str,
     on_seed: Callable[[int, int], None] | None = None,
+    resume_dir: str | os.PathLike | None = None,
 ) -> Reproduction:
     """Run ``cfg.seeds`` seeds of the experiment ``module`` (the paper ``slug``'s) and check its
     claims on the means.
 
     The device is resolved here, once: each seed's config carries the concrete device (``cpu``,
     ``cuda``, ``cuda:N``) in place of ``auto``, and ``cfg.threads`` is applied around the whole run.
+
+    With ``resume_dir`` (the results folder), every finished seed is stored there
+    (:class:`aicanon.core.seed_store.SeedStore`) and a rerun of the same configuration runs only the
+    seeds still missing: a finished seed is never rerun. The caller clears the store once the
+    reproduction is written (``Reproduction.resume`` names it).
     """
     from aicanon.core.device import select_device
     from aicanon.core.environment import environment
+    from aicanon.core.seed_store import SeedRecord, SeedStore
     from aicanon.core.seeding import torch_threads
 
     check_experiment(module)
@@ -207,25 +218,43 @@ def reproduce(
     figures: dict[str, Any] = {}
     details: dict[str, Any] = {}
     notes: list[str] = []
+    run_config = dataclasses.replace(cfg, device=device).to_dict()
+    store = SeedStore(resume_dir, slug, cfg.scale, run_config) if resume_dir is not None else None
+    restored = 0
     with torch_threads(cfg.threads):
         for index, seed in enumerate(seeds):
-            if on_seed is not None:
-                on_seed(index, len(seeds))
-            # run() trains seed ``seed``; cfg.seeds keeps the run's total so notes can state it.
-            seed_cfg = dataclasses.replace(cfg, seed=seed, device=device)
-            result = module.run(seed_cfg)
-            if not isinstance(result, Result):
-                raise TypeError(f"{module.__name__}.run must return aicanon.core.Result, got {type(result)}")
-            per_seed.append({k: float(v) for k, v in result.metrics.items()})
+            record = store.load(seed) if store is not None else None
+            if record is None:
+                if on_seed is not None:
+                    on_seed(index, len(seeds))
+                # run() trains seed ``seed``; cfg.seeds keeps the run's total so notes can state it.
+                seed_cfg = dataclasses.replace(cfg, seed=seed, device=device)
+                result = module.run(seed_cfg)
+                if not isinstance(result, Result):
+                    raise TypeError(f"{module.__name__}.run must return aicanon.core.Result, got {type(result)}")
+                record = SeedRecord(
+                    {k: float(v) for k, v in result.metrics.items()},
+                    list(result.notes),
+                    result.details if index == 0 else {},
+                    result.figures if index == 0 else {},
+                )
+                if store is not None:
+                    store.save(seed, record)
+            else:
+                restored += 1
+            per_seed.append(record.metrics)
             if index == 0:  # figures and details of the first seed stand for the run
-                figures, details = result.figures, result.details
-            for note in result.notes:
+                figures, details = record.figures, record.details
+            for note in record.notes:
                 if note not in notes:
                     notes.append(note)
         env = environment(device)
-    names = list(per_seed[0])
-    metrics = {k: float(np.mean([m[k] for m in per_seed if k in m])) for k in names}
-    metrics_std = {k: float(np.std([m[k] for m in per_seed if k in m])) for k in names}
+    names = list(dict.fromkeys(k for m in per_seed for k in m))
+    # A mean over the seeds that happen to report a metric would silently be a mean over fewer
+    # seeds: a metric some seed lacks gets no value at all (and any claim on it fails, below).
+    partial = [k for k in names if any(k not in m for m in per_seed)]
+    metrics = {k: float(np.mean([m[k] for m in per_seed])) for k in names if k not in partial}
+    metrics_std = {k: float(np.std([m[k] for m in per_seed])) for k in names if k not in partial}
     claims = [
         ClaimOutcome(
             metric=c.metric,
@@ -237,13 +266,23 @@ def reproduce(
             threshold=c.threshold(cfg.scale),
             higher_is_better=c.higher_is_better,
             unit=c.unit,
-            # A claim whose metric the run did not produce fails, reported-only or not: a missing
-            # number is a broken experiment, never a pass.
-            passed=c.check(metrics[c.metric], cfg.scale) if c.metric in metrics else False,
+            # A claim made at this scale whose metric the run did not produce (or not for every
+            # seed) fails; a claim only reported at this scale may lack it (e.g. a full-only arm).
+            passed=(
+                c.check(metrics[c.metric], cfg.scale)
+                if c.metric in metrics
+                else (False if c.threshold(cfg.scale) is not None or c.metric in partial else None)
+            ),
         )
         for c in module.CLAIMS
     ]
-    absent = [c.metric for c in module.CLAIMS if c.metric not in metrics]
+    if restored:
+        notes.append(f"resumed: {restored} of {len(seeds)} seeds were finished by an earlier run of this command")
+    absent = [
+        c.metric
+        for c in module.CLAIMS
+        if c.metric not in metrics and (c.threshold(cfg.scale) is not None or c.metric in partial)
+    ]
     if absent:
         notes.append(f"claimed metrics missing from the run's result (claims failed): {', '.join(absent)}")
     return Reproduction(
@@ -261,4 +300,5 @@ def reproduce(
         device=device,
         figures=figures,
         environment=env,
+        resume=store,
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 from aicanon.core.environment import project_root
 from aicanon.core.experiment import Reproduction
+from aicanon.core.seed_store import json_default
 
 ENV_RESULTS = "AICANON_RESULTS"
 RECORD_KEYS = ("slug", "scale", "claims", "seeds", "seconds", "passed")
@@ -45,19 +46,11 @@ def write(rep: Reproduction, out_dir: str | os.PathLike | None = None, command: 
         plt.close(fig)
         data["plots"].append(f"{name}.png")
     tmp = folder / "result.json.tmp"
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    tmp.write_text(json.dumps(data, indent=2, default=json_default) + "\n")
     os.replace(tmp, folder / "result.json")
+    if rep.resume is not None:  # the result is on disk: the finished seeds are no longer needed
+        rep.resume.clear()
     return folder
-
-
-def _json_default(obj: Any) -> Any:
-    import numpy as np
-
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def latest(slug: str, scale: str, base: str | os.PathLike | None = None) -> dict[str, Any] | None:
