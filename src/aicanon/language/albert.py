@@ -80,9 +80,11 @@ __all__ = [
     "count_parameters",
     "from_transformers",
     "init_weights",
+    "load_pretrained",
     "ngram_mask",
     "ngram_probabilities",
     "pretraining_loss",
+    "save_pretrained",
     "to_transformers",
 ]
 
@@ -374,6 +376,16 @@ class AlbertEncoder(nn.Module):
         pooled = torch.tanh(self.pooler(h[:, 0])) if self.pooler is not None else None
         return h, pooled
 
+    @classmethod
+    def from_pretrained(cls, path):
+        """The model of a transformers ALBERT folder (``config.json`` and safetensors, single or
+        sharded); see :func:`load_pretrained`."""
+        return load_pretrained(path, model_class=cls)
+
+    def save_pretrained(self, path, max_shard_size: int | str | None = None) -> None:
+        """Write a folder transformers loads; see :func:`save_pretrained`."""
+        save_pretrained(self, path, max_shard_size=max_shard_size)
+
 
 class AlbertForPreTraining(nn.Module):
     """Encoder + MLM head (tied to the word embedding) + SOP head (transformers' ``AlbertForPreTraining``).
@@ -413,6 +425,16 @@ class AlbertForPreTraining(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         h, pooled = self.albert(input_ids, token_type_ids, attention_mask)
         return self.mlm_logits(h), self.sop_logits(pooled)
+
+    @classmethod
+    def from_pretrained(cls, path):
+        """The model of a transformers ALBERT folder (``config.json`` and safetensors, single or
+        sharded); see :func:`load_pretrained`."""
+        return load_pretrained(path, model_class=cls)
+
+    def save_pretrained(self, path, max_shard_size: int | str | None = None) -> None:
+        """Write a folder transformers loads; see :func:`save_pretrained`."""
+        save_pretrained(self, path, max_shard_size=max_shard_size)
 
 
 def pretraining_loss(
@@ -688,3 +710,86 @@ def to_transformers(state_dict: dict[str, Tensor], cfg: AlbertConfig) -> dict[st
         out["predictions.decoder.weight"] = state_dict["albert.embeddings.word.weight"]
         out["predictions.decoder.bias"] = state_dict["mlm_bias"]
     return out
+
+
+# ------------------------------------------------------------------- transformers folders
+# Options of transformers' AlbertConfig that change the function and that this module does not
+# build: (key, the value we compute). Anything else is refused, never dropped.
+_FIXED_OPTIONS = (("position_embedding_type", "absolute"),)
+
+
+def load_pretrained(path, model_class: type | None = None) -> nn.Module:
+    """An :class:`AlbertEncoder` (transformers' ``AlbertModel``) or :class:`AlbertForPreTraining`
+    from a transformers folder: ``config.json`` and ``model.safetensors`` or index-listed shards
+    (:func:`aicanon.core.pretrained.read_transformers_folder`; pickled ``.bin`` folders are refused).
+
+    The config is read by :func:`config_from_transformers`; layer-group layouts the paper's sharing
+    modes cannot express and ``position_embedding_type`` other than ``"absolute"`` raise
+    ``ValueError``. An encoder loads from a model with heads (``albert.*`` keys: the heads are left
+    out, as transformers' ``AlbertModel.from_pretrained`` does); :class:`AlbertForPreTraining` needs
+    the SOP head, so an ``AlbertForMaskedLM`` folder (MLM head only, as the released ``albert-*-v2``)
+    loads as an encoder and is refused as a pre-training model (:func:`from_transformers` names the
+    first key it lacks; the strict loader then checks every shape).
+    """
+    from aicanon.core.pretrained import read_transformers_folder
+    from aicanon.core.state_dict import load_state_dict_strict
+
+    model_class = AlbertEncoder if model_class is None else model_class
+    if not (isinstance(model_class, type) and issubclass(model_class, (AlbertEncoder, AlbertForPreTraining))):
+        raise TypeError(f"model_class must be AlbertEncoder or AlbertForPreTraining, got {model_class!r}")
+    config, tensors = read_transformers_folder(path, "AlbertModel")
+    for key, ours in _FIXED_OPTIONS:
+        if config.get(key, ours) != ours:
+            raise ValueError(
+                f"config must describe a model this ALBERT computes: {key} must be {ours!r}, got {config[key]!r}"
+            )
+    cfg = config_from_transformers(config)
+    pretraining = issubclass(model_class, AlbertForPreTraining)
+    if not pretraining and any(k.startswith("albert.") for k in tensors):
+        tensors = {k.removeprefix("albert."): v for k, v in tensors.items() if k.startswith("albert.")}
+    model = model_class(cfg)
+    load_state_dict_strict(
+        model,
+        from_transformers(tensors, cfg, pretraining=pretraining),
+        source=f"transformers checkpoint {str(path)!r}",
+    )
+    return model
+
+
+def save_pretrained(model: nn.Module, path, max_shard_size: int | str | None = None) -> None:
+    """Write ``model`` as a folder transformers loads: an :class:`AlbertEncoder` as ``AlbertModel``,
+    an :class:`AlbertForPreTraining` as ``AlbertForPreTraining`` (``config.json`` and safetensors;
+    sharded with ``max_shard_size``, see :func:`aicanon.core.pretrained.write_transformers_folder`).
+    Sharing modes transformers cannot hold (``"attention"``, ``"ffn"``) and BERT (``factorize=False``)
+    raise ``ValueError`` (:func:`config_to_transformers`); an encoder without pooler is refused, as
+    ``AlbertModel`` always has one. The tied MLM decoder is not written: transformers re-ties it."""
+    from aicanon.core.pretrained import write_transformers_folder
+
+    if not isinstance(model, (AlbertEncoder, AlbertForPreTraining)):
+        raise TypeError(f"model must be an AlbertEncoder or AlbertForPreTraining, got {type(model).__name__}")
+    encoder = model if isinstance(model, AlbertEncoder) else model.albert
+    if encoder.pooler is None:
+        raise ValueError(
+            "model must have its pooler to be written as transformers' AlbertModel, got add_pooler=False"
+        )
+    cfg = model.cfg
+    state = model.state_dict()
+    dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
+    if len(dtypes) != 1:
+        raise ValueError(f"model must hold one floating dtype to be saved, got {sorted(map(str, dtypes))}")
+    dtype = str(dtypes.pop()).removeprefix("torch.")
+    architecture = "AlbertModel" if isinstance(model, AlbertEncoder) else "AlbertForPreTraining"
+    config = {
+        "architectures": [architecture],
+        "model_type": "albert",
+        **config_to_transformers(cfg),
+        "position_embedding_type": "absolute",
+        "tie_word_embeddings": True,
+        # "dtype" for transformers 5, "torch_dtype" for 4.x.
+        "dtype": dtype,
+        "torch_dtype": dtype,
+    }
+    tensors = to_transformers(state, cfg)
+    # safetensors refuses tensors sharing storage; transformers ties the decoder to the embedding.
+    tensors = {k: v for k, v in tensors.items() if not k.startswith("predictions.decoder.")}
+    write_transformers_folder(path, config, tensors, max_shard_size)

@@ -53,6 +53,7 @@ import torch
 from torch import Tensor, nn
 
 from aicanon.core.checks import check_int
+from aicanon.core.pretrained import parse_size, read_transformers_folder, write_transformers_folder
 from aicanon.core.state_dict import check_state_dict
 from aicanon.language.llama import LlamaConfig
 from aicanon.nn.rotary import interleaved_to_half_permutation
@@ -447,15 +448,7 @@ def load_safetensors(path: str | os.PathLike, device: str | torch.device = "cpu"
 
 # ---------------------------------------------------------------- transformers folders
 
-_CONFIG_FILE = "config.json"
-_SINGLE_FILE = "model.safetensors"
-_INDEX_FILE = "model.safetensors.index.json"
-# transformers' shard names; only files of this form are ever removed from a folder we write to.
-_SHARD_NAME = re.compile(r"^model(-\d{5}-of-\d{5})?\.safetensors$")
-_SIZE_UNITS = {
-    "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-    "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40,
-}  # fmt: skip
+# Folder reading and writing (shared with ALBERT and DETR) live in aicanon.core.pretrained.
 _DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
 
 
@@ -504,67 +497,6 @@ def config_to_transformers(cfg: LlamaConfig, dtype: torch.dtype = torch.float32)
     }
 
 
-def _parse_size(max_shard_size: int | str, argument: str = "max_shard_size") -> int:
-    if isinstance(max_shard_size, bool):
-        raise TypeError(f"{argument} must be an int (bytes) or a str such as '5GB', got bool")
-    if isinstance(max_shard_size, int):
-        size = max_shard_size
-    elif isinstance(max_shard_size, str):
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]I?B|B)?\s*", max_shard_size.upper())
-        if match is None:
-            raise ValueError(f"{argument} must look like '500MB', '5GB' or '10KiB', got {max_shard_size!r}")
-        size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2) or "B"])
-    else:
-        raise TypeError(
-            f"{argument} must be an int (bytes) or a str such as '5GB', got {type(max_shard_size).__name__}"
-        )
-    if size < 1:
-        raise ValueError(f"{argument} must be at least 1 byte, got {max_shard_size!r}")
-    return size
-
-
-def _read_pretrained_tensors(folder: Path) -> dict[str, Tensor]:
-    """The tensors of a transformers folder: one ``model.safetensors`` or the shards its index lists."""
-    from safetensors.torch import load_file
-
-    index = folder / _INDEX_FILE
-    if index.exists():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise ValueError(
-                f"{index} must be JSON with a 'weight_map', could not read it: {error}"
-            ) from None
-        files = sorted(set(weight_map.values()))
-        absent = [name for name in files if not (folder / name).is_file()]
-        if absent:
-            raise ValueError(f"{index} lists shards that are not in {str(folder)!r}: {absent}")
-        tensors: dict[str, Tensor] = {}
-        for name in files:
-            tensors.update(load_file(str(folder / name)))
-        # A shard that does not hold what the index says is a damaged checkpoint: say so, not half-use it.
-        if set(tensors) != set(weight_map):
-            raise ValueError(
-                f"shards in {str(folder)!r} do not match {_INDEX_FILE}: missing "
-                f"{sorted(set(weight_map) - set(tensors))[:10]}, not indexed {sorted(set(tensors) - set(weight_map))[:10]}"
-            )
-        return tensors
-    if (folder / _SINGLE_FILE).is_file():
-        return load_file(str(folder / _SINGLE_FILE))
-    pickles = sorted(p.name for p in folder.glob("pytorch_model*.bin*"))
-    if pickles:
-        raise ValueError(
-            f"path must hold safetensors weights ({_SINGLE_FILE} or {_INDEX_FILE} with its shards), got only "
-            f"pickled {pickles} in {str(folder)!r}: we never unpickle downloaded files; convert them once "
-            "with transformers (LlamaForCausalLM.from_pretrained(path).save_pretrained(out)) "
-            "in an environment you trust"
-        )
-    raise ValueError(
-        f"path must hold {_SINGLE_FILE} or {_INDEX_FILE} with its shards, got {str(folder)!r} holding "
-        f"{sorted(p.name for p in folder.iterdir())[:20]}"
-    )
-
-
 def load_pretrained(
     path: str | os.PathLike, dtype: torch.dtype | None = None, model_class: type | None = None
 ) -> Any:
@@ -579,29 +511,13 @@ def load_pretrained(
     from aicanon.language.llama import Llama
 
     model_class = Llama if model_class is None else model_class
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike folder, got {type(path).__name__}")
-    folder = Path(path)
-    if not folder.is_dir():
-        raise ValueError(
-            f"path must be a folder holding {_CONFIG_FILE} and safetensors weights, got {str(folder)!r}"
-        )
-    config_path = folder / _CONFIG_FILE
-    if not config_path.is_file():
-        raise ValueError(
-            f"path must hold {_CONFIG_FILE} (transformers' LlamaConfig), none in {str(folder)!r}"
-        )
-    try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{config_path} must be JSON: {error}") from None
+    config, tensors = read_transformers_folder(path, "LlamaForCausalLM")
     cfg = config_from_transformers(config)
-    tensors = _read_pretrained_tensors(folder)
     model = model_class(cfg)
     if dtype is not None:
         model = model.to(dtype)
     load_state_dict_strict(
-        model, from_transformers(tensors, cfg), source=f"transformers checkpoint {str(folder)!r}"
+        model, from_transformers(tensors, cfg), source=f"transformers checkpoint {str(path)!r}"
     )
     return model
 
@@ -616,12 +532,11 @@ def save_pretrained(
     own (as in transformers). Tied embeddings are written once (``lm_head.weight`` left out).
     Earlier weight files of transformers' names in the folder are removed, so no stale shard is read.
     """
-    from safetensors.torch import save_file
-
     cfg = getattr(model, "config", None)
     if not isinstance(model, nn.Module) or not isinstance(cfg, LlamaConfig):
         raise TypeError(f"model must be a Llama, got {type(model).__name__}")
-    limit = None if max_shard_size is None else _parse_size(max_shard_size)
+    if max_shard_size is not None:
+        parse_size(max_shard_size)  # refused before anything is converted or written
     state = model.state_dict()
     dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
     if len(dtypes) != 1:
@@ -635,39 +550,4 @@ def save_pretrained(
     )
     if cfg.tie_embeddings:
         state.pop("lm_head.weight", None)  # safetensors refuses shared storage; transformers re-ties it
-    tensors = {k: v.detach().cpu().contiguous() for k, v in to_transformers(state).items()}
-
-    shards: list[dict[str, Tensor]] = [{}]
-    size = 0
-    for key, tensor in tensors.items():
-        nbytes = tensor.numel() * tensor.element_size()
-        if limit is not None and shards[-1] and size + nbytes > limit:
-            shards.append({})
-            size = 0
-        shards[-1][key] = tensor
-        size += nbytes
-
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"path must be a folder (or not exist yet), got the file {str(folder)!r}")
-    folder.mkdir(parents=True, exist_ok=True)
-    metadata = {"format": "pt"}  # transformers checks this field before loading
-    if limit is None:
-        names = [_SINGLE_FILE]
-    else:
-        names = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
-    written = set(names)
-    for stale in folder.iterdir():
-        if (_SHARD_NAME.match(stale.name) and stale.name not in written) or (
-            stale.name == _INDEX_FILE and limit is None
-        ):
-            stale.unlink()
-    for name, shard in zip(names, shards):
-        save_file(shard, str(folder / name), metadata=metadata)
-    if limit is not None:
-        index = {
-            "metadata": {"total_size": sum(t.numel() * t.element_size() for t in tensors.values())},
-            "weight_map": {key: name for name, shard in zip(names, shards) for key in shard},
-        }
-        (folder / _INDEX_FILE).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-    (folder / _CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    write_transformers_folder(path, config, to_transformers(state), max_shard_size)

@@ -24,7 +24,9 @@ Layout and names are timm's (``cls_token, dist_token, pos_embed`` with two prefi
 ``blocks.*``, ``norm``, ``head``, ``head_dist``), so timm ``deit_*`` state dicts load unchanged:
 ``load_state_dict_strict(model, from_timm(state_dict))`` (:func:`from_timm` is ViT's,
 :func:`aicanon.vision.vit_weights.from_timm`; :func:`aicanon.core.state_dict.load_state_dict_strict`
-lists every missing, unexpected or mis-shaped entry). Non-distilled DeiT is a ViT:
+lists every missing, unexpected or mis-shaped entry). In one call, from a state dict or a
+``.safetensors`` file: ``DistilledVisionTransformer.from_timm(path, "deit_tiny_distilled_patch16_224")``
+(``VisionTransformer.from_timm(path, "deit_tiny_patch16_224")`` for the plain ones). Non-distilled DeiT is a ViT:
 :func:`deit` builds either (sizes Ti/S/B of Table 1).
 
 Departures from the paper, and why:
@@ -48,7 +50,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aicanon.core.checks import check_int
-from aicanon.vision.vit import VIT_SIZES, VisionTransformer, resample_pos_embed
+from aicanon.vision.backbone import match_timm_variant
+from aicanon.vision.vit import TIMM_SIZE_NAMES, VIT_SIZES, VisionTransformer, resample_pos_embed
 from aicanon.vision.vit_weights import from_timm
 
 __all__ = [
@@ -147,6 +150,26 @@ class DistilledVisionTransformer(VisionTransformer):
         if num_classes:
             nn.init.zeros_(self.head_dist.weight)
             nn.init.zeros_(self.head_dist.bias)
+
+    @classmethod
+    def timm_variant_kwargs(cls, variant: str) -> dict:
+        """Constructor arguments of a timm ``deit_<tiny|small|base>_distilled_patch16_<res>`` model
+        (the plain ``deit_*_patch16_*`` ones are :class:`VisionTransformer`'s)."""
+        match = match_timm_variant(
+            variant,
+            r"deit_(tiny|small|base)_distilled_patch(16)_(\d+)",
+            "distilled DeiT",
+            "'deit_tiny_distilled_patch16_224' or 'deit_base_distilled_patch16_384'",
+        )
+        size = DEIT_SIZES[TIMM_SIZE_NAMES[match.group(1)]]
+        return {
+            "img_size": int(match.group(3)),
+            "patch_size": int(match.group(2)),
+            "embed_dim": size.embed_dim,
+            "depth": size.depth,
+            "num_heads": size.num_heads,
+            "mlp_ratio": size.mlp_dim / size.embed_dim,
+        }
 
 
 def _check_logits(name: str, logits: Tensor, like: Tensor | None = None) -> None:

@@ -39,7 +39,7 @@ from aicanon.core.checks import check_int
 from aicanon.core.state_dict import check_state_dict
 from aicanon.nn.patch_embed import PatchEmbed
 from aicanon.nn.transformer import DropPath, Mlp
-from aicanon.vision.backbone import Backbone, check_images
+from aicanon.vision.backbone import Backbone, build_from_timm, check_images, match_timm_variant
 
 __all__ = ["MIXER_SIZES", "MixerBlock", "MixerSize", "MlpMixer", "from_timm", "mixer"]
 
@@ -175,6 +175,47 @@ class MlpMixer(Backbone):
         if num_classes:
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
+
+    # -- released weights ----------------------------------------------------------------------
+    @classmethod
+    def timm_variant_kwargs(cls, variant: str) -> dict:
+        """Constructor arguments of a timm ``mixer_<s|b|l><patch>_<res>`` model (``mixer_b16_224``)."""
+        match = match_timm_variant(
+            variant, r"mixer_(s|b|l)(\d+)_(\d+)", "MLP-Mixer", "'mixer_b16_224' or 'mixer_s32_224'"
+        )
+        spec = MIXER_SIZES[match.group(1).upper()]
+        return {
+            "img_size": int(match.group(3)),
+            "patch_size": int(match.group(2)),
+            "hidden_dim": spec.hidden_dim,
+            "depth": spec.depth,
+            "tokens_mlp_dim": spec.tokens_mlp_dim,
+            "channels_mlp_dim": spec.channels_mlp_dim,
+        }
+
+    @classmethod
+    def from_timm(cls, state_dict_or_file, variant: str, **overrides) -> MlpMixer:
+        """The model of a timm checkpoint in one call: ``MlpMixer.from_timm(path_or_state_dict,
+        "mixer_b16_224", num_classes=10)``.
+
+        ``state_dict_or_file``: timm's state dict or a path to its ``.safetensors`` file; ``variant``:
+        the timm model name (a pretrained tag after ``.`` is ignored); ``overrides``: other
+        constructor arguments (``num_classes`` defaults to the checkpoint head's width; another
+        ``img_size`` changes the token-mixing MLPs' shapes and is refused by the strict loader, as
+        the paper's token mixing is tied to the sequence length). The names are timm's, so
+        ``model.state_dict()`` is the way back.
+        """
+        from aicanon.core.pretrained import read_state_dict
+
+        return build_from_timm(
+            cls,
+            cls.timm_variant_kwargs(variant),
+            overrides,
+            read_state_dict(state_dict_or_file),
+            lambda model, state: from_timm(state),
+            "head.weight",
+            variant,
+        )
 
 
 def from_timm(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -66,7 +66,7 @@ from aicanon.core.checks import check_int
 from aicanon.core.state_dict import check_state_dict
 from aicanon.nn.patch_embed import PatchEmbed
 from aicanon.nn.transformer import DropPath, Mlp
-from aicanon.vision.backbone import Backbone, check_images
+from aicanon.vision.backbone import Backbone, build_from_timm, check_images, match_timm_variant
 
 __all__ = [
     "SWIN_SIZES",
@@ -516,6 +516,51 @@ class SwinTransformer(Backbone):
             nn.init.trunc_normal_(self.head.fc.weight, std=0.02)
             nn.init.zeros_(self.head.fc.bias)
         self.num_classes = num_classes
+
+    # -- released weights ----------------------------------------------------------------------
+    @classmethod
+    def timm_variant_kwargs(cls, variant: str) -> dict:
+        """Constructor arguments of a timm ``swin_<tiny|small|base|large>_patch4_window<M>_<res>`` model."""
+        match = match_timm_variant(
+            variant,
+            r"swin_(tiny|small|base|large)_patch(4)_window(\d+)_(\d+)",
+            "Swin",
+            "'swin_tiny_patch4_window7_224' or 'swin_base_patch4_window12_384'",
+        )
+        size = SWIN_SIZES[match.group(1)[0].upper()]  # tiny -> T, small -> S, base -> B, large -> L
+        return {
+            "img_size": int(match.group(4)),
+            "patch_size": int(match.group(2)),
+            "window_size": int(match.group(3)),
+            "embed_dim": size.embed_dim,
+            "depths": size.depths,
+            "num_heads": size.num_heads,
+        }
+
+    @classmethod
+    def from_timm(cls, state_dict_or_file, variant: str, **overrides) -> SwinTransformer:
+        """The model of a timm checkpoint in one call: ``SwinTransformer.from_timm(path_or_state_dict,
+        "swin_tiny_patch4_window7_224", num_classes=10)``.
+
+        ``state_dict_or_file``: timm's (or the original release's) state dict or a path to its
+        ``.safetensors`` file; ``variant``: the timm model name (a pretrained tag after ``.`` is
+        ignored); ``overrides``: other constructor arguments (``num_classes`` defaults to the
+        checkpoint head's width). A different ``img_size`` is refused by the strict loader when it
+        changes the relative-position tables' or masks' shapes only through the window, which the
+        variant fixes; the bias tables themselves do not depend on the image size. The names are
+        timm's, so ``model.state_dict()`` is the way back.
+        """
+        from aicanon.core.pretrained import read_state_dict
+
+        return build_from_timm(
+            cls,
+            cls.timm_variant_kwargs(variant),
+            overrides,
+            read_state_dict(state_dict_or_file),
+            lambda model, state: from_timm(state),
+            "head.fc.weight",
+            variant,
+        )
 
 
 # Buffers that some checkpoints carry (the original release) and that are computed here.

@@ -60,9 +60,10 @@ from torch import Tensor, nn
 from aicanon.core.checks import check_int
 from aicanon.nn.patch_embed import PatchEmbed
 from aicanon.nn.transformer import Block
-from aicanon.vision.backbone import Backbone, check_images
+from aicanon.vision.backbone import Backbone, build_from_timm, check_images, match_timm_variant
 
 __all__ = [
+    "TIMM_SIZE_NAMES",
     "VIT_SIZES",
     "HybridEmbed",
     "ViTSize",
@@ -92,6 +93,10 @@ VIT_SIZES: dict[str, ViTSize] = {
     "L": ViTSize(1024, 24, 4096, 16),
     "H": ViTSize(1280, 32, 5120, 16),
 }
+
+
+# timm's size words for our size letters (``vit_tiny`` is Ti, ``deit_small`` is S).
+TIMM_SIZE_NAMES = {"tiny": "Ti", "small": "S", "base": "B", "large": "L", "huge": "H"}
 
 
 def parse_vit_name(name: str) -> tuple[ViTSize, int]:
@@ -398,6 +403,55 @@ class VisionTransformer(Backbone):
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
         self.num_classes = num_classes
+
+    # -- released weights ----------------------------------------------------------------------
+    @classmethod
+    def timm_variant_kwargs(cls, variant: str) -> dict:
+        """Constructor arguments of a timm ``vit_<size>_patch<P>_<res>`` or plain
+        ``deit_<tiny|small|base>_patch16_<res>`` model (plain DeiT is a ViT, Touvron et al. Section 4)."""
+        match = match_timm_variant(
+            variant,
+            r"vit_(tiny|small|base|large|huge)_patch(\d+)_(\d+)|deit_(tiny|small|base)_patch(16)_(\d+)",
+            "ViT",
+            "'vit_tiny_patch16_224', 'vit_base_patch16_384' or 'deit_small_patch16_224'",
+        )
+        size_word, patch, resolution = (g for g in match.groups() if g is not None)
+        size = VIT_SIZES[TIMM_SIZE_NAMES[size_word]]
+        return {
+            "img_size": int(resolution),
+            "patch_size": int(patch),
+            "embed_dim": size.embed_dim,
+            "depth": size.depth,
+            "num_heads": size.num_heads,
+            "mlp_ratio": size.mlp_dim / size.embed_dim,
+        }
+
+    @classmethod
+    def from_timm(cls, state_dict_or_file, variant: str, **overrides) -> VisionTransformer:
+        """The model of a timm checkpoint in one call: ``VisionTransformer.from_timm(path_or_state_dict,
+        "vit_base_patch16_224", num_classes=10)``.
+
+        ``state_dict_or_file``: timm's state dict or a path to its ``.safetensors`` file (nothing is
+        unpickled). ``variant``: the timm model name the weights were made with (a pretrained tag
+        such as ``.augreg_in21k`` is ignored); ``overrides``: other constructor arguments
+        (``img_size`` resamples the position embeddings, Section 3.2; ``num_classes`` defaults to the
+        checkpoint head's width). Converted by :func:`aicanon.vision.vit_weights.from_timm` and
+        loaded by :func:`aicanon.core.state_dict.load_state_dict_strict`. Our parameter names are
+        timm's, so ``model.state_dict()`` is the way back (timm's ``load_state_dict`` takes it).
+        """
+        # Imported here: vit_weights imports this module.
+        from aicanon.core.pretrained import read_state_dict
+        from aicanon.vision.vit_weights import from_timm
+
+        return build_from_timm(
+            cls,
+            cls.timm_variant_kwargs(variant),
+            overrides,
+            read_state_dict(state_dict_or_file),
+            lambda model, state: from_timm(state, grid_size=model.grid_size),
+            "head.weight",
+            variant,
+        )
 
 
 def vit(name: str, **kwargs) -> VisionTransformer:
