@@ -7,8 +7,9 @@ on Tiny Shakespeare characters with the Llama 2 recipe (:func:`aicanon.language.
    replaced by ``num_experts`` experts of the same shape, one active per token) reaches a lower
    loss than the dense model in the same number of steps. Table 1: after 100k steps Switch-Base
    (capacity factor 1.25, 128 experts) reaches a negative log perplexity of -1.553 against T5-Base's
-   -1.731, a gain of 0.178 nats. Quick: 8 experts; the claim is that the Switch model's validation
-   loss is lower than the dense model's after the same steps (``switch_gain > 0``).
+   -1.731, a gain of 0.178 nats. Claimed at full scale (``switch_gain > 0``: the Switch model's
+   validation loss is lower than the dense model's after the same steps); at quick scale it is
+   reported, not claimed, because a minute of CPU does not show it decisively (below).
 2. **Section 2.2**: the auxiliary load-balancing loss (Eq. 4, ``alpha = 10^-2``) keeps the experts'
    loads even ("ensured good load balancing", fewer dropped tokens). We train the same Switch model
    without it and compare the coefficient of variation (std / mean) of the tokens each expert is
@@ -16,7 +17,7 @@ on Tiny Shakespeare characters with the Llama 2 recipe (:func:`aicanon.language.
 
 A broken variant checks the first claim can fail: ``router="expert0"`` sends every token to expert 0,
 so the layer is a dense FFN that drops all but ``capacity`` tokens per sequence, and it does not
-beat the dense model.
+beat the dense model (the test checks its quick-run gain against the full threshold).
 
 Departures from the paper, all for size: a decoder-only causal LM on characters (the paper:
 T5 encoder-decoder, span corruption on C4); quick: 2 layers of width 64 with a narrow FFN (32),
@@ -27,16 +28,23 @@ Switch-Base rows: 1.0, 1.25, 2.0; full uses 1.25), counted per sequence; experts
 the Llama MLP they replace (the paper's T5 experts: ReLU); the Switch layers use the paper's
 0.1-scaled truncated normal initialisation (Section 2.4), the rest of the model Llama's N(0, 0.02).
 The quick gain is small and noisy, with a seed-to-seed spread about as large as the mean gain (a
-single seed can come out slightly negative), so the claim is on the mean of 3 seeds (the numbers,
+single seed can come out slightly negative), so it is reported over 3 seeds, not claimed (the numbers,
 per seed, are in the run's record, ``results/switch-transformer/``, and in RESULTS.md). The Switch
 model starts slower, since each expert sees an eighth of the tokens and the gate scales its output
 by p ~ 1/8 at first, and overtakes the dense model only after a few hundred steps: in our trials it
 was still behind after 200 steps of 16 x 64 characters. With the paper's d_ff = 2-4 d_model (128
 here) and capacity factor 1.25 the quick budget was too short for the Switch model to overtake (it
-was still behind after 400 steps of 16 x 64), so the quick claim is only the direction, on a model
+was still behind after 400 steps of 16 x 64), so the quick run measures only the direction, on a model
 whose FFN is the bottleneck. Neither a higher learning rate (6e-3: one seed of three still negative,
 and a worse dense model), 16 experts, a narrower FFN (16) nor 600 steps made every seed positive; we
-keep 3e-3, the better rate for the dense baseline of those we tried. The load-balancing comparison
+keep 3e-3, the better rate for the dense baseline of those we tried.
+Hardening trials (3 seeds, same data order per seed, dense and Switch arms only): 16 x 64
+characters per step for 300 steps (the budget the quick run can afford) gave gains of +0.039, +0.015
+and +0.005 (mean 0.020 +- 0.018), 1 layer at 16 x 64 for 400 steps +0.019 and +0.009, and 16
+experts at 16 x 64 for 300 steps -0.005 on seed 0: every seed's gain within about one seed-to-seed
+spread of zero, and the dense model's loss itself varies by 0.05 between seeds. So the quick
+``switch_gain`` is reported, not claimed (quick threshold None); the quick run's load-balancing
+claim stands, and the gain is claimed at full scale. The load-balancing comparison
 is expected to be clear-cut (without Eq. 4's loss a few experts take most tokens and many more are
 dropped), hence its threshold well above 0. Numbers: ours are validation cross-entropies in nats per
 character, the paper's are negative log perplexities per token of masked spans, so only the
@@ -161,8 +169,10 @@ CLAIMS = [
         "active parameters after the same steps (nats); Switch is better when > 0",
         paper=PAPER_GAIN,
         source="Table 1 (T5-Base -1.731 vs Switch-Base cf 1.25 -1.553 neg. log perp. at 100k steps); "
-        "Figures 1 and 4",
-        quick=0.0,
+        "Figures 1 and 4. Not shown at quick scale, so reported there, not claimed: mean +0.012 +- 0.012 "
+        "over 3 seeds, one seed negative; larger batches, one layer or 16 experts within the minute "
+        "left every seed within one seed-to-seed spread of 0",
+        quick=None,
         full=0.0,
         unit="nats",
     ),
@@ -373,6 +383,12 @@ def run(cfg: Config) -> Result:
         ),
         f"seeds: {cfg.seeds}; the three arms of a seed share their data order.",
     ]
+    if CLAIMS[0].threshold(cfg.scale) is None:
+        notes.append(
+            f"switch_gain is reported, not claimed, at {cfg.scale} scale: in a minute of CPU the gain over "
+            "the dense model is about as large as its seed-to-seed spread (one seed of three came out "
+            "negative), so this run does not show the paper's Table 1 / Figure 1 point; it is claimed at full scale."
+        )
     if cfg.router != "learned":
         notes.append(f"ABLATION: router={cfg.router!r} (every token to expert 0), not the paper's method.")
     details = {
