@@ -183,6 +183,9 @@ def reproduce(
         if not catalog.is_implemented(paper):
             _fail_usage(f"{paper.slug} is not implemented yet (status planned)")
     _check_writable(out_dir if out_dir is not None else _results.results_dir(), "--out")
+    if out_dir is not None:
+        # Everything a run keeps follows --out: results, finished seeds, cached pre-trained bases.
+        os.environ[_results.ENV_RESULTS] = str(out_dir)
     extra = (
         (f" --seed {seed}" if seed is not None else "")
         + (f" --seeds {seeds}" if seeds is not None else "")

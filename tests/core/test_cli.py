@@ -189,3 +189,16 @@ def test_data_verify_fails_and_says_why_when_files_are_missing(setting, monkeypa
     result = runner.invoke(cli.app, ["data", "verify"], env={"COLUMNS": "400"})
     assert result.exit_code == 1
     assert reason in " ".join(result.output.split())
+
+
+def test_reproduce_out_is_where_everything_the_run_keeps_goes(fake, monkeypatch, tmp_path):
+    import os
+
+    from aicanon.core.results import results_dir
+
+    seen = []
+    original = fake_experiment.run
+    monkeypatch.setattr(fake_experiment, "run", lambda cfg: seen.append(results_dir()) or original(cfg))
+    monkeypatch.setenv("AICANON_RESULTS", os.environ["AICANON_RESULTS"])  # restored after the test
+    assert runner.invoke(cli.app, ["reproduce", "gat", "--out", str(tmp_path / "elsewhere")]).exit_code == 0
+    assert seen and all(path == tmp_path / "elsewhere" for path in seen)

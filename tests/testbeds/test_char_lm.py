@@ -82,3 +82,11 @@ def test_device_argument_trains_there_and_returns_the_model_on_the_cpu():
     assert next(explicit.parameters()).device.type == "cpu" and not explicit.training
     for v, w in zip(default.state_dict().values(), explicit.state_dict().values(), strict=True):
         assert torch.equal(v, w)
+
+
+def test_cache_folder_follows_the_results_folder(monkeypatch, tmp_path):
+    from aicanon.testbeds.char_lm import cache_folder
+
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path / "out"))
+    assert cache_folder(None) == tmp_path / "out" / "_cache" / "char_lm"
+    assert cache_folder("") is None and cache_folder(str(tmp_path)) == tmp_path

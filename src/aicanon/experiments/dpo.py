@@ -6,7 +6,7 @@ frontier is better than PPO's. Here, top to bottom:
 
 1. the reference policy (and DPO's starting point) is the small character-level base model pre-trained
    on SST training sentences (:func:`aicanon.testbeds.char_lm.pretrain_char_lm`, cached under
-   ``results/_cache/base``): it plays the paper's GPT-2-large fine-tuned (SFT) on IMDb reviews;
+   ``<results>/_cache/char_lm``): it plays the paper's GPT-2-large fine-tuned (SFT) on IMDb reviews;
 2. the ground-truth reward ``r(x, y)`` is a sentiment classifier trained on SST-2's labels
    (:func:`aicanon.testbeds.sentiment.train_sentiment_scorer`, the log-odds of "positive" of the prompt
    and its continuation), the paper's SiEBERT;
@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -76,7 +75,7 @@ from torch import nn
 from aicanon.align.dpo import DPOConfig, collate_preferences, log_ratios, train_dpo
 from aicanon.core import Result, seed, select_device, track
 from aicanon.core.experiment import Claim, ExperimentConfig
-from aicanon.testbeds.char_lm import CharLMConfig, pretrain_char_lm
+from aicanon.testbeds.char_lm import CharLMConfig, cache_folder, pretrain_char_lm
 from aicanon.testbeds.sentiment import (
     preference_pairs,
     sample_completions,
@@ -100,8 +99,9 @@ class Config(ExperimentConfig):
     """Pre-training window (characters)."""
     base_batch: int = 32
     """Pre-training windows per step."""
-    cache: str = "results/_cache/base"
-    """Folder of the cached base model ('' = retrain every run)."""
+    cache: str | None = None
+    """Folder of the cached base model (None: ``_cache/char_lm`` under the results folder, which
+    ``aicanon reproduce --out`` sets; '' = retrain every run)."""
     train_prompts: int = 256
     """Prompts (SST training prefixes) the reference samples preference data for."""
     samples_per_prompt: int = 4
@@ -338,7 +338,7 @@ def run(cfg: Config) -> Result:
         seq_len=cfg.base_seq_len,
         warmup_steps=max(1, cfg.base_steps // 10),
     )
-    reference, tokenizer = pretrain_char_lm(base_cfg, Path(cfg.cache) if cfg.cache else None, device=device)
+    reference, tokenizer = pretrain_char_lm(base_cfg, cache_folder(cfg.cache), device=device)
     reference = reference.to(device).eval()
     scorer = train_sentiment_scorer(seed=0)  # the ground truth is the same for every seed
 

@@ -7,7 +7,7 @@ run here.
 The experiment, top to bottom:
 
 1. pre-train the small character-level base model (:func:`aicanon.testbeds.char_lm.pretrain_char_lm`, the
-   same configuration as the LoRA experiment's, cached under ``results/_cache/base``);
+   same configuration as the LoRA experiment's, cached under ``<results>/_cache/char_lm``);
 2. stage 1, SFT (:func:`aicanon.align.sft.train_sft`): the labelers' demonstrations of the behaviour
    we want are positive SST training sentences, split into a prompt (their first 2-4 words) and a
    response (the rest); the loss is on response tokens only;
@@ -70,7 +70,6 @@ import copy
 import functools
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -99,7 +98,7 @@ from aicanon.core.experiment import Claim, ExperimentConfig
 from aicanon.datasets.sst import load_sst_binary
 from aicanon.datasets.text import CharTokenizer
 from aicanon.language.generation import left_pad
-from aicanon.testbeds.char_lm import CharLMConfig, pretrain_char_lm
+from aicanon.testbeds.char_lm import CharLMConfig, cache_folder, pretrain_char_lm
 from aicanon.testbeds.sentiment import (
     SentimentScorer,
     sample_completions,
@@ -150,8 +149,9 @@ class Config(ExperimentConfig):
     """Llama 2 Table 27's margin scale of the margin arm: "small" (1, 2/3, 1/3, 0) or "large" (3, 2, 1, 0)."""
     train_rm: bool = True
     """False = the broken variant: the reward models keep their initial (random) head."""
-    cache: str = "results/_cache/base"
-    """Folder of the cached base model ('' = retrain every run)."""
+    cache: str | None = None
+    """Folder of the cached base model (None: ``_cache/char_lm`` under the results folder, which
+    ``aicanon reproduce --out`` sets; '' = retrain every run)."""
 
     @classmethod
     def quick(cls) -> Config:
@@ -297,7 +297,7 @@ def run(cfg: Config) -> Result:
     seed(cfg.seed)
     device = select_device(cfg.device)
     rng = np.random.default_rng(cfg.seed)
-    base, tokenizer = pretrain_char_lm(base_config(cfg), Path(cfg.cache) if cfg.cache else None)
+    base, tokenizer = pretrain_char_lm(base_config(cfg), cache_folder(cfg.cache))
     max_chars = base.config.max_seq_len
 
     # Stage 1: supervised fine-tuning on the demonstrations (loss on the responses only).

@@ -4,7 +4,7 @@ parameters (Tables 2 and 3), and the top directions learned at two ranks overlap
 The experiment, top to bottom:
 
 1. pre-train the small character-level base model (:func:`aicanon.testbeds.char_lm.pretrain_char_lm`, cached
-   under ``results/_cache/base`` so it is trained once);
+   under ``<results>/_cache/char_lm`` so it is trained once);
 2. fine-tune it on SST-2 (binary sentiment, :func:`aicanon.datasets.sst.load_sst_binary`) as a
    sequence classifier: the final hidden states (the base's ``lm_head`` dropped) are mean-pooled over
    the sentence's characters and read by a new linear head, trained in every arm:
@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -62,7 +61,7 @@ from aicanon.core.experiment import Claim, ExperimentConfig
 from aicanon.datasets.sst import load_sst_binary
 from aicanon.datasets.text import CharTokenizer
 from aicanon.language.llama import Llama
-from aicanon.testbeds.char_lm import CharLMConfig, pretrain_char_lm
+from aicanon.testbeds.char_lm import CharLMConfig, cache_folder, pretrain_char_lm
 
 
 @dataclass
@@ -99,8 +98,9 @@ class Config(ExperimentConfig):
     """Adapted weights (Section 4.2: the query and value projections)."""
     train_lora: bool = True
     """False = the broken variant: the LoRA arm (adapter and head) is never trained."""
-    cache: str = "results/_cache/base"
-    """Folder of the cached base model ('' = retrain every run)."""
+    cache: str | None = None
+    """Folder of the cached base model (None: ``_cache/char_lm`` under the results folder, which
+    ``aicanon reproduce --out`` sets; '' = retrain every run)."""
 
     @classmethod
     def quick(cls) -> Config:
@@ -279,7 +279,7 @@ def run(cfg: Config) -> Result:
         seq_len=cfg.base_seq_len,
         warmup_steps=max(1, cfg.base_steps // 10),
     )
-    base, tokenizer = pretrain_char_lm(base_cfg, Path(cfg.cache) if cfg.cache else None)
+    base, tokenizer = pretrain_char_lm(base_cfg, cache_folder(cfg.cache))
 
     # SST-2: a seeded subset of the training sentences, the whole dev split for evaluation.
     train_text, train_labels = load_sst_binary("train")

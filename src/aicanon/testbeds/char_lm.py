@@ -14,7 +14,7 @@ not fit is retrained with a warning.
 
 Interface (kept plain for the later papers that need a pre-trained base)::
 
-    model, tokenizer = pretrain_char_lm(CharLMConfig(), cache=Path("results/_cache/base"))
+    model, tokenizer = pretrain_char_lm(CharLMConfig(), cache=cache_folder(None))
     ids = tokenizer.encode("a gorgeous film")     # CharTokenizer: one id per character
     logits = model(ids[None])                     # [1, T, vocab]
 
@@ -35,12 +35,13 @@ import torch
 from safetensors import SafetensorError
 
 from aicanon.core.checkpoint import load_checkpoint, save_checkpoint
+from aicanon.core.results import results_dir
 from aicanon.datasets.sst import SPLITS, load_sst
 from aicanon.datasets.text import CharTokenizer, load_tinyshakespeare
 from aicanon.language.llama import Llama, LlamaConfig
 from aicanon.language.training import PretrainConfig, train_lm
 
-__all__ = ["CharLMConfig", "char_lm_corpus", "pretrain_char_lm"]
+__all__ = ["CharLMConfig", "cache_folder", "char_lm_corpus", "pretrain_char_lm"]
 
 
 @dataclass
@@ -97,6 +98,16 @@ class CharLMConfig:
         """Hash of the configuration: the cache folder's name."""
         text = json.dumps(asdict(self), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cache_folder(cache: str | None) -> Path | None:
+    """Where an experiment's ``cache`` setting keeps pre-trained bases: None gives ``_cache/char_lm``
+    under the results folder (``AICANON_RESULTS``, which ``aicanon reproduce --out`` sets, else
+    ``results/`` of the checkout), so the cache follows ``--out`` and not the working directory;
+    '' gives no cache (retrain every run); anything else is that folder."""
+    if cache is None:
+        return results_dir() / "_cache" / "char_lm"
+    return Path(cache) if cache else None
 
 
 def char_lm_corpus(shakespeare: bool = False) -> tuple[str, CharTokenizer]:
