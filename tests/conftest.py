@@ -38,7 +38,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def base_cache(tmp_path_factory) -> str:
     """One cache of the align experiments' pre-trained base models per test session (per xdist
     worker): LoRA, InstructGPT and DPO pre-train a base once, as `aicanon reproduce` does with
-    results/_cache/base, and a base of the same configuration is shared between them."""
+    results/_cache/char_lm, and a base of the same configuration is shared between them."""
     return str(tmp_path_factory.mktemp("align-base"))
 
 
