@@ -37,7 +37,12 @@ Public API
 * :func:`from_transformers`: the transformer part and heads of a
   ``transformers.DetrForObjectDetection`` state dict, renamed for :class:`Detr`; load it with
   ``load_state_dict_strict(model, from_transformers(state_dict), allow_missing=("backbone.",))``
-  (:func:`aicanon.core.state_dict.load_state_dict_strict`), which keeps your backbone's weights.
+  (:func:`aicanon.core.state_dict.load_state_dict_strict`), which keeps your backbone's weights;
+  :func:`to_transformers` the way back;
+* :meth:`Detr.from_pretrained` / :meth:`Detr.save_pretrained` (:func:`load_pretrained`,
+  :func:`save_pretrained`): a transformers ``DetrForObjectDetection`` folder (``config.json`` and
+  safetensors) read into a :class:`Detr` on *your* backbone, and written back. Only the detector
+  (input projection, transformer, queries, heads) travels; the checkpoint's ResNet is never loaded.
 
 Departures from the paper, and why
 ----------------------------------
@@ -60,8 +65,11 @@ Departures from the paper, and why
 from __future__ import annotations
 
 import math
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -79,7 +87,12 @@ __all__ = [
     "DetrOutput",
     "SinePositionEmbedding",
     "SmallResNet",
+    "config_from_transformers",
+    "config_to_transformers",
     "from_transformers",
+    "load_pretrained",
+    "save_pretrained",
+    "to_transformers",
 ]
 
 
@@ -349,6 +362,17 @@ class Detr(nn.Module):
         aux = [(logits[i], boxes[i]) for i in range(len(outputs) - 1)]
         return DetrOutput(logits=logits[-1], boxes=boxes[-1], aux=aux)
 
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, backbone: Backbone, *, aux_loss: bool = True) -> Detr:
+        """The detector of a transformers ``DetrForObjectDetection`` folder on *your* ``backbone``;
+        the checkpoint's own backbone (ResNet-50) weights are **not** loaded. See :func:`load_pretrained`."""
+        return load_pretrained(path, backbone, aux_loss=aux_loss)
+
+    def save_pretrained(self, path: str | os.PathLike, *, backbone_config: Mapping[str, Any] | None = None) -> None:
+        """Write the detector as a folder transformers loads; transformers builds its *own* backbone
+        (random weights) from ``config.json``. See :func:`save_pretrained`."""
+        save_pretrained(self, path, backbone_config=backbone_config)
+
 
 # --------------------------------------------------------------------------- a small backbone
 class _BasicBlock(nn.Module):
@@ -432,6 +456,17 @@ _RENAMES = (
     ("class_labels_classifier.", "class_head."),
     ("bbox_predictor.", "box_head."),
 )
+# Released checkpoint files (and transformers 4's modules) name the attention output ``out_proj`` and
+# the feed-forward layers ``layers.N.fc1``; transformers 5's modules say ``o_proj`` and
+# ``layers.N.mlp.fc1`` (ours too) and rename on load and save (its conversion_mapping.py, "DetrModel").
+_CHECKPOINT_NAMES = ((r"\.out_proj\.", ".o_proj."), (r"(layers\.\d+)\.fc([12])\.", r"\1.mlp.fc\2."))
+_MODULE_NAMES = ((r"\.o_proj\.", ".out_proj."), (r"(layers\.\d+)\.mlp\.fc([12])\.", r"\1.fc\2."))
+
+
+def _renamed(key: str, patterns: tuple[tuple[str, str], ...]) -> str:
+    for pattern, replacement in patterns:
+        key = re.sub(pattern, replacement, key)
+    return key
 
 
 def from_transformers(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -439,7 +474,9 @@ def from_transformers(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
     The backbone (``model.backbone.*``) is dropped: its weights belong to whatever
     :class:`Backbone` you use; load the rest with ``load_state_dict_strict(model, ...,
-    allow_missing=("backbone.",))``, which checks every other key and shape.
+    allow_missing=("backbone.",))``, which checks every other key and shape. Both namings are read:
+    transformers 5's modules and the released files' (also transformers 4's modules:
+    ``self_attn.out_proj``, ``layers.N.fc1``).
     A key that is neither the backbone's nor the detector's raises ``ValueError`` listing it.
     """
     state_dict = check_state_dict(state_dict)
@@ -450,10 +487,285 @@ def from_transformers(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
             continue
         for old, new in _RENAMES:
             if key.startswith(old):
-                out[new + key[len(old) :]] = value
+                out[_renamed(new + key[len(old) :], _CHECKPOINT_NAMES)] = value
                 break
         else:
             unknown.append(key)
     if unknown:
         raise ValueError(f"state_dict has keys that are not DETR's detector: {sorted(unknown)}")
     return out
+
+
+def to_transformers(state_dict: Mapping[str, Tensor], layout: str = "checkpoint") -> dict[str, Tensor]:
+    """The inverse of :func:`from_transformers`: our :class:`Detr` state dict's detector part in
+    ``transformers.DetrForObjectDetection`` names: ``layout="checkpoint"`` those of the released
+    files (which transformers 4 and 5 both read from a folder, and transformers 4's modules use),
+    ``"modules"`` those of transformers 5's modules (``DetrForObjectDetection.load_state_dict``).
+    The backbone (``backbone.*``) is dropped: its layout is whatever :class:`Backbone` you use, not
+    transformers' ResNet. A key that is neither the backbone's nor the detector's raises
+    ``ValueError`` listing it."""
+    if layout not in ("checkpoint", "modules"):
+        raise ValueError(f"layout must be 'checkpoint' or 'modules', got {layout!r}")
+    state_dict = check_state_dict(state_dict)
+    out: dict[str, Tensor] = {}
+    unknown = []
+    for key, value in state_dict.items():
+        if key.startswith("backbone."):
+            continue
+        for theirs, ours in _RENAMES:
+            if key.startswith(ours):
+                name = theirs + key[len(ours) :]
+                out[_renamed(name, _MODULE_NAMES) if layout == "checkpoint" else name] = value
+                break
+        else:
+            unknown.append(key)
+    if unknown:
+        raise ValueError(f"state_dict has keys that are not DETR's detector: {sorted(unknown)}")
+    return out
+
+
+# --------------------------------------------------------------------------- transformers folders
+_REFERENCE_CLASS = "DetrForObjectDetection"
+# Defaults of transformers' DetrConfig, for keys a config.json leaves out (it writes only non-defaults
+# in some versions): reading a missing key as its default is what transformers itself does.
+_DEFAULTS: dict[str, Any] = {
+    "num_queries": 100, "d_model": 256, "encoder_layers": 6, "decoder_layers": 6,
+    "encoder_attention_heads": 8, "decoder_attention_heads": 8, "encoder_ffn_dim": 2048,
+    "decoder_ffn_dim": 2048, "dropout": 0.1, "num_channels": 3,
+}  # fmt: skip
+# Options that change what the model computes and that Detr does not build: (key, the one value we
+# compute, why). A folder with another value is refused, never loaded into a different function.
+_FIXED_OPTIONS: tuple[tuple[str, Any, str], ...] = (
+    ("position_embedding_type", "sine", "Detr has only the paper's 2-D sine encoding (Appendix A.4)"),
+    ("activation_function", "relu", "Detr's feed-forward blocks use ReLU, as the paper"),
+    (
+        "auxiliary_loss",
+        False,
+        (
+            "with auxiliary_loss=True transformers feeds each decoder layer's *normalised* output to the next "
+            "layer and normalises the last one twice, a different function from the paper's and ours "
+            "(ours returns the auxiliary predictions with aux_loss=True without changing the final ones)"
+        ),
+    ),
+    (
+        "dilation",
+        False,
+        (
+            "dilation=True is the DC5 variant whose detector was trained on a dilated stride-16 ResNet; "
+            "Detr does not build the checkpoint's backbone"
+        ),
+    ),
+    ("encoder_layerdrop", 0.0, "Detr has no LayerDrop"),
+    ("decoder_layerdrop", 0.0, "Detr has no LayerDrop"),
+)
+
+
+def _backbone_description(config: Mapping[str, Any]) -> str:
+    """The checkpoint's backbone in words, for messages: a ``backbone_config`` or the older
+    ``backbone``/``use_timm_backbone`` keys."""
+    sub = config.get("backbone_config")
+    if isinstance(sub, Mapping):
+        name = sub.get("backbone") or sub.get("model_type", "?")
+        sizes = sub.get("hidden_sizes")
+        return f"{name}" + (f" with stage widths {list(sizes)}" if sizes else "")
+    return str(config.get("backbone") or "resnet50")
+
+
+def config_from_transformers(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of :class:`Detr` (all but ``backbone``) from a transformers ``DetrConfig``
+    (its ``to_dict()`` or the parsed ``config.json``).
+
+    Raises ``ValueError`` for options that would make the checkpoint compute something Detr does
+    not (``_FIXED_OPTIONS``: position_embedding_type other than ``"sine"``, activation_function
+    other than ``"relu"``, ``auxiliary_loss=True``, ``dilation=True``, LayerDrop) and for encoder and
+    decoder of different widths or head counts (Detr has one ``num_heads`` and one ``ffn_dim``), and
+    for an ``architectures`` entry other than ``DetrForObjectDetection``. ``num_classes`` is the
+    number of ``id2label`` entries (``num_labels`` when absent). Training-only fields are not read:
+    the matching costs and loss coefficients (those of :mod:`aicanon.vision.detr_loss` are set
+    there), ``init_std``, and ``attention_dropout``/``activation_dropout``: Detr has one dropout rate,
+    ``dropout``, used everywhere (the released models use 0.1, 0.0, 0.0; in eval mode all agree).
+    """
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a mapping (DetrConfig.to_dict()), got {type(config).__name__}")
+    architectures = config.get("architectures") or [_REFERENCE_CLASS]
+    if _REFERENCE_CLASS not in architectures:
+        raise ValueError(
+            f"config must describe a {_REFERENCE_CLASS} (the detector with class and box heads), got "
+            f"architectures={list(architectures)}"
+        )
+    for key, ours, why in _FIXED_OPTIONS:
+        got = config.get(key)
+        if got is not None and got != ours:
+            raise ValueError(f"config must have {key}={ours!r} to load into Detr, got {got!r}: {why}")
+    d = {key: config.get(key, default) for key, default in _DEFAULTS.items()}
+    for a, b in (("encoder_attention_heads", "decoder_attention_heads"), ("encoder_ffn_dim", "decoder_ffn_dim")):
+        if d[a] != d[b]:
+            raise ValueError(
+                f"config must have {a} == {b} (Detr's encoder and decoder share one setting), "
+                f"got {a}={d[a]}, {b}={d[b]}"
+            )
+    id2label = config.get("id2label")
+    num_classes = len(id2label) if id2label else config.get("num_labels", 2)
+    return {
+        "num_classes": num_classes,
+        "num_queries": d["num_queries"],
+        "d_model": d["d_model"],
+        "num_heads": d["encoder_attention_heads"],
+        "encoder_layers": d["encoder_layers"],
+        "decoder_layers": d["decoder_layers"],
+        "ffn_dim": d["encoder_ffn_dim"],
+        "dropout": d["dropout"],
+    }
+
+
+def _detector_dropout(model: Detr) -> float:
+    return model.encoder_layers[0].dropout.p if len(model.encoder_layers) else model.decoder_layers[0].dropout.p
+
+
+def config_to_transformers(model: Detr, backbone_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``config.json`` of a transformers ``DetrForObjectDetection`` computing ``model``'s detector.
+
+    ``backbone_config`` (a transformers backbone config as a dict, e.g. ``{"model_type":
+    "timm_backbone", "backbone": "resnet50", ...}``) names the backbone transformers will build; by
+    default a transformers ``ResNetConfig`` of basic blocks, one per stage, with the stage widths of
+    ``model.backbone.feature_channels``, so that its last stage has the channels our input
+    projection reads (transformers sizes its input projection from the backbone). That ResNet is not
+    our backbone (its stem and strides are ResNet's) and gets random weights.
+    """
+    if not isinstance(model, Detr):
+        raise TypeError(f"model must be a Detr, got {type(model).__name__}")
+    channels = [model.backbone.feature_channels[s] for s in sorted(model.backbone.feature_channels)]
+    in_channels = getattr(model.backbone, "in_channels", 3)
+    if backbone_config is None:
+        backbone_config = {
+            "model_type": "resnet",
+            "num_channels": in_channels,
+            "embedding_size": channels[0],
+            "hidden_sizes": channels,
+            "depths": [1] * len(channels),
+            "layer_type": "basic",
+            "out_features": [f"stage{len(channels)}"],
+        }
+    elif not isinstance(backbone_config, Mapping) or "model_type" not in backbone_config:
+        raise ValueError(
+            f"backbone_config must be a transformers backbone config as a dict with a 'model_type', got {backbone_config!r}"
+        )
+    encoder = model.encoder_layers[0] if len(model.encoder_layers) else model.decoder_layers[0]
+    dropout = _detector_dropout(model)
+    return {
+        "architectures": [_REFERENCE_CLASS],
+        "model_type": "detr",
+        "backbone_config": dict(backbone_config),
+        "num_channels": in_channels,
+        "id2label": {str(i): f"LABEL_{i}" for i in range(model.num_classes)},
+        "label2id": {f"LABEL_{i}": i for i in range(model.num_classes)},
+        "num_queries": model.num_queries,
+        "d_model": model.d_model,
+        "encoder_layers": len(model.encoder_layers),
+        "decoder_layers": len(model.decoder_layers),
+        "encoder_attention_heads": encoder.self_attn.num_heads,
+        "decoder_attention_heads": encoder.self_attn.num_heads,
+        "encoder_ffn_dim": encoder.mlp.fc1.out_features,
+        "decoder_ffn_dim": encoder.mlp.fc1.out_features,
+        # One rate everywhere, as Detr applies it (attention weights, after the activation, residuals).
+        "dropout": dropout,
+        "attention_dropout": dropout,
+        "activation_dropout": dropout,
+        "encoder_layerdrop": 0.0,
+        "decoder_layerdrop": 0.0,
+        "activation_function": "relu",
+        "position_embedding_type": "sine",
+        # False: transformers' auxiliary_loss=True changes the final outputs (see _FIXED_OPTIONS).
+        "auxiliary_loss": False,
+        "dilation": False,
+        "is_encoder_decoder": True,
+    }
+
+
+def load_pretrained(path: str | os.PathLike, backbone: Backbone, *, aux_loss: bool = True) -> Detr:
+    """A :class:`Detr` on ``backbone`` with the detector of a transformers ``DetrForObjectDetection``
+    folder: ``config.json`` and ``model.safetensors`` or index-listed shards
+    (:func:`aicanon.core.pretrained.read_transformers_folder`; pickled ``.bin`` folders are refused).
+
+    **The checkpoint's backbone weights (``model.backbone.*``, a ResNet-50 in the released models)
+    are not loaded**: ``backbone`` is your module and keeps its own weights. Only the input
+    projection, transformer, object queries and heads are loaded (strictly: every key and shape
+    checked, :func:`aicanon.core.state_dict.load_state_dict_strict`). Outputs equal transformers'
+    only given the same feature map, i.e. with a backbone that computes what the checkpoint's did.
+
+    The config is read by :func:`config_from_transformers` (options Detr does not compute are
+    refused there). The backbone must fit the checkpoint, else ``ValueError`` names both sides: its
+    last feature map must have the channels the checkpoint's input projection reads (2048 for
+    ResNet-50), and a backbone with ``in_channels`` must take the config's ``num_channels``.
+    ``aux_loss`` only chooses whether the earlier decoder layers' predictions are returned too; the
+    final ones are the same either way. The model is returned in training mode, as any new module
+    (dropout on); call ``.eval()`` for inference.
+    """
+    from aicanon.core.pretrained import read_transformers_folder
+    from aicanon.core.state_dict import load_state_dict_strict
+
+    if not isinstance(backbone, Backbone):
+        raise TypeError(f"backbone must be an aicanon.vision.backbone.Backbone, got {type(backbone).__name__}")
+    config, tensors = read_transformers_folder(path, _REFERENCE_CLASS)
+    kwargs = config_from_transformers(config)
+    described = _backbone_description(config)
+    projection = tensors.get("model.input_projection.weight")
+    if projection is not None and backbone.feature_strides:
+        stride = max(backbone.feature_strides)
+        if projection.dim() != 4 or projection.shape[1] != backbone.feature_channels[stride]:
+            raise ValueError(
+                f"backbone must give the {projection.shape[1] if projection.dim() > 1 else '?'} channels the "
+                f"checkpoint's input projection reads (its backbone: {described}), got "
+                f"{type(backbone).__name__} with {backbone.feature_channels[stride]} channels at stride {stride}"
+            )
+    channels = getattr(backbone, "in_channels", None)
+    wanted = config.get("num_channels", _DEFAULTS["num_channels"])
+    if channels is not None and channels != wanted:
+        raise ValueError(
+            f"backbone must take the checkpoint's {wanted}-channel images (num_channels; its backbone: "
+            f"{described}), got {type(backbone).__name__} with in_channels={channels}"
+        )
+    model = Detr(backbone, aux_loss=aux_loss, **kwargs)
+    load_state_dict_strict(
+        model,
+        from_transformers(tensors),
+        source=f"transformers checkpoint {str(path)!r}",
+        allow_missing=("backbone.",),
+    )
+    return model
+
+
+def save_pretrained(
+    model: Detr, path: str | os.PathLike, *, backbone_config: Mapping[str, Any] | None = None
+) -> None:
+    """Write ``model``'s detector as a transformers ``DetrForObjectDetection`` folder
+    (``config.json`` from :func:`config_to_transformers`, weights as ``model.safetensors`` through
+    :func:`aicanon.core.pretrained.write_transformers_folder`).
+
+    **Our backbone's weights are not written**: transformers builds its backbone from
+    ``config.json``'s ``backbone_config`` (by default a small ResNet whose last stage has our
+    backbone's channels; pass ``backbone_config`` to name another) with its own, random weights, and
+    warns that they are missing. The detector then computes what ours does on the same feature
+    map. Class names are written as ``LABEL_i``. The detector must hold one floating dtype, and
+    the positional encoding must be the paper's (``T = 10000``, normalised, scale 2π), the only
+    one transformers builds; ``ValueError`` otherwise.
+    """
+    from aicanon.core.pretrained import write_transformers_folder
+
+    if not isinstance(model, Detr):
+        raise TypeError(f"model must be a Detr, got {type(model).__name__}")
+    encoding = model.position_embedding
+    if encoding.temperature != 10000.0 or not encoding.normalize or not math.isclose(encoding.scale, 2 * math.pi):
+        raise ValueError(
+            "model's position_embedding must be the paper's (temperature 10000, normalize=True, scale 2π), "
+            "the only one transformers' DETR computes, got "
+            f"temperature={encoding.temperature}, normalize={encoding.normalize}, scale={encoding.scale}"
+        )
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("backbone.")}
+    dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
+    if len(dtypes) != 1:
+        raise ValueError(f"model's detector must hold one floating dtype to be saved, got {sorted(map(str, dtypes))}")
+    dtype = str(dtypes.pop()).removeprefix("torch.")
+    # "dtype" for transformers 5, "torch_dtype" for 4.x.
+    config = {**config_to_transformers(model, backbone_config), "dtype": dtype, "torch_dtype": dtype}
+    write_transformers_folder(path, config, to_transformers(state))
