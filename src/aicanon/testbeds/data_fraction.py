@@ -19,8 +19,10 @@ attention/MLP model gains more as the data grows. Here:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -218,9 +220,13 @@ def fraction_curve(
     data: FractionData | None = None,
     name: str = "model",
     device: torch.device | str = "cpu",
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 0,
 ) -> dict[str, Any]:
     """Train a fresh ``make_model()`` on each class-balanced fraction of the training set with the
     same budget (``protocol.steps`` x ``protocol.batch_size``) and test it: ViT Figure 4's protocol.
+    With ``checkpoint_dir`` each fraction's training resumes from ``<checkpoint_dir>/<name>-<index>``
+    (see :func:`~aicanon.vision.training.train_classifier`), so a rerun skips finished fractions.
 
     Returns ``{"fractions", "train_sizes", "final_train_loss", "accuracy" (one per fraction),
     "models" (trained, one per fraction, on the CPU)}``. The subset and the minibatch order depend
@@ -247,6 +253,8 @@ def fraction_curve(
             protocol.classifier_config(),
             generator,
             description=f"{name} on {fraction:g} of {data.name}",
+            checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir) / f"{name}-{index}",
+            checkpoint_every=checkpoint_every,
         )
         accuracies.append(accuracy(model, data.x_test, data.y_test))
         sizes.append(int(subset.numel()))
