@@ -13,6 +13,7 @@ from aicanon.datasets.babi import (
     BabiExample,
     collate,
     load_babi,
+    orient_from_source,
     parse_babi,
 )
 
@@ -78,17 +79,39 @@ def test_task15_16_18_19_golden_conversion():
     # "does A fit in B" is asked as "is B bigger than A"
     assert q18[1].annotated == (2, 0) and q18[1].answer == 1
 
-    (q19,) = parse_babi(
-        [
-            "1 The office is east of the hallway.",
-            "2 The kitchen is north of the office.",
-            "3 How do you go from the kitchen to the hallway?\ts,w\t2 1",
-        ],
-        19,
-    )
+    lines19 = [
+        "1 The office is east of the hallway.",
+        "2 The kitchen is north of the office.",
+        "3 How do you go from the kitchen to the hallway?\ts,w\t2 1",
+    ]
+    (q19,) = parse_babi(lines19, 19, orient=False)  # the English phrasing's direction
     assert q19.entities == ("hallway", "office", "kitchen")
     assert q19.edges == ((0, E, 1), (1, N, 2))
     assert q19.annotated == (2, 0) and q19.answer == (S, W)
+    # By default task 19 points every edge away from the source (the kitchen), as bAbI's symbolic
+    # form does: (v, t, u) becomes (u, opposite(t), v), in the same order.
+    (oriented,) = parse_babi(lines19, 19)
+    assert oriented.edges == ((1, W, 0), (2, S, 1))
+    assert oriented == orient_from_source(q19)
+    assert (oriented.entities, oriented.annotated, oriented.answer) == (
+        q19.entities,
+        q19.annotated,
+        q19.answer,
+    )
+
+
+def test_orientation_keeps_edges_already_pointing_away():
+    lines = [
+        "1 The office is east of the kitchen.",  # kitchen -e-> office: away from the kitchen already
+        "2 The kitchen is north of the garden.",  # garden -n-> kitchen: flipped to kitchen -s-> garden
+        "3 The hallway is west of the garden.",  # garden -w-> hallway: away already
+        "4 How do you go from the kitchen to the hallway?\ts,w\t2 3",
+    ]
+    (raw,) = parse_babi(lines, 19, orient=False)
+    assert raw.entities == ("kitchen", "office", "garden", "hallway")
+    assert raw.edges == ((0, E, 1), (2, N, 0), (2, W, 3))
+    assert orient_from_source(raw).edges == ((0, E, 1), (0, S, 2), (2, W, 3))
+    assert orient_from_source(orient_from_source(raw)) == orient_from_source(raw)  # idempotent
 
 
 def test_questions_see_only_earlier_statements():
@@ -149,6 +172,43 @@ def test_staged_files_convert_and_the_graphs_imply_the_answers(split):
                 assert example.annotated[1] in here
 
 
+def _undirected(example: BabiExample) -> set[tuple[int, int, int]]:
+    """The facts of ``example``, each written from its lower-numbered node."""
+    return {(s, k, t) if s < t else (t, (k + 2) % 4, s) for s, k, t in example.edges}
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_task19_graphs_point_away_from_the_source(split):
+    english, oriented = load_babi(19, split, orient=False), load_babi(19, split)
+    assert load_babi(19, split, orient=True) == oriented
+    flipped = 0
+    for raw, example in zip(english, oriented):
+        assert (example.entities, example.annotated, example.answer, example.question) == (
+            raw.entities,
+            raw.annotated,
+            raw.answer,
+            raw.question,
+        )
+        assert len(example.edges) == len(raw.edges) == len(set(example.edges))
+        assert _undirected(example) == _undirected(raw)  # the same facts
+        # Following edges only forwards from the source reaches every node, each edge's target once.
+        targets = [t for _, _, t in example.edges]
+        assert len(set(targets)) == len(targets) and example.annotated[0] not in targets
+        reached, frontier = {example.annotated[0]}, [example.annotated[0]]
+        while frontier:
+            frontier = [t for s, _, t in example.edges if s in frontier and t not in reached]
+            reached.update(frontier)
+        assert reached == set(range(example.num_nodes))
+        # The answer is the forward walk from the source: each step follows an edge of its type.
+        here = example.annotated[0]
+        for direction in example.answer:
+            (here,) = [t for s, k, t in example.edges if s == here and k == direction]
+        assert here == example.annotated[1]
+        flipped += sum(a != b for a, b in zip(raw.edges, example.edges))
+    # The English phrasing points a good share of the edges towards the source.
+    assert 0.2 < flipped / sum(len(e.edges) for e in english) < 0.8
+
+
 def test_collate_offsets_bits_and_targets():
     examples = load_babi(4, "train")[:3]
     batch = collate(examples, 2)
@@ -204,4 +264,20 @@ def test_bad_input():
         collate([], 1)
     with pytest.raises(TypeError, match="annotation_features must be an int"):
         collate(examples, 2.0)
+    with pytest.raises(ValueError, match="orient=True is for task 19 \\(path finding\\) only, got task 4"):
+        load_babi(4, orient=True)
+    with pytest.raises(TypeError, match="orient must be a bool or None, got int"):
+        load_babi(19, orient=1)
+    with pytest.raises(ValueError, match="example must be a task-19 question .*got task 4"):
+        orient_from_source(load_babi(4, "test")[0])
+    with pytest.raises(TypeError, match="example must be a BabiExample, got tuple"):
+        orient_from_source(())
+    both_ways = ["1 The office is east of the hallway.", "2 The hallway is west of the office."]
+    ask = "How do you go from the office to the hallway?\tw\t1"
+    with pytest.raises(ValueError, match="not a tree \\(2 nodes need 1 edges, got 2\\)"):
+        parse_babi([*both_ways, f"3 {ask}"], 19)
+    apart = [*both_ways, "3 The kitchen is north of the garden.", f"4 {ask}"]
+    with pytest.raises(ValueError, match="does not reach \\['garden', 'kitchen'\\]"):
+        parse_babi(apart, 19)
+    assert len(parse_babi(apart, 19, orient=False)[0].edges) == 3  # the English direction needs no tree
     assert torch.is_tensor(collate(examples, 2).x)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import aicanon.experiments.ggnn as experiment
 from aicanon.catalog import reproduce
 from aicanon.core.experiment import make_config
+from aicanon.datasets.babi import load_babi
 
 pytestmark = pytest.mark.paper("ggnn")
 
@@ -56,6 +58,28 @@ def test_configs():
     assert quick.train_examples == full.train_examples == 50
     assert full.task19_train_examples == (50, 100, 250)
     assert 19 in full.message_bias and 4 not in quick.message_bias
+    # Task 19 at the paper's code's settings, on graphs oriented as its symbolic data.
+    assert (full.task19_state_features, full.task19_updates) == (6, 1000)
+    assert full.task19_orient_from_source is True
+
+
+@pytest.mark.parametrize("orient", [True, False])
+def test_task19_reads_the_orientation_from_the_config(monkeypatch, orient):
+    # Task 19 loads its graphs oriented away from the source unless the config asks for the English
+    # direction; other tasks take the loader's default. (A too-large train count stops right after loading.)
+    calls = []
+
+    def recording_load(task, split="train", variant="en", orient=None):
+        calls.append((task, orient))
+        return load_babi(task, split, variant, orient=orient)
+
+    monkeypatch.setattr(experiment, "load_babi", recording_load)
+    cfg = make_config(experiment, "full", task19_orient_from_source=orient)
+    generator = torch.Generator().manual_seed(0)
+    for task in (19, 15):
+        with pytest.raises(ValueError, match="must be <= 1000"):
+            experiment._run_task(task, 10_000, cfg, torch.device("cpu"), generator, False)
+    assert calls == [(19, orient), (19, orient), (15, None), (15, None)]
 
 
 def test_bad_config():

@@ -56,13 +56,23 @@ Where we differ, and why:
   not say. A graph model can be right on those only by chance, so it cannot reach 100 % on them.
 * Task 15's plural species ("Mice are afraid of wolves") are singularised so that they name the
   same node as "Gertrude is a mouse" and the answer ("wolf").
+
+Task 19's edge direction (:func:`orient_from_source`, on by default for task 19). The paper's data
+was bAbI's symbolic form, whose generator (facebookarchive/bAbI-tasks,
+``lua/babi/tasks/PathFinding.lua``) writes the path as clauses ``set(locations[i-1], dir,
+locations[i])`` and each decoy as ``set(rel_obj, dir, locations[i])``, and whose symbolic output keeps
+that argument order: every edge points away from the question's source. The English files render each
+clause, at random, as "the X is d of the Y" or as "the Y is opposite(d) of the X", so an edge read off
+the phrasing points either way by chance. We re-orient each task-19 graph away from the source (the
+node ``annotated[0]``, "from the A"), which restores the symbolic form's clause direction; with the
+phrasing's random direction a GGS-NN at the paper's settings learns the task far less well.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -79,6 +89,7 @@ __all__ = [
     "BabiExample",
     "collate",
     "load_babi",
+    "orient_from_source",
     "parse_babi",
 ]
 
@@ -246,11 +257,78 @@ def _question(task: int, story: _Story, text: str, answer: str, where: str) -> B
     raise ValueError(f"{where}: not a task-{task} question: {text!r}")
 
 
-def parse_babi(lines: Iterable[str], task: int, source: str = "<lines>") -> list[BabiExample]:
-    """Parse bAbI lines of ``task`` (4, 15, 16, 18 or 19) into one :class:`BabiExample` per question."""
+def orient_from_source(example: BabiExample) -> BabiExample:
+    """``example`` (task 19) with every edge pointing away from the question's source node.
+
+    This reproduces the clause direction of the data the paper trained on: bAbI's symbolic form, in
+    which the generator (facebookarchive/bAbI-tasks, ``lua/babi/tasks/PathFinding.lua``) writes the
+    path as ``set(locations[i-1], dir, locations[i])`` and each decoy as ``set(rel_obj, dir,
+    locations[i])``, so every clause points away from the source, ``locations[1]``. The English files
+    phrase each clause at random as "the X is d of the Y" or "the Y is opposite(d) of the X", so the
+    direction :func:`parse_babi` reads off the phrasing is random; the fact itself is the same either
+    way, since going ``d`` from Y reaches X exactly when going ``opposite(d)`` from X reaches Y.
+
+    The story's graph must be a tree that reaches every node from the source ``annotated[0]`` (the
+    generator's stories are: a path and decoys hung off it); each edge ``(u, t, v)`` with ``u`` the
+    end nearer the source is kept, and each ``(v, t, u)`` becomes ``(u, opposite(t), v)``. The edges
+    keep their order and number; entities, annotation and answer are unchanged.
+
+    Raises:
+        ValueError: the example is not task 19, or its graph is not a tree reachable from the source
+            (then no direction "away from the source" is defined).
+    """
+    if not isinstance(example, BabiExample):
+        raise TypeError(f"example must be a BabiExample, got {type(example).__name__}")
+    if example.task != 19:
+        raise ValueError(f"example must be a task-19 question (path finding), got task {example.task}")
+    source = example.annotated[0]
+    where = f"task-19 question {example.question!r}"
+    if len(example.edges) != example.num_nodes - 1:
+        raise ValueError(
+            f"{where}: cannot orient edges away from the source: the story's graph is not a tree "
+            f"({example.num_nodes} nodes need {example.num_nodes - 1} edges, got {len(example.edges)})"
+        )
+    neighbours: dict[int, list[int]] = {node: [] for node in range(example.num_nodes)}
+    for u, _, v in example.edges:
+        neighbours[u].append(v)
+        neighbours[v].append(u)
+    depth = {source: 0}
+    frontier = [source]
+    while frontier:  # breadth-first from the source, ignoring the phrasing's direction
+        following = []
+        for node in frontier:
+            for other in neighbours[node]:
+                if other not in depth:
+                    depth[other] = depth[node] + 1
+                    following.append(other)
+        frontier = following
+    if len(depth) != example.num_nodes:
+        unreached = sorted(example.entities[n] for n in range(example.num_nodes) if n not in depth)
+        raise ValueError(
+            f"{where}: cannot orient edges away from the source {example.entities[source]!r}: "
+            f"the story's graph does not reach {unreached}"
+        )
+    # A connected graph with n - 1 edges is a tree, so the ends of every edge differ in depth by one.
+    edges = tuple(
+        (u, edge_type, v) if depth[u] < depth[v] else (v, _OPPOSITE[edge_type], u)
+        for u, edge_type, v in example.edges
+    )
+    return replace(example, edges=edges)
+
+
+def parse_babi(
+    lines: Iterable[str], task: int, source: str = "<lines>", orient: bool | None = None
+) -> list[BabiExample]:
+    """Parse bAbI lines of ``task`` (4, 15, 16, 18 or 19) into one :class:`BabiExample` per question.
+
+    ``orient``: apply :func:`orient_from_source` to every question (task 19 only). None means True for
+    task 19, the direction of the paper's symbolic data; False keeps the English phrasing's random
+    direction.
+    """
     check_int("task", task, minimum=None)
     if task not in TASK_FILES:
         raise ValueError(f"task must be one of {sorted(TASK_FILES)} (the tasks GGS-NN converts), got {task}")
+    orient = _check_orient(task, orient)
     if isinstance(lines, (str, bytes)):
         raise TypeError("lines must be an iterable of lines, got a single string (use text.splitlines())")
     examples: list[BabiExample] = []
@@ -271,16 +349,31 @@ def parse_babi(lines: Iterable[str], task: int, source: str = "<lines>") -> list
             examples.append(_question(task, story, text, fields[0].strip().lower(), where))
         else:
             _statement(task, story, text, where)
+    if orient:
+        examples = [orient_from_source(example) for example in examples]
     return examples
 
 
-def load_babi(task: int, split: str = "train", variant: str = "en") -> list[BabiExample]:
+def _check_orient(task: int, orient: bool | None) -> bool:
+    if orient is not None and not isinstance(orient, bool):
+        raise TypeError(f"orient must be a bool or None, got {type(orient).__name__}")
+    if orient and task != 19:
+        raise ValueError(f"orient=True is for task 19 (path finding) only, got task {task}")
+    return task == 19 if orient is None else orient
+
+
+def load_babi(
+    task: int, split: str = "train", variant: str = "en", orient: bool | None = None
+) -> list[BabiExample]:
     """The questions of bAbI ``task`` from the staged ``babi/<variant>/qa<task>_..._<split>.txt``.
 
     Args:
         task: 4, 15, 16, 18 or 19.
         split: ``train`` or ``test``.
         variant: ``en`` (1000 questions per file) or ``en-10k`` (10000).
+        orient: task 19's edges pointing away from the source, as in the paper's symbolic data
+            (:func:`orient_from_source`). None: True for task 19; False keeps the English phrasing's
+            random direction.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -289,10 +382,11 @@ def load_babi(task: int, split: str = "train", variant: str = "en") -> list[Babi
     check_int("task", task, minimum=None)
     if task not in TASK_FILES:
         raise ValueError(f"task must be one of {sorted(TASK_FILES)} (the tasks GGS-NN converts), got {task}")
+    orient = _check_orient(task, orient)
     name = f"{variant}/{TASK_FILES[task]}_{split}.txt"
     path = fetch("babi", name)
     with open(path, encoding="utf-8") as handle:
-        return parse_babi(handle, task, source=name)
+        return parse_babi(handle, task, source=name, orient=orient)
 
 
 @dataclass
