@@ -7,6 +7,7 @@ configurations."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -185,3 +186,34 @@ def test_full_config_is_the_cifar_vit_ti_4_setting():
     assert full.scale == "full" and full.seeds == 3
     # At full scale the curve's full-data ViT carries the claim (no separate headline run).
     assert full.headline_steps == 0 and full.vit_global_pool == "token"
+
+
+def test_a_killed_run_resumes_from_its_training_checkpoints_to_the_same_metrics(monkeypatch, tmp_path):
+    # Full runs checkpoint every arm's training (Config.full: checkpoint_every=1000); here a short
+    # config checkpoints every 3 steps and is killed inside the second arm's training.
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))
+    cfg = _short(steps=10, headline_steps=6, warmup_steps=2, checkpoint_every=3)
+    uninterrupted = experiment.run(cfg).metrics
+    assert not (tmp_path / "_checkpoints" / "vit").exists() or not any((tmp_path / "_checkpoints" / "vit").iterdir())
+
+    original = data_fraction.train_classifier
+    calls = []
+
+    def killed_in_the_second_training(*args, **kwargs):
+        calls.append(kwargs.get("checkpoint_dir"))
+        if len(calls) == 2:
+            original(*args, **{**kwargs, "stop_after": 7})  # 7 steps done, checkpoint at 6
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(data_fraction, "train_classifier", killed_in_the_second_training)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(cfg)
+    assert calls[0] is not None and "_checkpoints" in str(calls[0])
+    # The killed training left a verified checkpoint (step 6) to resume from: train_classifier's own
+    # tests show a resumed run ends bit-identical, so the rerun below must equal the uninterrupted one.
+    assert list(Path(calls[1]).rglob("manifest.json"))
+    monkeypatch.setattr(data_fraction, "train_classifier", original)
+    assert experiment.run(cfg).metrics == uninterrupted
+    assert not any((tmp_path / "_checkpoints" / "vit").iterdir())  # removed once the seed is done
+    assert experiment.Config.full().checkpoint_every == 1000 and experiment.Config.quick().checkpoint_every == 0

@@ -7,6 +7,7 @@ The repository keeps its reference results under ``results/`` (small JSON and PN
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import warnings
@@ -51,6 +52,13 @@ def write(rep: Reproduction, out_dir: str | os.PathLike | None = None, command: 
     if rep.resume is not None:  # the result is on disk: the finished seeds are no longer needed
         rep.resume.clear()
     return folder
+
+
+def checkpoint_folder(slug: str, config: dict[str, Any]) -> Path:
+    """Where one seed's training checkpoints go while it runs: ``<results>/_checkpoints/<slug>/<hash>``,
+    the hash of the seed's whole config (so another setting never resumes this one's training)."""
+    text = json.dumps(config, sort_keys=True, default=json_default)
+    return results_dir() / "_checkpoints" / slug / hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def latest(slug: str, scale: str, base: str | os.PathLike | None = None) -> dict[str, Any] | None:

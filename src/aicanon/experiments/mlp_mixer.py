@@ -24,11 +24,13 @@ Departures from the paper, and why:
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 
 from torch import nn
 
 from aicanon.core import Claim, ExperimentConfig, Result, select_device
+from aicanon.core.results import checkpoint_folder
 from aicanon.testbeds.data_fraction import FractionData, FractionProtocol, make_resnet, make_vit, run_curves
 from aicanon.vision.mlp_mixer import MlpMixer
 
@@ -96,6 +98,7 @@ class Config(ExperimentConfig, FractionProtocol):
             mixer_hidden_dim=512,
             mixer_depth=8,
             mixer_channels_ratio=4.0,
+            checkpoint_every=1000,
         )
 
 
@@ -117,7 +120,12 @@ def run(cfg: Config) -> Result:
     if not isinstance(cfg, Config):
         raise TypeError(f"cfg must be an mlp_mixer Config, got {type(cfg).__name__}")
     factories = {"mixer": make_mixer, "vit": make_vit, "resnet": make_resnet}
-    result, _ = run_curves(cfg, factories, cfg.seed, select_device(cfg.device))
+    # A long (full) run checkpoints every arm's training under the results folder, so a killed run
+    # resumes where it stopped; the folder is removed once this seed is done.
+    checkpoints = checkpoint_folder("mlp-mixer", cfg.to_dict()) if cfg.checkpoint_every else None
+    result, _ = run_curves(cfg, factories, cfg.seed, select_device(cfg.device), checkpoint_dir=checkpoints)
+    if checkpoints is not None:
+        shutil.rmtree(checkpoints, ignore_errors=True)
     result.metrics["mixer_gain_minus_resnet_gain"] = (
         result.metrics["mixer_gain"] - result.metrics["resnet_gain"]
     )

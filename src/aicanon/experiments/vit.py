@@ -62,12 +62,15 @@ Departures from the paper, and why:
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device
 from aicanon.core.checks import check_int
+from aicanon.core.results import checkpoint_folder
 from aicanon.testbeds.data_fraction import (
     FractionData,
     FractionProtocol,
@@ -134,6 +137,7 @@ class Config(ExperimentConfig, FractionProtocol):
             resnet_widths=(64, 128, 256, 512),
             test_examples=0,
             probe_examples=5000,
+            checkpoint_every=1000,
         )
 
 
@@ -158,8 +162,9 @@ def check(cfg: Config) -> None:
     check_int("headline_steps", cfg.headline_steps, 0, note="0: no separate run")
 
 
-def train_headline_vit(cfg: Config, data: FractionData) -> VisionTransformer:
-    """The ViT of the accuracy claim: ``cfg.headline_steps`` steps on the whole training set."""
+def train_headline_vit(cfg: Config, data: FractionData, checkpoint_dir: Path | None = None) -> VisionTransformer:
+    """The ViT of the accuracy claim: ``cfg.headline_steps`` steps on the whole training set
+    (resumable from ``checkpoint_dir`` when ``cfg.checkpoint_every``)."""
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + 999)
     torch.manual_seed(cfg.seed * 1000 + 999)
     model = make_vit(cfg, data).to(select_device(cfg.device))
@@ -170,6 +175,8 @@ def train_headline_vit(cfg: Config, data: FractionData) -> VisionTransformer:
         cfg.classifier_config(cfg.headline_steps),
         generator,
         description=f"ViT on all of {data.name}",
+        checkpoint_dir=checkpoint_dir if cfg.checkpoint_every else None,
+        checkpoint_every=cfg.checkpoint_every,
     )
     return model.cpu()
 
@@ -180,12 +187,20 @@ def run(cfg: Config) -> Result:
     check(cfg)
     seed(cfg.seed)
     data = load_fraction_data(cfg.dataset, cfg.img_size, cfg.test_examples)
+    # A long (full) run checkpoints every arm's training under the results folder, so a killed run
+    # resumes where it stopped; the folder is removed once this seed is done.
+    checkpoints = checkpoint_folder("vit", cfg.to_dict()) if cfg.checkpoint_every else None
     result, curves = run_curves(
-        cfg, {"vit": make_vit, "resnet": make_resnet}, cfg.seed, select_device(cfg.device), data
+        cfg,
+        {"vit": make_vit, "resnet": make_resnet},
+        cfg.seed,
+        select_device(cfg.device),
+        data,
+        checkpoint_dir=None if checkpoints is None else checkpoints / "curves",
     )
     model = curves["vit"]["models"][-1]
     if cfg.headline_steps:
-        model = train_headline_vit(cfg, data)
+        model = train_headline_vit(cfg, data, None if checkpoints is None else checkpoints / "headline")
         # vit_accuracy_100pct keeps the curve's full-data ViT (cfg.steps); vit_accuracy is this one.
         result.metrics["vit_accuracy"] = accuracy(model, data.x_test, data.y_test)
         result.notes.append(
@@ -195,6 +210,8 @@ def run(cfg: Config) -> Result:
         )
     result.metrics["vit_shuffled_positions"] = shuffled_position_accuracy(model, data, cfg.seed)
     result.details["headline_steps"] = cfg.headline_steps or cfg.steps
+    if checkpoints is not None:
+        shutil.rmtree(checkpoints, ignore_errors=True)
     return result
 
 

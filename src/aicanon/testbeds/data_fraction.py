@@ -98,6 +98,9 @@ class FractionProtocol:
     """Test images evaluated (the first ones of the test split; 0 = all)."""
     probe_examples: int = 1000
     """Training and test images of the linear probe on the transfer dataset."""
+    checkpoint_every: int = 0
+    """Steps between training checkpoints of each arm and fraction, so that a killed run resumes
+    (0: none; needs a checkpoint folder, see :func:`run_curves`)."""
 
     def check_protocol(self) -> None:
         """Raise ValueError naming the first field that cannot run."""
@@ -333,13 +336,15 @@ def run_curves(
     device: torch.device | str = "cpu",
     data: FractionData | None = None,
     transfer: FractionData | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
 ) -> tuple[Result, dict[str, dict[str, Any]]]:
     """The arms' curves on the same data, their gaps to the ``resnet`` arm, transfer probes, figure.
 
     ``factories`` maps an arm's name to ``factory(protocol, data) -> nn.Module``. Returns the result
     (metrics ``<arm>_accuracy_<pct>pct``, ``<arm>_accuracy``, ``<arm>_gain``, ``<arm>_transfer_probe``,
     and against the ResNet ``resnet_minus_<arm>_smallest/largest`` and ``<arm>_catch_up``) and the
-    curves with their trained models (for the caller's ablations).
+    curves with their trained models (for the caller's ablations). With ``protocol.checkpoint_every``
+    and a ``checkpoint_dir``, every arm's training checkpoints there and a rerun resumes it.
     """
     protocol.check_protocol()
     seed(seed_value)
@@ -350,7 +355,16 @@ def run_curves(
     curves = {}
     for name, factory in factories.items():
         curves[name] = fraction_curve(
-            lambda f=factory: f(protocol, data), protocol.fractions, protocol, seed_value, data, name, device
+            lambda f=factory: f(protocol, data),
+            protocol.fractions,
+            protocol,
+            seed_value,
+            data,
+            name,
+            device,
+            # Each arm and fraction resumes from its own folder when the run was killed.
+            checkpoint_dir=checkpoint_dir if protocol.checkpoint_every else None,
+            checkpoint_every=protocol.checkpoint_every,
         )
     metrics: dict[str, float] = {}
     for name, curve in curves.items():
