@@ -31,7 +31,15 @@ from torch import nn
 
 from aicanon.core import Claim, ExperimentConfig, Result, select_device
 from aicanon.core.results import checkpoint_folder
-from aicanon.testbeds.data_fraction import FractionData, FractionProtocol, make_resnet, make_vit, run_curves
+from aicanon.testbeds.data_fraction import (
+    FULL_PROTOCOL,
+    QUICK_PROTOCOL,
+    FractionData,
+    FractionProtocol,
+    make_resnet,
+    make_vit,
+    run_curves,
+)
 from aicanon.vision.mlp_mixer import MlpMixer
 
 __all__ = ["CLAIMS", "Config", "make_mixer", "run"]
@@ -58,18 +66,7 @@ class Config(ExperimentConfig, FractionProtocol):
         return cls(
             scale="quick",
             seeds=1,
-            fractions=(0.01, 1.0),
-            steps=250,
-            batch_size=96,
-            lr=5e-3,
-            warmup_steps=50,
-            beta2=0.98,
-            label_smoothing=0.1,
-            vit_depth=3,
-            vit_global_pool="avg",
-            resnet_widths=(16, 32, 64),
-            resnet_small_inputs=False,
-            test_examples=0,
+            **{**QUICK_PROTOCOL, "steps": 250},
         )
 
     @classmethod
@@ -78,27 +75,10 @@ class Config(ExperimentConfig, FractionProtocol):
         return cls(
             scale="full",
             seeds=3,
-            dataset="cifar10",
-            transfer_dataset="cifar10",
-            img_size=32,
-            fractions=(0.02, 0.1, 0.3, 1.0),
-            steps=20_000,
-            batch_size=256,
-            lr=1e-3,
-            warmup_steps=1_000,
-            vit_embed_dim=192,
-            vit_depth=12,
-            vit_heads=3,
-            vit_mlp_ratio=4.0,
-            patch_size=4,
-            resnet_layers=(2, 2, 2, 2),
-            resnet_widths=(64, 128, 256, 512),
-            test_examples=0,
-            probe_examples=5000,
+            **FULL_PROTOCOL,
             mixer_hidden_dim=512,
             mixer_depth=8,
             mixer_channels_ratio=4.0,
-            checkpoint_every=1000,
         )
 
 

@@ -72,6 +72,8 @@ from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device
 from aicanon.core.checks import check_int
 from aicanon.core.results import checkpoint_folder
 from aicanon.testbeds.data_fraction import (
+    FULL_PROTOCOL,
+    QUICK_PROTOCOL,
     FractionData,
     FractionProtocol,
     load_fraction_data,
@@ -100,19 +102,8 @@ class Config(ExperimentConfig, FractionProtocol):
         return cls(
             scale="quick",
             seeds=1,
-            fractions=(0.01, 1.0),
-            steps=200,
             headline_steps=1500,
-            batch_size=96,
-            lr=5e-3,
-            warmup_steps=50,
-            beta2=0.98,
-            label_smoothing=0.1,
-            vit_depth=3,
-            vit_global_pool="avg",
-            resnet_widths=(16, 32, 64),
-            resnet_small_inputs=False,
-            test_examples=0,
+            **QUICK_PROTOCOL,
         )
 
     @classmethod
@@ -120,24 +111,7 @@ class Config(ExperimentConfig, FractionProtocol):
         return cls(
             scale="full",
             seeds=3,
-            dataset="cifar10",
-            transfer_dataset="cifar10",
-            img_size=32,
-            fractions=(0.02, 0.1, 0.3, 1.0),
-            steps=20_000,
-            batch_size=256,
-            lr=1e-3,
-            warmup_steps=1_000,
-            vit_embed_dim=192,
-            vit_depth=12,
-            vit_heads=3,
-            vit_mlp_ratio=4.0,
-            patch_size=4,
-            resnet_layers=(2, 2, 2, 2),
-            resnet_widths=(64, 128, 256, 512),
-            test_examples=0,
-            probe_examples=5000,
-            checkpoint_every=1000,
+            **FULL_PROTOCOL,
         )
 
 

@@ -30,6 +30,7 @@ from torch import Tensor
 __all__ = [
     "SparseFeatures",
     "add_self_loops",
+    "check_edge_index",
     "check_graph",
     "dropout",
     "linear",
@@ -156,14 +157,8 @@ def _check_features(x: Tensor | SparseFeatures, name: str) -> None:
         raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
 
 
-def check_graph(
-    x: Tensor | SparseFeatures, edge_index: Tensor, in_features: int | None = None, name: str = "x"
-) -> None:
-    """Check node features ``x`` ``[N, F]`` (dense or :class:`SparseFeatures`) and ``edge_index``
-    ``[2, E]`` (integer, values in ``[0, N)``)."""
-    _check_features(x, name)
-    if in_features is not None and x.size(1) != in_features:
-        raise ValueError(f"{name} must have in_features={in_features} columns, got {x.size(1)}")
+def check_edge_index(edge_index: Tensor) -> None:
+    """Check that ``edge_index`` is an integer tensor ``[2, E]`` (sources, targets)."""
     if not isinstance(edge_index, Tensor):
         raise TypeError(f"edge_index must be a torch.Tensor [2, E], got {type(edge_index).__name__}")
     if edge_index.dim() != 2 or edge_index.size(0) != 2:
@@ -172,6 +167,17 @@ def check_graph(
         )
     if edge_index.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"edge_index must be an int64 (or int32) tensor, got {edge_index.dtype}")
+
+
+def check_graph(
+    x: Tensor | SparseFeatures, edge_index: Tensor, in_features: int | None = None, name: str = "x"
+) -> None:
+    """Check node features ``x`` ``[N, F]`` (dense or :class:`SparseFeatures`) and ``edge_index``
+    ``[2, E]`` (integer, values in ``[0, N)``)."""
+    _check_features(x, name)
+    if in_features is not None and x.size(1) != in_features:
+        raise ValueError(f"{name} must have in_features={in_features} columns, got {x.size(1)}")
+    check_edge_index(edge_index)
     if edge_index.device != x.device:
         raise ValueError(f"edge_index must be on {name}'s device ({x.device}), got {edge_index.device}")
     if edge_index.numel() > 0:

@@ -65,6 +65,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aicanon.core.checks import check_int, check_probability
+from aicanon.graphs.inputs import check_edge_index
 from aicanon.graphs.scatter import scatter_sum
 from aicanon.nn.init import glorot_uniform_
 
@@ -87,14 +88,7 @@ one batched matmul; above it, one matmul per relation (the gathered weights woul
 def check_relational_graph(edge_index: Tensor, edge_type: Tensor, num_nodes: int, num_relations: int) -> None:
     """Check ``edge_index`` ``[2, E]`` (node ids in ``[0, num_nodes)``) and ``edge_type`` ``[E]``
     (relation ids in ``[0, num_relations)``), both integer tensors on one device."""
-    if not isinstance(edge_index, Tensor):
-        raise TypeError(f"edge_index must be a torch.Tensor [2, E], got {type(edge_index).__name__}")
-    if edge_index.dim() != 2 or edge_index.size(0) != 2:
-        raise ValueError(
-            f"edge_index must have shape [2, E] (sources, targets), got {tuple(edge_index.shape)}"
-        )
-    if edge_index.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"edge_index must be an int64 (or int32) tensor, got {edge_index.dtype}")
+    check_edge_index(edge_index)
     if not isinstance(edge_type, Tensor):
         raise TypeError(
             f"edge_type must be a torch.Tensor [E] of relation ids, got {type(edge_type).__name__}"
