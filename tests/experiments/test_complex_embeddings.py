@@ -7,6 +7,7 @@ import torch
 
 from aicanon.catalog import load_experiment, reproduce
 from aicanon.core.experiment import make_config
+from aicanon.core.results import results_dir
 from aicanon.experiments import complex_embeddings as experiment
 
 pytestmark = pytest.mark.paper("complex-embeddings")
@@ -78,6 +79,7 @@ def test_wn18rr_smoke_run():
         kg_validate_every=1,
         kg_max_validation=200,
         kg_max_test=300,
+        kg_checkpoint_every=1,
     )
     result = reproduce(SLUG, cfg)
     for key in ("wn18rr_mrr", "wn18rr_hits@1", "wn18rr_hits@3", "wn18rr_hits@10", "wn18rr_mr"):
@@ -85,3 +87,6 @@ def test_wn18rr_smoke_run():
     assert 0 < result.metrics["wn18rr_mrr"] <= 1
     details = result.details["wn18rr"]
     assert len(details["validation"]) >= 1 and details["test_triples"] == 300
+    assert not (results_dir() / "_checkpoints" / SLUG).exists() or not any(
+        (results_dir() / "_checkpoints" / SLUG).iterdir()
+    )  # the seed's checkpoints are removed once it is done

@@ -230,6 +230,45 @@ def test_trainer_early_stopping_restores_best():
     assert torch.equal(model.entity.detach(), snapshots[1])
 
 
+def test_trainer_killed_mid_run_resumes_to_the_uninterrupted_result(tmp_path):
+    from aicanon.core.checkpoint import CheckpointMismatch
+
+    triples = _tiny_graph()
+
+    def train(folder=None, stop_after=None, epochs=9, seed=0):
+        model = ComplEx(12, 2, 4, generator=torch.Generator().manual_seed(5))
+        history = train_kge(
+            model,
+            triples,
+            epochs=epochs,
+            batch_size=16,
+            generator=torch.Generator().manual_seed(seed),
+            validate=lambda m: float(sum(p.detach().sum() for p in m.parameters())),  # a function of the state
+            validate_every=2,
+            patience=100,
+            checkpoint_dir=folder,
+            checkpoint_every=2 if folder else 0,
+            stop_after=stop_after,
+        )
+        return model, history
+
+    reference, reference_history = train()
+    partial, _ = train(tmp_path, stop_after=5)  # killed after epoch 5: the last checkpoint is epoch 4
+    assert len(list(tmp_path.iterdir())) == 2
+    resumed, history = train(tmp_path)
+    assert history.losses == reference_history.losses
+    assert history.best_epoch == reference_history.best_epoch
+    assert history.validation == reference_history.validation and len(history.validation) == 5
+    for mine, theirs in zip(resumed.parameters(), reference.parameters()):
+        assert torch.equal(mine, theirs)
+    again, history_again = train(tmp_path)  # a finished run's rerun trains no further
+    assert history_again.losses == reference_history.losses
+    with pytest.raises(CheckpointMismatch, match="generator_seed"):
+        train(tmp_path, seed=1)
+    with pytest.raises(ValueError, match="checkpoint_every needs checkpoint_dir"):
+        train_kge(partial, triples, epochs=1, batch_size=8, checkpoint_every=1)
+
+
 def test_trainer_margin_loss_for_transe():
     triples = _tiny_graph()
     model = TransE(12, 2, 8, p=1, generator=torch.Generator().manual_seed(0))

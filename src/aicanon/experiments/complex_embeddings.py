@@ -60,8 +60,10 @@ Departures, and why:
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -69,6 +71,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import average_precision_score
 
 from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device, torch_threads, track
+from aicanon.core.results import checkpoint_folder
 from aicanon.datasets.knowledge_graphs import load_knowledge_graph
 from aicanon.graphs.kge import KGEModel, make_model
 from aicanon.graphs.kge_training import train_kge
@@ -122,6 +125,10 @@ class Config(ExperimentConfig):
     """Use at most this many validation triples for early stopping (0: all)."""
     kg_max_test: int = 0
     """Evaluate at most this many test triples (0: all; a smoke run may use fewer)."""
+    kg_checkpoint_every: int = 50
+    """Epochs between checkpoints of a benchmark's training, under
+    ``<results>/_checkpoints/complex-embeddings/<config hash>`` (0: none). A killed full run resumes
+    from the last one; the folder is removed once the seed is done."""
 
     @classmethod
     def quick(cls) -> Config:
@@ -337,8 +344,11 @@ def run_synthetic(cfg: Config, device: torch.device, generator: torch.Generator)
 # Section 4.2 protocol on WN18RR and FB15k-237.
 
 
-def run_benchmark(name: str, cfg: Config, device: torch.device, generator: torch.Generator) -> dict:
-    """Train ComplEx on one benchmark with the paper code's settings; filtered test metrics."""
+def run_benchmark(
+    name: str, cfg: Config, device: torch.device, generator: torch.Generator, checkpoints: Path | None = None
+) -> dict:
+    """Train ComplEx on one benchmark with the paper code's settings; filtered test metrics.
+    Resumable from ``checkpoints`` (a folder for this benchmark) when given."""
     graph = load_knowledge_graph(name)
     settings = KG_HYPERPARAMETERS[graph.name]
     known = KnownTriples.build(
@@ -371,6 +381,8 @@ def run_benchmark(name: str, cfg: Config, device: torch.device, generator: torch
         validate=validate,
         validate_every=cfg.kg_validate_every,
         patience=cfg.kg_patience,
+        checkpoint_dir=checkpoints,
+        checkpoint_every=cfg.kg_checkpoint_every if checkpoints is not None else 0,
     )
     seconds = time.perf_counter() - start
     metrics = evaluate_link_prediction(model, test, known, batch_size=1024)
@@ -460,8 +472,10 @@ def run(cfg: Config) -> Result:
         )
     details: dict = {"synthetic": synthetic}
 
+    checkpoints = checkpoint_folder("complex-embeddings", cfg.to_dict()) if cfg.kg_checkpoint_every else None
     for name in track(cfg.datasets, "benchmarks", total=len(cfg.datasets)):
-        outcome = run_benchmark(name, cfg, device, generator)
+        folder = None if checkpoints is None else checkpoints / name.lower()
+        outcome = run_benchmark(name, cfg, device, generator, folder)
         key = name.lower()
         for metric, value in outcome["metrics"].items():
             metrics[f"{key}_{metric}"] = value
@@ -470,4 +484,6 @@ def run(cfg: Config) -> Result:
             notes.append(
                 f"{name}: smoke run ({cfg.kg_epochs} epochs, {outcome['test_triples']} test triples)."
             )
+    if checkpoints is not None:
+        shutil.rmtree(checkpoints, ignore_errors=True)
     return Result(metrics=metrics, figures=figures, details=details, notes=notes)
