@@ -22,7 +22,6 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from aicanon.core import track
@@ -31,6 +30,7 @@ from aicanon.datasets.cifar10 import load_cifar10_jpeg
 from aicanon.datasets.mnist import load_mnist
 from aicanon.learning.metrics import AccuracyMatrix, evaluate_stream
 from aicanon.learning.streams import ContinualLearner, Task, TaskStream
+from aicanon.vision.transforms import rotate
 
 __all__ = ["StreamRun", "permuted_mnist", "rotated_mnist", "run_stream", "split_cifar10"]
 
@@ -83,15 +83,6 @@ def permuted_mnist(
         xt, yt = _sample(x_test, y_test, test_per_task, generator)
         tasks.append(Task(task_id, f"permutation {task_id}", xs[:, permutation], ys, xt[:, permutation], yt))
     return TaskStream(tuple(tasks), num_classes=10, name="permuted MNIST")
-
-
-def rotate(images: Tensor, degrees: float) -> Tensor:
-    """Rotate ``[N, 1, H, W]`` images counter-clockwise about their centre (bilinear, zero fill)."""
-    angle = math.radians(degrees)
-    cos, sin = math.cos(angle), math.sin(angle)
-    theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=images.dtype)
-    grid = F.affine_grid(theta.expand(images.size(0), 2, 3), list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def rotated_mnist(
