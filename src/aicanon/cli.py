@@ -7,6 +7,7 @@ missing data.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -360,6 +361,9 @@ def data_verify() -> None:
 
 
 def main() -> None:
+    # Some matplotlib wheels ship without the STIX fonts that mathtext (log-scale tick labels) looks
+    # for; it falls back to DejaVu Sans and renders fine, but logs one warning per glyph lookup.
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     app()
 
 
