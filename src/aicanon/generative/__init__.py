@@ -1,0 +1,1 @@
+"""Generative models: normalizing flows (planar/radial, Real NVP, Glow) and neural ODEs."""
