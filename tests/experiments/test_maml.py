@@ -24,15 +24,15 @@ TINY = dict(
 )
 
 
-@pytest.mark.slow  # about 50 s alone on two cores, over three minutes on a loaded machine
-def test_quick_reproduction_meets_every_quick_claim():
+def test_quick_reproduction_meets_every_quick_claim():  # about 35-40 s of CPU on one thread
     cfg = make_config(experiment, "quick")
     result = reproduce("maml", cfg)
     claimed = [c for c in result.claims if c.threshold is not None]
     assert {c.metric for c in claimed} >= {"sine_mse_ratio", "omniglot_5way_1shot_accuracy"}
     for claim in claimed:
         assert claim.passed, f"{claim.metric}: ours {claim.ours:.3f} vs threshold {claim.threshold}"
-    assert "omniglot_5way_1shot_accuracy_first_order" in result.metrics  # both orders reported
+    # The first-order run has no quick threshold; the quick scale leaves it to the full scale.
+    assert "omniglot_5way_1shot_accuracy_first_order" not in result.metrics
     assert {"sinusoid", "omniglot_training"} <= set(result.figures)
 
 
