@@ -18,7 +18,7 @@ def test_quick_reproduction_meets_every_quick_claim():
     cfg = make_config(experiment, "quick")
     result = reproduce("normalizing-flows", cfg)
     claimed = [c for c in result.claims if c.threshold is not None]
-    assert len(claimed) == 6
+    assert len(claimed) == 12
     for claim in claimed:
         assert claim.passed, f"{claim.metric}: ours {claim.ours:.3f}, threshold {claim.threshold}"
     assert "figure3_densities" in result.figures
@@ -27,15 +27,41 @@ def test_quick_reproduction_meets_every_quick_claim():
 def test_ablation_without_flows_fails_the_quick_claims():
     cfg = make_config(experiment, "quick", ablation="no_flow")
     result = reproduce("normalizing-flows", cfg)
-    gains = [c for c in result.claims if c.metric.startswith("gain_")]
-    assert all(c.passed is False for c in gains)
-    assert all(abs(c.ours) < 0.05 for c in gains)  # q = q0 at every K: only training noise
+    steps = [c for c in result.claims if c.metric.startswith(("gain_", "decrease_"))]
+    assert len(steps) == 8
+    assert all(c.passed is False for c in steps)
+    # q = q0 at every K: F does not fall with K beyond training noise (it may rise: the U1 Gaussian
+    # sometimes stays between the two modes).
+    assert all(c.ours < 0.05 for c in steps)
 
 
 def test_same_seed_gives_the_same_metrics():
-    cfg = make_config(experiment, "quick", steps=20, flow_lengths=(2, 4), eval_samples=2000, seed=3)
+    cfg = make_config(
+        experiment, "quick", steps=20, flow_lengths=(2, 4), restarts=2, eval_samples=2000, seed=3
+    )
     first, second = experiment.run(cfg), experiment.run(dataclasses.replace(cfg))
     assert first.metrics == second.metrics
+
+
+def test_restarts_train_side_by_side_and_one_per_target_is_kept():
+    import torch
+
+    from aicanon.generative.flows.flow_vi import PlanarDensity
+
+    cfg = make_config(experiment, "quick", steps=5, restarts=3, energies=("U1", "U3"), select_samples=64)
+    kept, trained = experiment.fit_targets(cfg, 2, torch.device("cpu"))
+    assert kept.copies == 2 and tuple(trained.shape) == (2, 3) and torch.isfinite(trained).all()
+    # select() keeps the named copies, the same maps.
+    torch.manual_seed(0)
+    density = PlanarDensity(2, 3, copies=4, init_scale=0.8)
+    chosen = density.select([2, 0])
+    z = torch.randn(4, 16, 2)
+    out, logdet = density.flow(z)
+    out_chosen, logdet_chosen = chosen.flow(z[[2, 0]])
+    torch.testing.assert_close(out_chosen, out[[2, 0]])
+    torch.testing.assert_close(logdet_chosen, logdet[[2, 0]])
+    with pytest.raises(ValueError, match="index must lie in"):
+        density.select([4])
 
 
 def test_configs_follow_the_paper():
@@ -48,6 +74,7 @@ def test_configs_follow_the_paper():
         100,
     )
     assert full.vae_flow_lengths == (0, 10, 80)
+    assert full.restarts == 1  # the paper reports one run; the quick run's restarts are a departure
     assert (full.latent_dim, full.hidden_units, full.vae_anneal_steps) == (40, 400, 10_000)
     quick = experiment.Config.quick()
     assert quick.vae_flow_lengths == () and quick.threads == 1
@@ -84,6 +111,7 @@ def test_full_mnist_model_runs_a_few_steps():
         ({"energies": ("U5",)}, "energies"),
         ({"energies": ()}, "energies must name at least one"),
         ({"steps": 0}, "steps must be >= 1"),
+        ({"restarts": 0}, "restarts must be >= 1"),
         ({"learning_rate": -1.0}, "learning_rate must be"),
         ({"ablation": "random"}, "ablation must be one of"),
         ({"wall_width": 0.0}, "wall_width must be"),

@@ -12,6 +12,15 @@ approach the targets as K grows. We measure it: ``F`` per target and K (by Monte
 samples after training), ``KL = F + log Z`` with ``log Z`` by quadrature, and the claim is that F
 falls from K = 2 to 8 to 32 on every target, and that K = 32 comes within a stated KL of the target.
 
+Departures in the quick run (stated in its notes): Adam at a learning rate of 6e-2 with a cosine
+decay over 1200 updates of 128 samples (the paper: RMSprop 1e-5 for 500,000 updates); and
+``restarts = 4`` independent initialisations per (target, K), trained side by side in the same batched
+pass, of which the one with the lowest *training* free energy (β = 1, 4096 fresh samples of the
+training stream, not the evaluation's) is kept - a selection by the objective itself, which the paper
+does not describe (it reports one run). Without them (lr 1e-2, one run) K = 32 was far from converged
+in 1200 updates and landed above K = 8 on U2-U4 seed to seed. The full run keeps the paper's optimiser
+and one run (``restarts = 1``).
+
 U2-U4 are periodic in z1: over the plane their mass is infinite, ``log Z = ∞`` and F has no lower
 bound (q gains by spreading along z1). The paper plots them on the box ``[-4, 4]²``; we fit them
 *restricted to that box*: outside it their energy gains a steep wall ``½ (dist(z, box) / wall_width)²``,
@@ -60,13 +69,20 @@ class Config(ExperimentConfig):
     """Monte Carlo samples of q0 per update and target."""
     optimizer: str = "adam"
     """``adam`` (quick: converges in few steps) or ``rmsprop`` (the paper's, with momentum 0.9)."""
-    learning_rate: float = 1e-2
-    """Step size of the optimiser."""
+    learning_rate: float = 6e-2
+    """Step size of the optimiser (quick: 6e-2; at 1e-2 K = 32 is far from converged after 1200 updates,
+    KL 0.3-0.8 on U3/U4, and lands above K = 8)."""
     cosine_decay: bool = True
     """Decay the learning rate to zero over the run by a cosine (quick: a short run ends with small
     steps, so F is read at a settled point); the paper keeps it constant."""
     anneal_steps: int = 600
     """``β_t = min(1, 0.01 + t / anneal_steps)`` (the paper: 10000 of its 500,000 updates)."""
+    restarts: int = 4
+    """Independent initialisations per (target, K), trained side by side in the same batched pass; the
+    one with the lowest *training* free energy (β = 1, ``select_samples`` samples of the training
+    stream) is kept and evaluated (a departure: the paper reports one run). 1: no selection."""
+    select_samples: int = 4096
+    """Samples of the free energy that picks the kept restart."""
     eval_samples: int = 50_000
     """Samples of q_K for the final free energy (its Monte Carlo error is well below 0.01 nats)."""
     box_limit: float = 4.0
@@ -113,19 +129,25 @@ class Config(ExperimentConfig):
             learning_rate=1e-5,
             anneal_steps=10_000,
             cosine_decay=False,
+            restarts=1,
             eval_samples=200_000,
             vae_flow_lengths=(0, 10, 80),
             vae_importance_samples=200,
         )
 
 
-# Thresholds (margin 0.05: the no-flow ablation's gains scatter within +-0.025), from our quick
-# runs (one thread, 1200 Adam updates per K; the numbers are in the
-# lead's RESULTS.md). At this budget deep planar flows train unreliably: K = 32 sometimes collapses
-# onto one mode or lands above K = 8 on U2-U4 (seed to seed), so the quick run claims the endpoint
-# gain F(K=2) - F(K=32) per target and the full monotone decrease only for U1, where it is robust;
-# the issue's target (a monotone decrease on every target) is the full run's claim.
-DECREASE_MARGIN = 0.05
+# Thresholds from our quick runs (one thread, 1200 Adam updates per K at lr 6e-2, 4 restarts per
+# (target, K), the lowest training free energy kept), KL = F + log Z per K = 2 / 8 / 32:
+#   seed 0: U1 0.258/0.070/0.012  U2 0.571/0.085/0.007  U3 0.404/0.186/0.076  U4 0.510/0.284/0.041
+#   seed 1: U1 0.330/0.057/0.007  U2 0.565/0.065/0.009  U3 0.579/0.229/0.033  U4 0.720/0.236/0.079
+#   seed 2: U1 0.282/0.064/0.011  U2 0.563/0.069/0.011  U3 0.582/0.187/0.075  U4 0.447/0.236/0.115
+# so decrease_* (the smaller step of 2 -> 8 -> 32) is >= 0.050 on every target and seed (smallest: U1 and
+# U2, whose K = 8 is already within 0.06-0.09 of the target, which caps their 8 -> 32 step), gain_* >=
+# 0.246, kl_U1_K32 <= 0.012 and kl_U2-4_K32 <= 0.115. The no-flow ablation's gains and decreases are
+# <= 0.017 (seeds 0, 1), so it fails them all. Before (lr 1e-2, one run): K = 32 landed above K = 8 on
+# U2-U4 seed to seed (gain_U2 -0.08 on seed 1), and only the endpoint gain was claimable.
+DECREASE_MARGIN = 0.02
+GAIN_MARGIN = 0.15
 CLAIMS = [
     *[
         Claim(
@@ -133,8 +155,8 @@ CLAIMS = [
             description=f"{name}: F(K=2) - F(K=32): the bound falls as K grows",
             paper=None,
             source="Figure 3 (qualitative: q_K matches the target better as K grows)",
-            quick=DECREASE_MARGIN,
-            full=DECREASE_MARGIN,
+            quick=GAIN_MARGIN,
+            full=GAIN_MARGIN,
             unit="nats",
         )
         for name in ENERGIES
@@ -145,7 +167,7 @@ CLAIMS = [
             description=f"{name}: min(F(K=2) - F(K=8), F(K=8) - F(K=32)): F falls at every step of K",
             paper=None,
             source="Figure 3 (qualitative)",
-            quick=DECREASE_MARGIN if name == "U1" else None,
+            quick=DECREASE_MARGIN,
             full=DECREASE_MARGIN,
             unit="nats",
         )
@@ -156,7 +178,7 @@ CLAIMS = [
         description="U1, K = 32: KL(q_K ‖ p) = F + log Z (log Z over the plane, by quadrature)",
         paper=None,
         source="Figure 3 (qualitative)",
-        quick=0.12,
+        quick=0.05,
         full=0.1,
         higher_is_better=False,
         unit="nats",
@@ -167,7 +189,7 @@ CLAIMS = [
             description=f"{name}, K = 32: KL(q_K ‖ p), p restricted to the box [-4, 4]² (log Z the box's)",
             paper=None,
             source="Figure 3 (qualitative)",
-            quick=None,
+            quick=0.2,
             full=0.2,
             higher_is_better=False,
             unit="nats",
@@ -227,6 +249,8 @@ def _check(cfg: Config) -> None:
     check_choice("optimizer", cfg.optimizer, ("adam", "rmsprop"))
     check_float("learning_rate", cfg.learning_rate, 0.0, min_inclusive=False, finite=True)
     check_int("anneal_steps", cfg.anneal_steps, 1)
+    check_int("restarts", cfg.restarts, 1)
+    check_int("select_samples", cfg.select_samples, 1)
     check_int("eval_samples", cfg.eval_samples, 1)
     check_float("box_limit", cfg.box_limit, 0.0, min_inclusive=False, finite=True)
     check_float("wall_width", cfg.wall_width, 0.0, min_inclusive=False, finite=True)
@@ -248,18 +272,25 @@ def _optimizer(params, cfg_optimizer: str, learning_rate: float) -> torch.optim.
 
 
 def stacked_energies(cfg: Config):
-    """``z`` ``[targets, N, 2]`` -> each target's energy at its own samples ``[targets, N]``."""
+    """``z`` ``[targets * R, N, 2]`` (target-major: copies ``t R .. t R + R - 1`` are target ``t``'s, any
+    ``R ≥ 1``) -> each copy's target energy at its own samples ``[targets * R, N]``."""
 
     def energies(z: Tensor) -> Tensor:
-        return torch.stack([target_energy(name, z[i], cfg) for i, name in enumerate(cfg.energies)])
+        per_target = z.reshape(len(cfg.energies), -1, z.shape[-1])
+        values = [target_energy(name, per_target[i], cfg) for i, name in enumerate(cfg.energies)]
+        return torch.stack(values).view(z.shape[:-1])
 
     return energies
 
 
-def fit_targets(cfg: Config, length: int, device: torch.device) -> PlanarDensity:
-    """Train one planar-flow density of length ``length`` per target, side by side."""
+def fit_targets(cfg: Config, length: int, device: torch.device) -> tuple[PlanarDensity, Tensor]:
+    """Train ``cfg.restarts`` planar-flow densities of length ``length`` per target, all side by side,
+    and keep per target the restart with the lowest training free energy (β = 1, ``select_samples``
+    samples). Returns the kept densities (one copy per target) and every restart's free energy
+    ``[targets, restarts]``."""
     size = 0 if cfg.ablation == "no_flow" else length
-    density = PlanarDensity(2, size, copies=len(cfg.energies)).to(device)
+    targets, restarts = len(cfg.energies), cfg.restarts
+    density = PlanarDensity(2, size, copies=targets * restarts).to(device)
     optimizer = _optimizer(density.parameters(), cfg.optimizer, cfg.learning_rate)
     energies = stacked_energies(cfg)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.steps) if cfg.cosine_decay else None
@@ -271,7 +302,10 @@ def fit_targets(cfg: Config, length: int, device: torch.device) -> PlanarDensity
         optimizer.step()
         if schedule is not None:
             schedule.step()
-    return density
+    with torch.no_grad():
+        trained = free_energy(density, energies, cfg.select_samples).view(targets, restarts)
+    kept = torch.arange(targets, device=trained.device) * restarts + trained.argmin(1)
+    return density.select(kept), trained.cpu()
 
 
 @torch.no_grad()
@@ -363,12 +397,14 @@ def run(cfg: Config) -> Result:
     log_z = {name: target_log_normaliser(name, cfg) for name in cfg.energies}
     metrics: dict[str, float] = {}
     histograms: dict[int, np.ndarray] = {}
+    restart_kl: dict[str, list[float]] = {}
     for length in cfg.flow_lengths:
-        density = fit_targets(cfg, length, device)
+        density, trained = fit_targets(cfg, length, device)
         values = evaluate(density, cfg, generator)
         for i, name in enumerate(cfg.energies):
             metrics[f"free_energy_{name}_K{length}"] = float(values[i])
             metrics[f"kl_{name}_K{length}"] = float(values[i]) + log_z[name]
+            restart_kl[f"{name}_K{length}"] = [round(float(f) + log_z[name], 4) for f in trained[i]]
         histograms[length] = density_grid(density, cfg.box_limit, 100, 100_000, generator)
     ordered = sorted(cfg.flow_lengths)
     if len(ordered) > 1:
@@ -393,11 +429,23 @@ def run(cfg: Config) -> Result:
     ]
     if cfg.scale == "quick":
         notes.append(
-            f"quick: {cfg.steps} Adam updates of {cfg.batch_size} samples per K (the paper: 500,000 "
-            "RMSprop updates); no MNIST model (Table 2 is the full run's)."
+            f"quick: {cfg.steps} Adam updates (lr {cfg.learning_rate:g}, cosine decay) of {cfg.batch_size} "
+            "samples per K (the paper: 500,000 RMSprop updates at 1e-5); no MNIST model (Table 2 is the "
+            "full run's)."
+        )
+    if cfg.restarts > 1:
+        notes.append(
+            f"departure: {cfg.restarts} restarts per (target, K), trained side by side; the one with the "
+            f"lowest training free energy (beta = 1, {cfg.select_samples} training-stream samples) is kept "
+            "and evaluated on fresh samples (the paper reports one run). Every restart's training KL is "
+            "in details['restart_training_kl']."
         )
     if cfg.ablation == "no_flow":
         notes.append("ablation no_flow: every flow removed, q = q0 at every K.")
-    details = {"log_normaliser": log_z, "flow_lengths": list(cfg.flow_lengths)}
+    details = {
+        "log_normaliser": log_z,
+        "flow_lengths": list(cfg.flow_lengths),
+        "restart_training_kl": restart_kl,
+    }
     figures = {"figure3_densities": _figure(cfg, histograms, metrics)}
     return Result(metrics=metrics, figures=figures, details=details, notes=notes)

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from aicanon.core.checks import check_choice, check_float, check_int, check_tensor
 from aicanon.generative.flows.base import Flow, FlowSequence
-from aicanon.generative.flows.planar import Planar, Radial, constrained_u, planar_step, planar_transform
+from aicanon.generative.flows.planar import Planar, Radial, constrained_u, planar_transform
 
 __all__ = [
     "FlowDensity",
@@ -121,16 +121,39 @@ class PlanarDensity(nn.Module):
         self.log_std = nn.Parameter(torch.zeros(copies, dim))
 
     def flow(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """Apply the K layers to ``z`` ``[copies, N, D]``: ``(z_K, Σ log|det|)``, the sum ``[copies, N]``."""
+        """Apply the K layers to ``z`` ``[copies, N, D]``: ``(z_K, Σ log|det|)``, the sum ``[copies, N]``.
+
+        Eq. 10 and 12 in six tensor operations per layer (the per-operation overhead, not arithmetic,
+        bounds small 2-D batches): ``wᵀz + b`` and ``z + û a`` are batched matrix products, and
+        ``log|1 + (1 - a²) wᵀû| = log1p(wᵀû - wᵀû a²)`` needs no ``abs`` since û keeps ``wᵀû > -1``.
+        """
         check_tensor("z", z, shape=(self.copies, None, self.dim), floating=True)
-        u_hat = constrained_u(self.u, self.w).unsqueeze(2)  # [K, C, 1, D]
-        wu = (self.w.unsqueeze(2) * u_hat).sum(-1)  # [K, C, 1]
-        w, b = self.w.unsqueeze(2), self.b.unsqueeze(2)
-        total = z.new_zeros(z.shape[:-1])
+        u_hat = constrained_u(self.u, self.w)  # [K, C, D]
+        wu = (self.w * u_hat).sum(-1)[..., None, None]  # [K, C, 1, 1]
+        w, b, u_row = self.w.unsqueeze(-1), self.b[..., None, None], u_hat.unsqueeze(2)
+        logdets = []
         for k in range(self.length):
-            z, logdet = planar_step(z, u_hat[k], w[k], b[k], wu[k])
-            total = total + logdet
-        return z, total
+            activation = torch.tanh(torch.baddbmm(b[k], z, w[k]))  # [C, N, 1]
+            logdets.append(torch.log1p(torch.addcmul(wu[k], wu[k], activation.square(), value=-1.0)))
+            z = torch.baddbmm(z, activation, u_row[k])
+        if not logdets:
+            return z, z.new_zeros(z.shape[:-1])
+        return z, torch.cat(logdets, -1).sum(-1)
+
+    def select(self, index: Tensor | list[int]) -> PlanarDensity:
+        """A new density holding copies ``index`` (in that order), their parameters copied."""
+        index = torch.as_tensor(index, dtype=torch.long, device=self.mean.device)
+        if index.dim() != 1 or index.numel() == 0:
+            raise ValueError(f"index must be a non-empty 1-D list of copies, got shape {tuple(index.shape)}")
+        if bool(((index < 0) | (index >= self.copies)).any()):
+            raise ValueError(f"index must lie in [0, {self.copies}), got {index.tolist()}")
+        out = PlanarDensity(self.dim, self.length, index.numel()).to(self.mean)
+        with torch.no_grad():
+            for name in ("u", "w", "b"):
+                getattr(out, name).copy_(getattr(self, name)[:, index])
+            out.mean.copy_(self.mean[index])
+            out.log_std.copy_(self.log_std[index])
+        return out
 
     def sample(self, count: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """``count`` samples per copy: ``z_K`` ``[copies, count, D]``, ``log q_K(z_K)``
