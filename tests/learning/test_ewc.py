@@ -333,3 +333,11 @@ def test_unknown_task_ids_and_repeated_consolidation_are_errors():
     stream = TaskStream((task,), num_classes=3)
     with pytest.raises(KeyError, match="task id 4 is not in the stream"):
         stream.task(4)
+
+
+def test_fisher_of_a_diverged_model_says_so():
+    model = nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight.fill_(float("nan"))
+    with pytest.raises(ValueError, match="not finite \\(NaN or inf\\): its parameters diverged"):
+        diagonal_fisher(model, torch.randn(4, 3))

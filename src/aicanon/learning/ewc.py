@@ -157,6 +157,11 @@ def diagonal_fisher(
                 probs = torch.cat(
                     [vmap(log_probs, in_dims=(None, 0))(params, x[i : i + 256]) for i in range(0, count, 256)]
                 ).exp()
+            if not torch.isfinite(probs).all():
+                raise ValueError(
+                    "the model's predictive probabilities are not finite (NaN or inf): its parameters "
+                    "diverged while training this task (lower the learning rate or lambda)"
+                )
             if mode == "true":  # one label per example from the model's predictive distribution
                 labels = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(x.device)
                 examples, weights = torch.arange(count, device=x.device), None
