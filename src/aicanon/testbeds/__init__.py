@@ -7,7 +7,12 @@
   vision-transformer surveys);
 * :mod:`~aicanon.testbeds.planetoid`: node classification on Cora/CiteSeer with GAT's and Kipf &
   Welling's stopping rules (GAT, the GNN review);
-* :mod:`~aicanon.testbeds.data_fraction`: ViT's and MLP-Mixer's data-fraction protocol.
+* :mod:`~aicanon.testbeds.data_fraction`: ViT's and MLP-Mixer's data-fraction protocol;
+* :mod:`~aicanon.testbeds.forecasting`: the long-horizon forecasting protocol on ETT (Informer, Autoformer);
+* :mod:`~aicanon.testbeds.task_streams`: permuted/rotated MNIST and split CIFAR-10 task streams (EWC, GEM);
+* :mod:`~aicanon.testbeds.toy_densities`: the 2-D energy functions U1–U4 and toy samples (the flows);
+* :mod:`~aicanon.testbeds.sequence_tasks`: adding, copy memory, selective copying, induction heads and
+  sequential MNIST, with one training loop (TCN, Mamba).
 
 Dependencies point one way: experiments and testbeds import methods, datasets and core; a method
 never imports a testbed, and a testbed never imports an experiment.

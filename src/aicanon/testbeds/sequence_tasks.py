@@ -9,8 +9,7 @@ The tasks that the sequence-model papers use to probe memory and selection, gene
   then ``memorize + 1`` delimiters (``alphabet + 1``; the paper's "last 11 elements are all 9"), and
   the model must output the symbols in order over the last ``memorize`` steps (blank elsewhere).
   Every position is scored, as in the TCN paper; always predicting blank except a uniform guess
-  at the end gives
-  cross-entropy ``memorize · log(alphabet) / length``.
+  at the end gives cross-entropy ``memorize · log(alphabet) / length``.
 * :func:`selective_copying` (Mamba Section 3.1, Figure 2; Table 1): ``memorize`` data tokens at
   random positions among noise tokens (0) in a sequence of ``length`` steps, then ``memorize``
   delimiter tokens during which the data tokens must be output in order. Unlike copy memory the
