@@ -220,7 +220,9 @@ def reproduce(
         reports.append(record)
         failed |= not rep.passed
         if not as_json:
-            _print_claims(record, title=f"{paper.rank}. {paper.title} ({scale}, {rep.seconds:.0f} s) → {folder}")
+            _print_claims(
+                record, title=f"{paper.rank}. {paper.title} ({scale}, {rep.seconds:.0f} s) → {folder}"
+            )
     if as_json:
         sys.stdout.write(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2) + "\n")
     raise typer.Exit(EXIT_CLAIM_FAILED if failed else 0)
@@ -280,6 +282,36 @@ def bench(
 
 
 @app.command()
+def serve(
+    model: Path = typer.Argument(..., help="a transformers-format Llama folder with tokenizer.json"),
+    host: str = typer.Option("127.0.0.1", help="interface to listen on (0.0.0.0: every interface)"),
+    port: int = typer.Option(8000, help="TCP port"),
+    name: str | None = typer.Option(None, help="the model name clients send (default: the folder's name)"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+) -> None:
+    """Serve a model over the OpenAI completions and chat API (``/v1/completions``, ``/v1/chat/completions``)."""
+    import uvicorn
+
+    from aicanon.core.device import select_device
+    from aicanon.language.local_backend import load_local_language_model
+    from aicanon.language.server import create_app
+
+    try:
+        check_device_name(device)
+    except ValueError as error:
+        _fail_usage(str(error))
+    if not 0 < port < 65536:
+        _fail_usage(f"--port must be in [1, 65535], got {port}")
+    try:
+        backend = load_local_language_model(model, device=select_device(device))
+    except (FileNotFoundError, ValueError, TypeError) as error:
+        _fail_usage(f"cannot serve {model}: {error}")
+    served = name or model.resolve().name
+    err.print(f"serving {served!r} at http://{host}:{port}/v1")
+    uvicorn.run(create_app(backend, served), host=host, port=port, log_level="info")
+
+
+@app.command()
 def report(
     path: Path = typer.Option(None, help="where to write (default: RESULTS.md in the checkout)"),
 ) -> None:
@@ -306,7 +338,9 @@ def _data_table(check: bool) -> tuple[int, dict[str, list[str]]]:
             size = f"{path.stat().st_size:,}" if path else "—"
             if state == "missing" and not entry.verifiable:
                 state = "not staged"  # registered without a hash: known to be absent (see SOURCES.md)
-            colour = {"ok": "green", "found": "green", "missing": "yellow", "not staged": "dim"}.get(state, "red")
+            colour = {"ok": "green", "found": "green", "missing": "yellow", "not staged": "dim"}.get(
+                state, "red"
+            )
             bad += state in ("corrupt",)
             if state == "missing":
                 missing.setdefault(dataset, []).append(name)

@@ -1,0 +1,109 @@
+"""One interface to a language model, whatever serves it: ``complete(prompts, ...) -> completions``.
+
+The prompting, search and evaluation methods (chain of thought, self-consistency, Tree of Thoughts,
+ReAct, the benchmark harnesses) are programs over text completion, so they are written against
+:class:`LanguageModel` and run unchanged on any backend:
+
+* :class:`~aicanon.language.local_backend.LocalLanguageModel`: a causal LM of ``aicanon.language``
+  (or any module with the same call signature) in this process;
+* :class:`~aicanon.language.http_backend.OpenAICompatibleLanguageModel`: an OpenAI-compatible
+  ``/v1/completions`` endpoint (vLLM, llama.cpp's server, Ollama, hosted APIs, ``aicanon serve``).
+
+``complete(prompts, max_tokens, temperature, n, stop)`` returns, for every prompt, ``n``
+:class:`Completion` objects (a list of lists, in prompt order). A completion carries its text, why it
+ended (``"stop"``: a stop sequence or the end-of-sequence token; ``"length"``: ``max_tokens`` reached)
+and, where the backend provides them, the log-probability of each generated token under the model
+(natural log, at temperature 1, i.e. of the unmodified distribution), so sequence probabilities can
+be compared (self-consistency's weighted votes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from aicanon.core.checks import check_float, check_int
+
+__all__ = ["Completion", "LanguageModel", "check_completion_request", "truncate_at_stop"]
+
+FINISH_REASONS = ("stop", "length")
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One generated continuation of a prompt.
+
+    ``tokens``/``token_logprobs``: the generated tokens' text pieces and log-probabilities (None when
+    the backend gives none); the pieces concatenate to ``text``.
+    """
+
+    text: str
+    finish_reason: str = "length"
+    tokens: tuple[str, ...] | None = None
+    token_logprobs: tuple[float, ...] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str):
+            raise TypeError(f"Completion.text must be a str, got {type(self.text).__name__}")
+        if self.finish_reason not in FINISH_REASONS:
+            raise ValueError(
+                f"Completion.finish_reason must be one of {FINISH_REASONS}, got {self.finish_reason!r}"
+            )
+        if (self.tokens is None) != (self.token_logprobs is None):
+            raise ValueError("Completion.tokens and token_logprobs must be given together")
+        if self.tokens is not None and len(self.tokens) != len(self.token_logprobs):
+            raise ValueError(
+                f"Completion has {len(self.tokens)} tokens but {len(self.token_logprobs)} token_logprobs"
+            )
+
+    @property
+    def logprob(self) -> float | None:
+        """The sum of the token log-probabilities (the sequence's log-probability), if known."""
+        return None if self.token_logprobs is None else float(sum(self.token_logprobs))
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    """Anything that completes prompts (see the module docstring)."""
+
+    def complete(
+        self,
+        prompts: Sequence[str],
+        max_tokens: int = 64,
+        temperature: float = 0.0,
+        n: int = 1,
+        stop: Sequence[str] | None = None,
+    ) -> list[list[Completion]]: ...
+
+
+def check_completion_request(
+    prompts: Sequence[str], max_tokens: int, temperature: float, n: int, stop: Sequence[str] | None
+) -> tuple[list[str], list[str]]:
+    """Validate a ``complete`` call's arguments; the prompts and stop sequences as lists.
+
+    ``n`` > 1 at temperature 0 is allowed (n identical greedy completions), as in the OpenAI API.
+    """
+    if isinstance(prompts, str) or not isinstance(prompts, Sequence):
+        raise TypeError(f"prompts must be a list of str (one prompt: [prompt]), got {type(prompts).__name__}")
+    prompts = list(prompts)
+    if not prompts or not all(isinstance(p, str) for p in prompts):
+        raise ValueError("prompts must be a non-empty list of str")
+    check_int("max_tokens", max_tokens, 0)
+    check_float("temperature", temperature, 0.0, finite=True)
+    check_int("n", n, 1)
+    if stop is None:
+        stops: list[str] = []
+    elif isinstance(stop, str):
+        stops = [stop]
+    else:
+        stops = list(stop)
+    if not all(isinstance(s, str) and s for s in stops):
+        raise ValueError(f"stop must be None, a non-empty str or a list of them, got {stop!r}")
+    return prompts, stops
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """``text`` up to (not including) the earliest occurrence of any stop sequence; whether one occurred."""
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+    return (text, False) if cut < 0 else (text[:cut], True)
