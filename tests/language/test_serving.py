@@ -334,3 +334,21 @@ def test_greedy_completions_equal_transformers_generate(model_folder, local):
         new = new[: new.index(1)] if 1 in new else new
         (ours,) = local.complete([prompt], max_tokens=6)[0]
         assert ours.text == local.tokenizer.decode(new)
+
+
+@pytest.mark.parity
+def test_transformers_backend_equals_ours_on_the_same_weights(model_folder, local):
+    transformers = pytest.importorskip("transformers")
+    from aicanon.language.transformers_backend import TransformersCausalLM
+
+    reference = transformers.LlamaForCausalLM.from_pretrained(model_folder).eval()
+    backend = LocalLanguageModel(
+        TransformersCausalLM(reference), local.tokenizer, eos_token_id=1, bos_token_id=0, max_context=128
+    )
+    prompts = ["1+2=", "a", "the cat sat"]  # different lengths: left padding is exercised
+    theirs, ours = backend.complete(prompts, max_tokens=8), local.complete(prompts, max_tokens=8)
+    for t, o in zip(theirs, ours, strict=True):
+        assert t[0].text == o[0].text and t[0].finish_reason == o[0].finish_reason
+        torch.testing.assert_close(
+            torch.tensor(t[0].token_logprobs), torch.tensor(o[0].token_logprobs), atol=1e-5, rtol=1e-5
+        )

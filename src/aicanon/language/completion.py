@@ -6,6 +6,8 @@ ReAct, the benchmark harnesses) are programs over text completion, so they are w
 
 * :class:`~aicanon.language.local_backend.LocalLanguageModel`: a causal LM of ``aicanon.language``
   (or any module with the same call signature) in this process;
+* :func:`~aicanon.language.transformers_backend.load_transformers_language_model`: a transformers
+  causal LM (local files) through the same local backend;
 * :class:`~aicanon.language.http_backend.OpenAICompatibleLanguageModel`: an OpenAI-compatible
   ``/v1/completions`` endpoint (vLLM, llama.cpp's server, Ollama, hosted APIs, ``aicanon serve``).
 
