@@ -12,7 +12,9 @@
 * :mod:`~aicanon.testbeds.task_streams`: permuted/rotated MNIST and split CIFAR-10 task streams (EWC, GEM);
 * :mod:`~aicanon.testbeds.toy_densities`: the 2-D energy functions U1–U4 and toy samples (the flows);
 * :mod:`~aicanon.testbeds.sequence_tasks`: adding, copy memory, selective copying, induction heads and
-  sequential MNIST, with one training loop (TCN, Mamba).
+  sequential MNIST, with one training loop (TCN, Mamba);
+* :mod:`~aicanon.testbeds.digit_judge`: an independent digit classifier for generated samples' fidelity
+  and features (the diffusion papers).
 
 Dependencies point one way: experiments and testbeds import methods, datasets and core; a method
 never imports a testbed, and a testbed never imports an experiment.
