@@ -14,7 +14,9 @@
 * :mod:`~aicanon.testbeds.sequence_tasks`: adding, copy memory, selective copying, induction heads and
   sequential MNIST, with one training loop (TCN, Mamba);
 * :mod:`~aicanon.testbeds.digit_judge`: an independent digit classifier for generated samples' fidelity
-  and features (the diffusion papers).
+  and features (the diffusion papers);
+* :mod:`~aicanon.testbeds.diffusion_training`: the denoiser training loop with EMA, timestep sampling and
+  resume (the diffusion papers).
 
 Dependencies point one way: experiments and testbeds import methods, datasets and core; a method
 never imports a testbed, and a testbed never imports an experiment.
