@@ -1,0 +1,96 @@
+"""The Attentive Reader's experiment: the cloze set and its baselines meet the quick claims; the
+untrained reader fails the reader claim; seeds repeat; configs follow the paper."""
+
+import dataclasses
+
+import pytest
+
+from aicanon.catalog import load_experiment, reproduce
+from aicanon.core.experiment import make_config
+
+pytestmark = pytest.mark.paper("attentive-reader")
+
+experiment = load_experiment("attentive-reader")
+
+TINY = dict(
+    train_examples=64,
+    test_examples=48,
+    embedding_size=8,
+    hidden_size=8,
+    attention_size=8,
+    batch_size=16,
+    seeds=1,
+)
+
+
+@pytest.mark.slow  # one seed trains two readers for 3 epochs: about 50 s on one CPU core
+def test_quick_reproduction_meets_every_quick_claim():
+    cfg = make_config(experiment, "quick")
+    result = reproduce("attentive-reader", cfg)
+    assert len(result.per_seed) == cfg.seeds == 1
+    claimed = [c for c in result.claims if c.threshold is not None]
+    assert claimed, "the quick scale must claim something"
+    for claim in claimed:
+        assert claim.passed, f"{claim.metric}: ours {claim.ours:.2f} < threshold {claim.threshold}"
+    # The readers are trained and reported beside the baselines (their ordering is a full-scale claim).
+    assert {"attentive_accuracy", "deep_lstm_accuracy", "attentive_minus_exclusive_frequency"} <= set(
+        result.metrics
+    )
+    assert "training_loss" in result.figures
+
+
+def test_untrained_reader_fails_the_quick_claim():
+    cfg = make_config(experiment, "quick", train=False, readers=("attentive",), seeds=1)
+    result = reproduce("attentive-reader", cfg)
+    claim = next(c for c in result.claims if c.metric == "attentive_minus_maximum_frequency")
+    assert claim.passed is False
+    # At chance (about 31 % with 4.4 candidates per document), below maximum frequency (about 36 %).
+    assert result.metrics["attentive_accuracy"] < result.metrics["maximum_frequency_accuracy"]
+    assert any("untrained" in note for note in result.notes)
+
+
+def test_same_seed_gives_the_same_metrics():
+    cfg = make_config(experiment, "quick", readers=("attentive",), **TINY)
+    first = experiment.run(dataclasses.replace(cfg, seed=5))
+    second = experiment.run(dataclasses.replace(cfg, seed=5))
+    assert first.metrics == second.metrics
+    assert first.details == second.details
+
+
+def test_full_config_runs_every_reader_with_tiny_overrides():
+    cfg = make_config(experiment, "full", epochs=1, **TINY)
+    result = experiment.run(cfg)
+    for name in ("attentive", "deep_lstm", "impatient", "uniform"):
+        assert 0.0 <= result.metrics[f"{name}_accuracy"] <= 100.0
+    assert {
+        "attentive_minus_exclusive_frequency",
+        "attentive_minus_deep_lstm",
+        "attentive_minus_uniform",
+    } <= set(result.metrics)
+
+
+def test_configs_follow_the_paper():
+    full = experiment.Config.full()
+    assert full.readers == ("attentive", "deep_lstm", "impatient", "uniform")
+    assert (full.train_examples, full.test_examples) == (0, 0)  # every query of both files
+    assert (full.optimizer, full.hidden_size, full.deep_layers) == ("rmsprop", 256, 2)
+    assert (full.max_document_tokens, full.num_entity_ids) == (120, 48)
+    quick = experiment.Config.quick()
+    assert quick.scale == "quick" and quick.seeds == 1 and quick.readers == ("attentive", "deep_lstm")
+    assert quick.train_file != quick.test_file
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"readers": ("bogus",)}, "readers must be a tuple of names"),
+        ({"optimizer": "sgd"}, "optimizer must be one of"),
+        ({"dropout": 1.0}, "dropout must be a probability"),
+        ({"num_entity_ids": 1}, "num_entity_ids must be >= 2"),
+        ({"attention": "dot"}, "attention must be one of"),
+    ],
+)
+def test_bad_config_is_rejected(override, message):
+    cfg = make_config(experiment, "quick", seeds=1, **override)
+    with pytest.raises(ValueError, match=message):
+        experiment.run(cfg)
