@@ -22,9 +22,9 @@ import time
 import warnings
 
 import torch
-import torch.nn.functional as F
+from _gpu import matmul_ceiling, time_lm_training
 
-from aicanon.core.device import autocast, select_device
+from aicanon.core.device import select_device
 from aicanon.core.state_dict import load_state_dict_strict
 from aicanon.language.llama import Llama, LlamaConfig
 from aicanon.language.llama_weights import from_transformers
@@ -47,27 +47,6 @@ SMOKE = dict(
     num_kv_heads=4,
     max_seq_len=64,
 )
-
-
-def matmul_ceiling(device: torch.device, size: int) -> float:
-    """Measured bf16 (CUDA) / float32 (CPU) matmul FLOP/s on ``size x size`` operands."""
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    sync(device)
-    n = 20 if device.type == "cuda" else 2
-    start = time.perf_counter()
-    for _ in range(n):
-        a @ b
-    sync(device)
-    return 2 * size**3 * n / (time.perf_counter() - start)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def flops_per_token(cfg: LlamaConfig, seq_len: int) -> float:
@@ -93,34 +72,6 @@ def reference_model(cfg: LlamaConfig, attention: str):
             attn_implementation=attention,
         )
     )
-
-
-def time_training(model, hf: bool, ids, device, steps: int, warmup: int) -> float:
-    """Seconds per training step (median of ``steps`` after ``warmup``)."""
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=device.type == "cuda"
-    )
-    x, y = ids[:, :-1], ids[:, 1:]
-
-    def step():
-        with autocast(device):
-            out = model(x)
-            logits = out.logits if hf else out
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        sync(device)
-        start = time.perf_counter()
-        step()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 
 def main() -> None:
@@ -192,7 +143,7 @@ def main() -> None:
         if compiled:
             model = torch.compile(model)
         start = time.perf_counter()
-        seconds = time_training(model, hf, ids, device, args.steps, args.warmup)
+        seconds = time_lm_training(model, ids, device, args.steps, args.warmup, hf=hf, betas=(0.9, 0.95))
         rate = tokens / seconds
         achieved = rate * per_token
         results[label] = rate
