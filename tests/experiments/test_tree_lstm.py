@@ -19,7 +19,7 @@ def _claims(result):
 
 
 def test_quick_reproduction_meets_every_quick_claim():
-    # One seed here (about 20 s on a free core); the CLI's quick run averages seeds 0-2, and every
+    # One seed here (about 20 s on a free core); the CLI's quick run averages seeds 0-1, and every
     # threshold holds for each of those seeds alone (see the test below and CLAIMS' comment).
     cfg = make_config(experiment, "quick", seeds=1)
     result = reproduce("tree-lstm", cfg)
