@@ -1,5 +1,6 @@
-"""The Attentive Reader's experiment: the cloze set and its baselines meet the quick claims; the
-untrained reader fails the reader claim; seeds repeat; configs follow the paper."""
+"""The Attentive Reader's experiment: the cloze set and its baselines meet the quick claims (the
+readers' orderings are claimed at full scale only); the untrained reader stays at chance, below the
+baselines; a summary is never in its document; seeds repeat; configs follow the paper."""
 
 import dataclasses
 
@@ -23,7 +24,6 @@ TINY = dict(
 )
 
 
-@pytest.mark.slow  # one seed trains two readers for 3 epochs: about 50 s on one CPU core
 def test_quick_reproduction_meets_every_quick_claim():
     cfg = make_config(experiment, "quick")
     result = reproduce("attentive-reader", cfg)
@@ -32,20 +32,23 @@ def test_quick_reproduction_meets_every_quick_claim():
     assert claimed, "the quick scale must claim something"
     for claim in claimed:
         assert claim.passed, f"{claim.metric}: ours {claim.ours:.2f} < threshold {claim.threshold}"
-    # The readers are trained and reported beside the baselines (their ordering is a full-scale claim).
-    assert {"attentive_accuracy", "deep_lstm_accuracy", "attentive_minus_exclusive_frequency"} <= set(
+    # The reader is trained and reported beside the baselines (Table 5's orderings: full scale only).
+    assert {"attentive_accuracy", "attentive_minus_exclusive_frequency", "chance_accuracy"} <= set(
         result.metrics
     )
+    reader_claims = [c for c in result.claims if c.metric.startswith("attentive_minus")]
+    assert reader_claims and all(c.threshold is None for c in reader_claims)
     assert "training_loss" in result.figures
 
 
-def test_untrained_reader_fails_the_quick_claim():
-    cfg = make_config(experiment, "quick", train=False, readers=("attentive",), seeds=1)
+def test_untrained_reader_is_at_chance_below_the_baselines():
+    cfg = make_config(experiment, "quick", train=False, seeds=1)
     result = reproduce("attentive-reader", cfg)
-    claim = next(c for c in result.claims if c.metric == "attentive_minus_maximum_frequency")
-    assert claim.passed is False
-    # At chance (about 31 % with 4.4 candidates per document), below maximum frequency (about 36 %).
-    assert result.metrics["attentive_accuracy"] < result.metrics["maximum_frequency_accuracy"]
+    metrics = result.metrics
+    # Untrained, the reader guesses among about 4.3 candidates (chance about 33 %), below maximum
+    # frequency (about 43 %).
+    assert abs(metrics["attentive_accuracy"] - metrics["chance_accuracy"]) < 5.0
+    assert metrics["attentive_minus_maximum_frequency"] < -4.0
     assert any("untrained" in note for note in result.notes)
 
 
@@ -76,7 +79,7 @@ def test_configs_follow_the_paper():
     assert (full.optimizer, full.hidden_size, full.deep_layers) == ("rmsprop", 256, 2)
     assert (full.max_document_tokens, full.num_entity_ids) == (120, 48)
     quick = experiment.Config.quick()
-    assert quick.scale == "quick" and quick.seeds == 1 and quick.readers == ("attentive", "deep_lstm")
+    assert quick.scale == "quick" and quick.seeds == 1 and quick.readers == ("attentive",)
     assert quick.train_file != quick.test_file
 
 
@@ -94,3 +97,24 @@ def test_bad_config_is_rejected(override, message):
     cfg = make_config(experiment, "quick", seeds=1, **override)
     with pytest.raises(ValueError, match=message):
         experiment.run(cfg)
+
+
+def test_a_summary_is_never_part_of_its_document():
+    # Two paragraphs of one article; every sentence is a summary of the sentences around it.
+    text = (
+        " = Title = \n"
+        " Ada Lovelace met Charles Babbage in London . Babbage showed Ada Lovelace his engine . \n"
+        " = = Work = = \n Ada Lovelace wrote notes on the engine . Babbage admired the notes in London .\n"
+    )
+    articles = experiment.wikitext_articles(text)
+    assert len(articles) == 1 and len(articles[0]) == 2
+    triples = experiment.documents_and_summaries(articles, max_tokens=20)
+    assert len(triples) == 4
+    for document, summary, entities in triples:
+        assert " ".join(summary) not in " ".join(document)
+        assert len(document) <= 20
+        assert ("Babbage",) in entities
+    # The window grows after the summary first, then before it, across paragraphs of the article.
+    first_document, first_summary, _ = triples[0]
+    assert first_summary[:2] == ["Ada", "Lovelace"]
+    assert first_document[:2] == ["Babbage", "showed"]
