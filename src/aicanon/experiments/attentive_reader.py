@@ -187,7 +187,9 @@ CLAIMS = [
         description="Attentive Reader accuracy minus the maximum-frequency baseline's (points)",
         paper=29.8,
         source="Table 5, CNN test: Attentive Reader 63.0 - maximum frequency 33.2 (33.2 unverified)",
-        quick=None,
+        # The paper's ordering, kept at quick scale as a target: it FAILS there today (the reader stays
+        # near chance within the CPU budget; see the module docstring). A gap, not a lowered claim.
+        quick=0.0,
         full=2.0,
         unit="points",
     ),
