@@ -12,8 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aicanon.language.selective_scan import (
+    compile_available,
     selective_scan,
     selective_scan_chunked,
+    selective_scan_compiled,
     selective_scan_reference,
     selective_state_update,
     triton_available,
@@ -69,6 +71,66 @@ def test_chunked_equals_reference_forward_and_backward(chunk):
     torch.testing.assert_close(h, h_ref, rtol=1e-12, atol=1e-12)
     for ours, theirs in zip(grads, ref_grads):
         torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10)
+
+
+needs_compiler = pytest.mark.skipif(not compile_available(), reason="torch.compile needs a C++ compiler")
+
+
+def _compiled_case():
+    # Length 13 with chunks of 4: three full chunks and one padded with Δ = 0 steps; an initial state.
+    inputs = make_inputs(batch=2, length=13, channels=3, state=4)
+    start = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    return inputs, start
+
+
+@needs_compiler
+def test_compiled_equals_reference_forward_in_float64():
+    # One compile (no grad, float64: about 5 s); the backward's compile is in the slow test below.
+    inputs, start = _compiled_case()
+    with torch.no_grad():
+        y_ref, h_ref = selective_scan_reference(**inputs, initial_state=start, return_final_state=True)
+        y, h = selective_scan_compiled(**inputs, initial_state=start, return_final_state=True, chunk_size=4)
+    assert y.dtype == torch.float64
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h, h_ref, rtol=1e-12, atol=1e-12)
+
+
+@needs_compiler
+@pytest.mark.slow  # compiling the forward and backward graphs takes ~20 s on 2 shared cores
+def test_compiled_equals_reference_forward_and_backward():
+    inputs, start = _compiled_case()
+    leaves = {k: v.clone().requires_grad_() if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+    names = "x delta A B C D z delta_bias".split()
+    y_ref, h_ref = selective_scan_reference(**leaves, initial_state=start, return_final_state=True)
+    grad = torch.randn_like(y_ref)
+    ref_grads = torch.autograd.grad((y_ref * grad).sum() + h_ref.sum(), [leaves[k] for k in names])
+    y, h = selective_scan_compiled(**leaves, initial_state=start, return_final_state=True, chunk_size=4)
+    grads = torch.autograd.grad((y * grad).sum() + h.sum(), [leaves[k] for k in names])
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h, h_ref, rtol=1e-12, atol=1e-12)
+    for name, ours, theirs in zip(names, grads, ref_grads):
+        torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10, msg=name)
+    with torch.no_grad():  # float32 through the dispatcher, without a gate (another compiled graph)
+        small = {k: v.float() if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+        small["z"] = None
+        compiled = selective_scan(**small, method="compiled")
+        torch.testing.assert_close(compiled, selective_scan_reference(**small), rtol=1e-5, atol=1e-5)
+
+
+def test_auto_takes_the_compiled_path_only_on_long_cpu_sequences(monkeypatch):
+    from aicanon.language import selective_scan as module
+
+    calls = []
+    monkeypatch.setattr(module, "selective_scan_compiled", lambda *a, **k: calls.append("compiled"))
+    monkeypatch.setattr(module, "compile_available", lambda: True)
+    inputs = make_inputs(batch=1, length=module.COMPILE_MIN_LENGTH, channels=1, state=1)
+    module.selective_scan(**inputs)
+    assert calls == ["compiled"]
+    short = make_inputs(batch=1, length=module.COMPILE_MIN_LENGTH - 1, channels=1, state=1)
+    module.selective_scan(**short)
+    assert calls == ["compiled"]
+    monkeypatch.setattr(module, "compile_available", lambda: False)  # no C++ compiler: the step loop
+    torch.testing.assert_close(module.selective_scan(**inputs), selective_scan_reference(**inputs))
 
 
 def test_chunked_scan_passes_gradcheck():

@@ -123,7 +123,8 @@ class MambaConfig:
     rescale_prenorm_residual: bool = True
     """Scale out_proj's initial weight by 1/sqrt(n_layer) (the official initialisation)."""
     scan: str = "auto"
-    """Scan implementation: auto (Triton on CUDA, the step loop on CPU), chunked, reference, triton."""
+    """Scan implementation: auto (Triton on CUDA; on CPU the compiled step loop from length 1,024, else the
+    step loop), chunked, compiled, reference, triton."""
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layer", "vocab_size", "d_state", "d_conv", "expand"):

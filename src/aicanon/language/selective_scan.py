@@ -16,8 +16,9 @@ For every channel ``d`` of the input ``x`` (``[batch, length, channels]``) and e
 ``A`` is ``[channels, state]`` (diagonal per channel), ``B`` and ``C`` are ``[batch, length, state]``
 (shared by the channels, as in the paper's S6: ``s_B(x) = Linear_N(x)``), ``D`` is ``[channels]``.
 
-Implementations (one signature, :func:`selective_scan` picks one by device: Triton on CUDA, the step
-loop on CPU, where it measured faster than the chunked scan):
+Implementations (one signature, :func:`selective_scan` picks one by device: Triton on CUDA; on CPU the
+compiled step loop from length 1,024 on and the step loop below, where both measured faster than the
+chunked scan):
 
 * :func:`selective_scan_reference`: the recurrence step by step, a Python loop over time. The
   definition, used by the tests.
@@ -29,6 +30,15 @@ loop on CPU, where it measured faster than the chunked scan):
   of ``L``; the arithmetic is the same as the loop's. (The pure cumsum formulation
   ``h_t = exp(S_t) Σ_s exp(-S_s) u_s`` would need ``exp(-S_s)``, which overflows float32 once the
   log-decay of a chunk passes 88; the carried-state form does not.)
+* :func:`selective_scan_compiled`: for CPU, long sequences. The step loop's own arithmetic (Δ's
+  softplus, the recurrence, ``C h``, the skip and the gate), ``T = 32`` steps per call of a
+  ``torch.compile``-d function (Inductor writes the ``T`` steps as one vectorised C++ loop over the
+  state, then the ``T`` contractions with ``C``: a chunk's states, 1 MB at the benchmark's shape, stay
+  in cache), the state carried from call to call. The per-step cost of the Python loop (a few tensor
+  operations of ~10 us each, ``L`` times) and the ``[batch, length, channels, state]`` tensors of the
+  other paths both disappear; what remains is ~0.4 ms per call (32 calls at ``L = 1024``) and the
+  ``exp`` of every state element. Compiling costs seconds per new shape (forward) and tens of seconds
+  (backward); Inductor caches the result on disk across processes.
 * :func:`selective_scan_triton`: for CUDA, a Triton kernel with the discretisation, the scan, the skip
   and the gate fused (Section 3.3.2): each program holds the state of a block of channels in
   registers and walks the sequence; the ``[batch, length, channels, state]`` states are never written
@@ -62,10 +72,12 @@ from aicanon.core.checks import check_choice, check_int, check_tensor
 __all__ = [
     "selective_scan",
     "selective_scan_chunked",
+    "selective_scan_compiled",
     "selective_scan_reference",
     "selective_scan_triton",
     "selective_state_update",
     "triton_available",
+    "compile_available",
 ]
 
 
@@ -242,6 +254,136 @@ def selective_scan_chunked(
     y = y.reshape(batch, K * T, channels)[:, :length]
     y = _finish(y, x, D, z)
     return (y, carried) if return_final_state else y
+
+
+# ---------------------------------------------------------------------------------------------------
+# CPU, long sequences: the step loop fused by torch.compile, a chunk of steps per compiled call
+# ---------------------------------------------------------------------------------------------------
+
+COMPILE_CHUNK = 32
+"""Steps per call of the compiled chunk (:func:`selective_scan_compiled`): 32 measured fastest of 16, 32
+and 64 (fewer steps: more calls of ~50-100 us overhead each; more: a longer compile, no faster)."""
+COMPILE_MIN_LENGTH = 1024
+"""From this length on, ``method="auto"`` on CPU takes the compiled path. Its compile (about 8 s per new
+shape forward, 30-45 s with backward, on 2 shared cores) pays off only on long sequences or many calls:
+the quick Mamba experiment (lengths up to 512, a few evaluation batches) stays on the step loop."""
+_COMPILED: dict[str, object] = {}
+
+
+def _chunk_recurrence(
+    h: Tensor,
+    x: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None,
+    z: Tensor | None,
+    delta_bias: Tensor | None,
+    delta_softplus: bool,
+) -> tuple[Tensor, Tensor]:
+    """``T`` steps of the whole scan from the state ``h`` (``[batch, channels, state]``): ``x``,
+    ``delta``, ``z`` ``[batch, T, channels]``, ``B``, ``C`` ``[batch, T, state]``, all of one float
+    dtype. Returns the ``T`` outputs (skip and gate applied) and the last state. Compiled, the ``T``
+    steps, Δ's softplus, the skip and the gate become a few C++ loops: the per-step states stay in
+    cache and only ``[batch, T, channels]`` outputs are written."""
+    step = _step_sizes(delta, delta_bias, delta_softplus)
+    drive = step * x
+    outputs = []
+    for t in range(step.size(1)):
+        h = torch.exp(step[:, t, :, None] * A) * h + drive[:, t, :, None] * B[:, t, None, :]
+        outputs.append((h * C[:, t, None, :]).sum(-1))
+    y = torch.stack(outputs, dim=1)
+    if D is not None:
+        y = y + x * D
+    if z is not None:
+        y = y * F.silu(z)
+    return y, h
+
+
+def compile_available() -> bool:
+    """True when ``torch.compile`` can generate CPU code here: dynamo supported and a C++ compiler found."""
+    try:
+        import shutil
+
+        import torch._dynamo
+
+        if not torch._dynamo.is_dynamo_supported():
+            return False
+    except Exception:
+        return False
+    compiler = os.environ.get("CXX")
+    return any(shutil.which(name) for name in ([compiler] if compiler else []) + ["g++", "c++", "clang++"])
+
+
+def _compiled_chunk():
+    if "chunk" not in _COMPILED:
+        _COMPILED["chunk"] = torch.compile(_chunk_recurrence, dynamic=False)
+    return _COMPILED["chunk"]
+
+
+def selective_scan_compiled(
+    x: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    initial_state: Tensor | None = None,
+    return_final_state: bool = False,
+    chunk_size: int = COMPILE_CHUNK,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """The step loop of :func:`selective_scan_reference` fused by ``torch.compile`` (Inductor's C++
+    code on CPU), ``chunk_size`` steps per compiled call and the state carried between calls; same
+    arguments and result. Differentiable (the compiled backward). The arithmetic is the loop's, in the
+    same order, so it matches the reference to rounding.
+
+    The first call for a new shape, dtype or grad mode compiles (seconds); the length is padded to a
+    multiple of ``chunk_size`` with ``Δ = 0`` steps (the state passes through them unchanged), so one
+    compiled chunk serves every length.
+    """
+    _check_inputs(x, delta, A, B, C, D, z, delta_bias, initial_state)
+    T = check_int("chunk_size", chunk_size, 1)
+    batch, length, channels = x.shape
+    wide = [_wide(t) if t is not None else None for t in (x, delta, A, B, C, D, z, delta_bias)]
+    dtype = wide[0].dtype
+    for t in wide[1:]:
+        dtype = torch.promote_types(dtype, t.dtype) if t is not None else dtype
+    xs, delta_s, A_s, B_s, C_s, D_s, z_s, bias_s = [t.to(dtype) if t is not None else None for t in wide]
+    pad = -length % T
+    if pad:
+        # Padded steps have Δ = 0 (softplus(-inf) = 0): Ā = 1 and Δ B x = 0, the state passes through.
+        xs, B_s, C_s = (F.pad(t, (0, 0, 0, pad)) for t in (xs, B_s, C_s))
+        delta_s = F.pad(delta_s, (0, 0, 0, pad), value=-math.inf if delta_softplus else 0.0)
+        z_s = F.pad(z_s, (0, 0, 0, pad)) if z_s is not None else None
+    h = (
+        _wide(initial_state).to(dtype)
+        if initial_state is not None
+        else xs.new_zeros(batch, channels, A.size(1))
+    )
+    chunk = _compiled_chunk()
+    outputs = []
+    for start in range(0, length + pad, T):
+        part = slice(start, start + T)
+        y_part, h = chunk(
+            h,
+            xs[:, part],
+            delta_s[:, part],
+            A_s,
+            B_s[:, part],
+            C_s[:, part],
+            D_s,
+            z_s[:, part] if z_s is not None else None,
+            bias_s,
+            bool(delta_softplus),
+        )
+        outputs.append(y_part)
+    y = torch.cat(outputs, dim=1)[:, :length] if outputs else xs.new_zeros(batch, 0, channels)
+    y = y.to(x.dtype)
+    return (y, h) if return_final_state else y
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -610,7 +752,7 @@ def selective_scan_triton(
 # Dispatch
 # ---------------------------------------------------------------------------------------------------
 
-METHODS = ("auto", "reference", "chunked", "triton")
+METHODS = ("auto", "reference", "chunked", "compiled", "triton")
 
 
 def selective_scan(
@@ -629,14 +771,22 @@ def selective_scan(
 ) -> Tensor | tuple[Tensor, Tensor]:
     """The selective scan by the fastest path for the device: ``method="auto"`` takes the Triton kernel
     for CUDA tensors when triton imports and no initial or final state is asked for (else the chunked
-    scan), and the step loop on CPU (faster there than the chunked scan in our measurements: see
-    ``benchmarks/bench_mamba.py``); ``"reference"``, ``"chunked"`` or ``"triton"`` force one.
+    scan); on CPU the compiled step loop (:func:`selective_scan_compiled`) from length
+    ``COMPILE_MIN_LENGTH`` on when a C++ compiler is found, else the step loop (both faster there than
+    the chunked scan in our measurements: see ``benchmarks/bench_mamba.py``); ``"reference"``,
+    ``"chunked"``, ``"compiled"`` or ``"triton"`` force one.
     Arguments as :func:`selective_scan_reference`."""
     check_choice("method", method, METHODS)
     if method == "auto":
         stateless = initial_state is None and not return_final_state
         if x.device.type == "cuda":
             method = "triton" if stateless and triton_available() else "chunked"
+        elif x.size(1) >= COMPILE_MIN_LENGTH and compile_available():
+            # Measured on CPU (1 thread, batch 2, 256 channels, N 16, length 1,024, forward): the
+            # compiled chunks 14 ms, the step loop 61 ms, the chunked scan 259 ms, transformers'
+            # loop 122 ms; compiling takes seconds per new shape, worth it only on long sequences
+            # (see benchmarks/bench_mamba.py).
+            method = "compiled"
         else:
             # Measured on 2 CPU cores (training, widths 32-128, lengths 20-256): the step loop, whose
             # state stays in cache, beats the chunked scan, which writes [B, L, E, N] tensors several
@@ -648,5 +798,9 @@ def selective_scan(
                 "method='triton' takes no initial_state and returns no final state; use 'chunked'"
             )
         return selective_scan_triton(x, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    scan = selective_scan_chunked if method == "chunked" else selective_scan_reference
+    scan = {
+        "chunked": selective_scan_chunked,
+        "compiled": selective_scan_compiled,
+        "reference": selective_scan_reference,
+    }[method]
     return scan(x, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, return_final_state)
