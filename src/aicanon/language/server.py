@@ -10,8 +10,10 @@
   ``"role: content\\n"`` per message, then ``"assistant:"``), ``logprobs: true`` for token
   log-probabilities.
 
-A request naming another model gets 404, an invalid one 400 with an OpenAI-style error body. Calls to
-the model are serialised by a lock (a torch model and its sampler are not shared across threads).
+``usage`` counts the generated tokens only (``prompt_tokens`` is 0: the protocol does not report the
+prompt's tokenisation). A request naming another model gets 404, an invalid one 400 with an
+OpenAI-style error body. Calls to the model are serialised by a lock (a torch model and its sampler
+are not shared across threads).
 :class:`BackgroundServer` runs an app with uvicorn in a thread (tests, notebooks); ``aicanon serve``
 runs it in the foreground.
 """
