@@ -28,6 +28,7 @@ not have are refused there, never dropped). One diffusers convention is kept for
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,34 +229,47 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
+AttentionFactory = Callable[[int], nn.Module]
+
+
 class DownLevel(nn.Module):
+    """One level of the down path: ``layers_per_block`` residual blocks, each followed by an attention
+    block when ``attention`` (a factory ``channels -> module``) is given, then a resampler unless it is
+    the last level. Extra arguments of ``forward`` go to the attention blocks (the conditional UNet's
+    cross-attention context); every block's output is a skip connection."""
+
     def __init__(
-        self, in_channels: int, out_channels: int, attends: bool, last: bool, cfg: UNetConfig
+        self,
+        in_channels: int,
+        out_channels: int,
+        cfg: Any,
+        *,
+        attention: AttentionFactory | None = None,
+        last: bool = False,
+        resample: str = "conv",
     ) -> None:
         super().__init__()
         self.resnets = nn.ModuleList(
             ResnetBlock(in_channels if i == 0 else out_channels, out_channels, cfg)
             for i in range(cfg.layers_per_block)
         )
-        if attends:
-            self.attentions = nn.ModuleList(
-                AttentionBlock(out_channels, cfg) for _ in range(cfg.layers_per_block)
-            )
+        if attention is not None:
+            self.attentions = nn.ModuleList(attention(out_channels) for _ in range(cfg.layers_per_block))
         if not last:
             sampler = (
                 ResnetBlock(out_channels, out_channels, cfg, resample="down")
-                if cfg.resample == "resnet"
+                if resample == "resnet"
                 else Downsample(out_channels)
             )
             self.downsamplers = nn.ModuleList([sampler])
 
-    def forward(self, x: Tensor, emb: Tensor) -> tuple[Tensor, list[Tensor]]:
+    def forward(self, x: Tensor, emb: Tensor, *context: Tensor) -> tuple[Tensor, list[Tensor]]:
         outputs = []
         attentions = getattr(self, "attentions", None)
         for i, resnet in enumerate(self.resnets):
             x = resnet(x, emb)
             if attentions is not None:
-                x = attentions[i](x)
+                x = attentions[i](x, *context)
             outputs.append(x)
         if hasattr(self, "downsamplers"):
             sampler = self.downsamplers[0]
@@ -265,36 +279,42 @@ class DownLevel(nn.Module):
 
 
 class UpLevel(nn.Module):
+    """One level of the up path: a residual block per skip it consumes (the skip concatenated to its
+    input), each followed by an attention block when ``attention`` is given, then a resampler unless
+    it is the last level (:class:`DownLevel` for the arguments)."""
+
     def __init__(
         self,
         skip_channels: list[int],
         previous: int,
         out_channels: int,
-        attends: bool,
-        last: bool,
-        cfg: UNetConfig,
+        cfg: Any,
+        *,
+        attention: AttentionFactory | None = None,
+        last: bool = False,
+        resample: str = "conv",
     ) -> None:
         super().__init__()
         self.resnets = nn.ModuleList(
             ResnetBlock((previous if i == 0 else out_channels) + skip, out_channels, cfg)
             for i, skip in enumerate(skip_channels)
         )
-        if attends:
-            self.attentions = nn.ModuleList(AttentionBlock(out_channels, cfg) for _ in skip_channels)
+        if attention is not None:
+            self.attentions = nn.ModuleList(attention(out_channels) for _ in skip_channels)
         if not last:
             sampler = (
                 ResnetBlock(out_channels, out_channels, cfg, resample="up")
-                if cfg.resample == "resnet"
+                if resample == "resnet"
                 else Upsample(out_channels)
             )
             self.upsamplers = nn.ModuleList([sampler])
 
-    def forward(self, x: Tensor, skips: list[Tensor], emb: Tensor) -> Tensor:
+    def forward(self, x: Tensor, skips: list[Tensor], emb: Tensor, *context: Tensor) -> Tensor:
         attentions = getattr(self, "attentions", None)
         for i, resnet in enumerate(self.resnets):
             x = resnet(torch.cat([x, skips.pop()], dim=1), emb)
             if attentions is not None:
-                x = attentions[i](x)
+                x = attentions[i](x, *context)
         if hasattr(self, "upsamplers"):
             sampler = self.upsamplers[0]
             x = sampler(x, emb) if isinstance(sampler, ResnetBlock) else sampler(x)
@@ -302,22 +322,27 @@ class UpLevel(nn.Module):
 
 
 class MidBlock(nn.Module):
-    def __init__(self, channels: int, cfg: UNetConfig) -> None:
-        super().__init__()
-        scale = cfg.mid_residual_scale
-        count = 2
-        self.resnets = nn.ModuleList(
-            ResnetBlock(channels, channels, cfg, residual_scale=scale) for _ in range(count)
-        )
-        if cfg.mid_attention:
-            self.attentions = nn.ModuleList(
-                [AttentionBlock(channels, cfg, norm=cfg.mid_attention_norm, residual_scale=scale)]
-            )
+    """Residual block → attention (when given; extra ``forward`` arguments go to it) → residual block."""
 
-    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+    def __init__(
+        self,
+        channels: int,
+        cfg: Any,
+        *,
+        attention: nn.Module | None = None,
+        residual_scale: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.resnets = nn.ModuleList(
+            ResnetBlock(channels, channels, cfg, residual_scale=residual_scale) for _ in range(2)
+        )
+        if attention is not None:
+            self.attentions = nn.ModuleList([attention])
+
+    def forward(self, x: Tensor, emb: Tensor, *context: Tensor) -> Tensor:
         x = self.resnets[0](x, emb)
         if hasattr(self, "attentions"):
-            x = self.attentions[0](x)
+            x = self.attentions[0](x, *context)
         return self.resnets[1](x, emb)
 
 
@@ -337,18 +362,50 @@ class UNet(nn.Module):
         self.down_blocks = nn.ModuleList()
         skip_channels = [widths[0]]
         previous = widths[0]
+
+        def attention(channels: int) -> nn.Module:
+            return AttentionBlock(channels, cfg)
+
         for level, (width, attends) in enumerate(zip(widths, cfg.attention_levels, strict=True)):
             last = level == len(widths) - 1
-            self.down_blocks.append(DownLevel(previous, width, attends, last, cfg))
+            self.down_blocks.append(
+                DownLevel(
+                    previous,
+                    width,
+                    cfg,
+                    attention=attention if attends else None,
+                    last=last,
+                    resample=cfg.resample,
+                )
+            )
             skip_channels += [width] * (cfg.layers_per_block + (0 if last else 1))
             previous = width
-        self.mid_block = MidBlock(widths[-1], cfg)
+        mid_attention = (
+            AttentionBlock(
+                widths[-1], cfg, norm=cfg.mid_attention_norm, residual_scale=cfg.mid_residual_scale
+            )
+            if cfg.mid_attention
+            else None
+        )
+        self.mid_block = MidBlock(
+            widths[-1], cfg, attention=mid_attention, residual_scale=cfg.mid_residual_scale
+        )
         self.up_blocks = nn.ModuleList()
         for level, (width, attends) in enumerate(
             zip(reversed(widths), reversed(cfg.attention_levels), strict=True)
         ):
             skips = [skip_channels.pop() for _ in range(cfg.layers_per_block + 1)]
-            self.up_blocks.append(UpLevel(skips, previous, width, attends, level == len(widths) - 1, cfg))
+            self.up_blocks.append(
+                UpLevel(
+                    skips,
+                    previous,
+                    width,
+                    cfg,
+                    attention=attention if attends else None,
+                    last=level == len(widths) - 1,
+                    resample=cfg.resample,
+                )
+            )
             previous = width
         self.conv_norm_out = nn.GroupNorm(cfg.norm_groups, widths[0], eps=cfg.norm_eps)
         self.conv_out = nn.Conv2d(widths[0], cfg.out_channels, 3, padding=1)

@@ -35,10 +35,10 @@ from torch import Tensor, nn
 
 from aicanon.core.checks import check_int, check_probability, check_tensor
 from aicanon.generative.diffusion.unet import (
-    Downsample,
-    ResnetBlock,
+    DownLevel,
+    MidBlock,
     TimestepEmbedding,
-    Upsample,
+    UpLevel,
     timestep_embedding,
 )
 
@@ -199,70 +199,6 @@ class Transformer2D(nn.Module):
         return h + x
 
 
-class CrossDownLevel(nn.Module):
-    def __init__(
-        self, in_channels: int, out_channels: int, attends: bool, last: bool, cfg: ConditionalUNetConfig
-    ):
-        super().__init__()
-        self.resnets = nn.ModuleList(
-            ResnetBlock(in_channels if i == 0 else out_channels, out_channels, cfg)
-            for i in range(cfg.layers_per_block)
-        )
-        if attends:
-            self.attentions = nn.ModuleList(
-                Transformer2D(out_channels, cfg) for _ in range(cfg.layers_per_block)
-            )
-        if not last:
-            self.downsamplers = nn.ModuleList([Downsample(out_channels)])
-
-    def forward(self, x: Tensor, emb: Tensor, context: Tensor) -> tuple[Tensor, list[Tensor]]:
-        outputs = []
-        attentions = getattr(self, "attentions", None)
-        for i, resnet in enumerate(self.resnets):
-            x = resnet(x, emb)
-            if attentions is not None:
-                x = attentions[i](x, context)
-            outputs.append(x)
-        if hasattr(self, "downsamplers"):
-            x = self.downsamplers[0](x)
-            outputs.append(x)
-        return x, outputs
-
-
-class CrossUpLevel(nn.Module):
-    def __init__(self, skips: list[int], previous: int, out_channels: int, attends: bool, last: bool, cfg):
-        super().__init__()
-        self.resnets = nn.ModuleList(
-            ResnetBlock((previous if i == 0 else out_channels) + skip, out_channels, cfg)
-            for i, skip in enumerate(skips)
-        )
-        if attends:
-            self.attentions = nn.ModuleList(Transformer2D(out_channels, cfg) for _ in skips)
-        if not last:
-            self.upsamplers = nn.ModuleList([Upsample(out_channels)])
-
-    def forward(self, x: Tensor, skips: list[Tensor], emb: Tensor, context: Tensor) -> Tensor:
-        attentions = getattr(self, "attentions", None)
-        for i, resnet in enumerate(self.resnets):
-            x = resnet(torch.cat([x, skips.pop()], dim=1), emb)
-            if attentions is not None:
-                x = attentions[i](x, context)
-        if hasattr(self, "upsamplers"):
-            x = self.upsamplers[0](x)
-        return x
-
-
-class CrossMidBlock(nn.Module):
-    def __init__(self, channels: int, cfg: ConditionalUNetConfig) -> None:
-        super().__init__()
-        self.resnets = nn.ModuleList(ResnetBlock(channels, channels, cfg) for _ in range(2))
-        self.attentions = nn.ModuleList([Transformer2D(channels, cfg)])
-
-    def forward(self, x: Tensor, emb: Tensor, context: Tensor) -> Tensor:
-        x = self.resnets[0](x, emb)
-        return self.resnets[1](self.attentions[0](x, context), emb)
-
-
 class ConditionalUNet(nn.Module):
     """``forward(x, t, encoder_hidden_states, …) -> [B, out_channels, H, W]`` (module docstring)."""
 
@@ -280,20 +216,33 @@ class ConditionalUNet(nn.Module):
         )
         self.down_blocks = nn.ModuleList()
         skip_channels, previous = [widths[0]], widths[0]
+
+        def attention(channels: int) -> nn.Module:
+            return Transformer2D(channels, cfg)
+
         for level, (width, attends) in enumerate(zip(widths, cfg.cross_attention_levels, strict=True)):
             last = level == len(widths) - 1
-            self.down_blocks.append(CrossDownLevel(previous, width, attends, last, cfg))
+            self.down_blocks.append(
+                DownLevel(previous, width, cfg, attention=attention if attends else None, last=last)
+            )
             skip_channels += [width] * (cfg.layers_per_block + (0 if last else 1))
             previous = width
         self.skip_channels = tuple(skip_channels)
-        self.mid_block = CrossMidBlock(widths[-1], cfg)
+        self.mid_block = MidBlock(widths[-1], cfg, attention=Transformer2D(widths[-1], cfg))
         self.up_blocks = nn.ModuleList()
         for level, (width, attends) in enumerate(
             zip(reversed(widths), reversed(cfg.cross_attention_levels), strict=True)
         ):
             skips = [skip_channels.pop() for _ in range(cfg.layers_per_block + 1)]
             self.up_blocks.append(
-                CrossUpLevel(skips, previous, width, attends, level == len(widths) - 1, cfg)
+                UpLevel(
+                    skips,
+                    previous,
+                    width,
+                    cfg,
+                    attention=attention if attends else None,
+                    last=level == len(widths) - 1,
+                )
             )
             previous = width
         self.conv_norm_out = nn.GroupNorm(cfg.norm_groups, widths[0], eps=cfg.norm_eps)
