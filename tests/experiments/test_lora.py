@@ -60,3 +60,49 @@ def test_config_protocol():
     assert "rank" in names
     with pytest.raises(ValueError, match="has no field 'ranks'"):
         make_config(lora, "quick", ranks=3)
+
+
+def test_a_killed_run_resumes_from_its_checkpoints_to_the_same_result(tmp_path, monkeypatch):
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path / "results"))  # checkpoints live under it
+    short = {
+        "cache": str(tmp_path / "cache"),
+        "device": "cpu",
+        "base_steps": 10,
+        "base_seq_len": 32,
+        "base_batch": 8,
+        "train_sentences": 160,
+        "max_chars": 32,
+        "epochs": 1,
+        "rank_high": 16,
+        "checkpoint_every": 2,
+    }
+    cfg = make_config(lora, "quick", **short)
+    reference = lora.run(cfg).metrics
+    folder = tmp_path / "results" / "_checkpoints" / "lora"
+    assert not any(folder.rglob("*.json"))  # a finished run leaves no checkpoints behind
+
+    real_track = lora.track
+
+    def killed_in_the_lora_arm(iterable, description, total=None):
+        for i, item in enumerate(real_track(iterable, description, total=total)):
+            if description == "fine-tuning: LoRA r=8" and i == 3:
+                raise KeyboardInterrupt  # the kill, after 3 of 5 steps (a checkpoint at step 2)
+            yield item
+
+    monkeypatch.setattr(lora, "track", killed_in_the_lora_arm)
+    with pytest.raises(KeyboardInterrupt):
+        lora.run(cfg)
+    arms = {p.name for p in next(folder.iterdir()).iterdir()}
+    assert arms == {"full", "lora_r8"}
+
+    steps_run = []
+
+    def counting(iterable, description, total=None):
+        steps_run.append((description, total))
+        return real_track(iterable, description, total=total)
+
+    monkeypatch.setattr(lora, "track", counting)
+    resumed = lora.run(cfg).metrics
+    assert resumed == reference
+    # the finished arm is not retrained; the killed arm runs only its remaining 3 steps
+    assert ("fine-tuning: full", 0) in steps_run and ("fine-tuning: LoRA r=8", 3) in steps_run

@@ -47,7 +47,9 @@ in the run's record (``results/lora/``) and in RESULTS.md.
 from __future__ import annotations
 
 import copy
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -57,7 +59,10 @@ from torch import Tensor, nn
 
 from aicanon.align.lora import apply_lora, count_parameters, lora_layers, subspace_similarity
 from aicanon.core import Result, seed, select_device, track
+from aicanon.core.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from aicanon.core.checks import check_int
 from aicanon.core.experiment import Claim, ExperimentConfig
+from aicanon.core.results import checkpoint_folder
 from aicanon.datasets.sst import load_sst_binary
 from aicanon.datasets.text import CharTokenizer
 from aicanon.language.llama import Llama
@@ -101,6 +106,10 @@ class Config(ExperimentConfig):
     cache: str | None = None
     """Folder of the cached base model (None: ``_cache/char_lm`` under the results folder, which
     ``aicanon reproduce --out`` sets; '' = retrain every run)."""
+    checkpoint_every: int = 0
+    """Fine-tuning steps between checkpoints of an arm's whole state under the results folder
+    (``_checkpoints/lora/<config hash>``); a rerun of a killed run resumes there and ends with the same
+    result; a finished arm is not retrained. 0 = no checkpoints (quick)."""
 
     @classmethod
     def quick(cls) -> Config:
@@ -121,6 +130,7 @@ class Config(ExperimentConfig):
             rank_high=64,
             full_lr=3e-4,
             lora_lr=1e-3,
+            checkpoint_every=200,
         )
 
 
@@ -217,15 +227,26 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
     )
 
 
-def fine_tune(model: SentenceClassifier, data, cfg: Config, lr: float, device, name: str) -> dict:
-    """Adam on the trainable parameters, cross-entropy, a seeded order; returns loss and state bytes."""
+def fine_tune(
+    model: SentenceClassifier,
+    data,
+    cfg: Config,
+    lr: float,
+    device,
+    name: str,
+    checkpoint: Path | None = None,
+) -> dict:
+    """Adam on the trainable parameters, cross-entropy, a seeded order; returns loss and state bytes.
+
+    With ``checkpoint`` (a folder) the whole state (model, optimiser, schedule, step, losses, RNG) is
+    saved every ``cfg.checkpoint_every`` steps and at the end, and a rerun continues from it."""
     ids, mask, labels = data
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     generator = torch.Generator().manual_seed(cfg.seed)
     steps = cfg.epochs * ((len(labels) + cfg.batch_size - 1) // cfg.batch_size)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - s / max(1, steps))
-    losses = []
+    losses: list[float] = []
     model.train()
     batches = [
         order[i : i + cfg.batch_size]
@@ -233,7 +254,30 @@ def fine_tune(model: SentenceClassifier, data, cfg: Config, lr: float, device, n
         for order in [torch.randperm(len(labels), generator=generator)]
         for i in range(0, len(labels), cfg.batch_size)
     ]
-    for index in track(batches, f"fine-tuning: {name}", total=len(batches)):
+    record = {"arm": name, "lr": lr, "steps": len(batches)}
+    start = 0
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, config=record)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["schedule"])
+            set_rng_state(state["rng"])  # dropout draws continue where they stopped
+            start, losses = int(state["step"]), list(state["losses"])
+
+    def save(step: int) -> None:
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(),
+            "rng": rng_state(),
+            "step": step,
+            "losses": losses,
+        }
+        save_checkpoint(checkpoint, state, config=record)
+
+    for step in track(range(start, len(batches)), f"fine-tuning: {name}", total=len(batches) - start):
+        index = batches[step]
         width = int(mask[index].sum(1).max())  # trim padding columns of this batch
         logits = model(ids[index, :width].to(device), mask[index, :width].to(device))
         loss = F.cross_entropy(logits, labels[index].to(device))
@@ -242,6 +286,8 @@ def fine_tune(model: SentenceClassifier, data, cfg: Config, lr: float, device, n
         optimizer.step()
         schedule.step()
         losses.append(float(loss.detach()))
+        if checkpoint is not None and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == len(batches)):
+            save(step + 1)
     return {"loss": losses, "optimizer_state_bytes": optimizer_state_bytes(optimizer)}
 
 
@@ -267,6 +313,7 @@ def lora_arm(base: Llama, rank: int, cfg: Config) -> SentenceClassifier:
 
 
 def run(cfg: Config) -> Result:
+    check_int("checkpoint_every", cfg.checkpoint_every, 0)
     seed(cfg.seed)
     device = select_device(cfg.device)
     base_cfg = CharLMConfig(
@@ -290,10 +337,16 @@ def run(cfg: Config) -> Result:
     train = (*encode(train_text, tokenizer, cfg.max_chars), torch.as_tensor(train_labels))
     dev = (*encode(dev_text, tokenizer, cfg.max_chars), torch.as_tensor(dev_labels))
 
+    # A long run checkpoints each arm's training under the results folder: a killed run resumes.
+    checkpoints = checkpoint_folder("lora", cfg.to_dict()) if cfg.checkpoint_every else None
+
+    def arm_folder(name: str) -> Path | None:
+        return None if checkpoints is None else checkpoints / name
+
     # Full fine-tuning: every parameter of the base and the head.
     torch.manual_seed(cfg.seed)
     full = SentenceClassifier(base).to(device)
-    full_log = fine_tune(full, train, cfg, cfg.full_lr, device, "full")
+    full_log = fine_tune(full, train, cfg, cfg.full_lr, device, "full", arm_folder("full"))
     acc_full = accuracy(full, dev, device)
 
     # LoRA at rank r (claimed) and at r_high (Section 7.2 only).
@@ -301,7 +354,9 @@ def run(cfg: Config) -> Result:
     for rank in (cfg.rank, cfg.rank_high):
         arms[rank] = lora_arm(base, rank, cfg).to(device)
         if cfg.train_lora:
-            logs[rank] = fine_tune(arms[rank], train, cfg, cfg.lora_lr, device, f"LoRA r={rank}")
+            logs[rank] = fine_tune(
+                arms[rank], train, cfg, cfg.lora_lr, device, f"LoRA r={rank}", arm_folder(f"lora_r{rank}")
+            )
         else:  # broken variant: nothing trained, so Adam holds no state
             logs[rank] = {"loss": [], "optimizer_state_bytes": 0}
         accs[rank] = accuracy(arms[rank], dev, device)
@@ -334,6 +389,9 @@ def run(cfg: Config) -> Result:
                 )
             )
     phi_grid = _phi_grid(lora, arms.get(cfg.rank_high), cfg)
+
+    if checkpoints is not None:
+        shutil.rmtree(checkpoints, ignore_errors=True)  # the run is complete: its result is the record
 
     metrics = {
         "accuracy_full": acc_full,
