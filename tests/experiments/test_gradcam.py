@@ -64,6 +64,33 @@ def test_same_seed_gives_identical_metrics():
     assert experiment.run(dataclasses.replace(cfg, seed=1)).metrics != first
 
 
+def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_result(tmp_path, monkeypatch):
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))  # checkpoints live under the results folder
+    cfg = tiny(train_steps=8, checkpoint_every=3)
+    reference = experiment.run(cfg).metrics
+    assert not any((tmp_path / "_checkpoints").rglob("*.json"))  # a finished run leaves none behind
+    real_track = experiment.track
+
+    def killed(iterable, description, total=None):
+        for i, item in enumerate(real_track(iterable, description, total=total)):
+            if i == 5:
+                raise KeyboardInterrupt  # after 5 of 8 steps (checkpoint at step 3)
+            yield item
+
+    monkeypatch.setattr(experiment, "track", killed)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(cfg)
+    totals = []
+
+    def counting(iterable, description, total=None):
+        totals.append(total)
+        return real_track(iterable, description, total=total)
+
+    monkeypatch.setattr(experiment, "track", counting)
+    assert experiment.run(cfg).metrics == reference
+    assert totals[0] == 5  # resumed at step 3 of 8
+
+
 # --------------------------------------------------------------------------- pieces
 def test_rendered_scenes_and_boxes():
     cfg = experiment.Config.quick()

@@ -58,7 +58,9 @@ only, no claim depends on it.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -70,6 +72,9 @@ from scipy.stats import rankdata
 from torch import Tensor, nn
 
 from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device, track
+from aicanon.core.checks import check_int
+from aicanon.core.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from aicanon.core.results import checkpoint_folder
 from aicanon.explain.gradcam import grad_cam, guided_backprop
 
 SHAPES = ("square", "disk", "plus", "triangle", "ring")
@@ -114,6 +119,10 @@ class Config(ExperimentConfig):
     """Stride between occluding squares (pixels)."""
     example_images: int = 6
     """Scenes drawn in the ``examples`` figure."""
+    checkpoint_every: int = 0
+    """Training steps between checkpoints of the whole training state under the results folder
+    (``_checkpoints/gradcam/<config hash>``); a rerun of a killed run resumes there and ends with the
+    same result. 0 = none (quick)."""
 
     @classmethod
     def quick(cls) -> Config:
@@ -133,6 +142,7 @@ class Config(ExperimentConfig):
             train_images=100_000,
             train_steps=5000,
             batch_size=128,
+            checkpoint_every=500,
             test_images=2000,
             faithfulness_images=500,
             occlusion_patch=12,
@@ -220,6 +230,12 @@ def _check_config(cfg: Config) -> None:
         raise ValueError(f"threshold must be in (0, 1), got {cfg.threshold}")
     if cfg.train_steps < 0:
         raise ValueError(f"train_steps must be >= 0, got {cfg.train_steps}")
+    if (
+        isinstance(cfg.checkpoint_every, bool)
+        or not isinstance(cfg.checkpoint_every, int)
+        or cfg.checkpoint_every < 0
+    ):
+        raise ValueError(f"checkpoint_every must be an int >= 0, got {cfg.checkpoint_every!r}")
     if cfg.train_steps > 0 and cfg.train_images < cfg.batch_size:
         raise ValueError(f"train_images must be >= batch_size ({cfg.batch_size}), got {cfg.train_images}")
     if cfg.test_images < 1 or not 1 <= cfg.faithfulness_images <= cfg.test_images:
@@ -429,7 +445,12 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 # =============================================================================== experiment
-def train(cfg: Config, generator: torch.Generator, device: torch.device) -> SceneCNN:
+def train(
+    cfg: Config, generator: torch.Generator, device: torch.device, checkpoint: Path | None = None
+) -> SceneCNN:
+    """The scene CNN trained with Adam; with ``checkpoint`` (a folder) its whole state (model,
+    optimiser, schedule, batch generator, RNG, step) is saved every ``cfg.checkpoint_every`` steps
+    and a rerun continues from it."""
     model = SceneCNN(cfg.classes, cfg.width).to(device)
     if cfg.train_steps == 0:
         return model.eval()
@@ -437,14 +458,34 @@ def train(cfg: Config, generator: torch.Generator, device: torch.device) -> Scen
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=cfg.train_steps)
     train_images, train_labels, _ = render_scenes(cfg.train_images, cfg, generator)
     train_images, train_labels = train_images.to(device), train_labels.to(device)
+    start, record = 0, {"train_steps": cfg.train_steps}
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, config=record)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimiser.load_state_dict(state["optimiser"])
+            schedule.load_state_dict(state["schedule"])
+            generator.set_state(state["generator"])
+            set_rng_state(state["rng"])
+            start = int(state["step"])
     model.train()
-    for _ in track(range(cfg.train_steps), "training the scene CNN"):
+    for step in track(range(start, cfg.train_steps), "training the scene CNN", total=cfg.train_steps - start):
         index = torch.randint(0, train_images.shape[0], (cfg.batch_size,), generator=generator)
         loss = F.cross_entropy(model(train_images[index]), train_labels[index])
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         schedule.step()
+        if checkpoint is not None and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.train_steps):
+            state = {
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "schedule": schedule.state_dict(),
+                "generator": generator.get_state(),
+                "rng": rng_state(),
+                "step": step + 1,
+            }
+            save_checkpoint(checkpoint, state, config=record)
     return model.eval()
 
 
@@ -487,7 +528,11 @@ def run(cfg: Config) -> Result:
     generator = torch.Generator().manual_seed(cfg.seed)
     test_generator = torch.Generator().manual_seed(10_000 + cfg.seed)
 
-    model = train(cfg, generator, device)
+    # A long (full) run checkpoints the training under the results folder, so a killed run resumes.
+    checkpoints = checkpoint_folder("gradcam", cfg.to_dict()) if cfg.checkpoint_every else None
+    model = train(cfg, generator, device, checkpoints)
+    if checkpoints is not None:
+        shutil.rmtree(checkpoints, ignore_errors=True)  # trained: the rest of the run is evaluation
     images, labels, boxes = render_scenes(cfg.test_images, cfg, test_generator)
     images, labels = images.to(device), labels.to(device)
     boxes_np = boxes.numpy()
