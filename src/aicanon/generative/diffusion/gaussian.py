@@ -54,6 +54,7 @@ __all__ = [
     "VARIANCES",
     "GaussianDiffusion",
     "discretized_gaussian_log_likelihood",
+    "gaussian_noise",
     "normal_kl",
 ]
 
@@ -89,6 +90,18 @@ def discretized_gaussian_log_likelihood(x: Tensor, mean: Tensor, log_scale: Tens
     )
     mid = mid.clamp(min=math.log(1e-12))
     return torch.where(x < -0.999, log_cdf_upper, torch.where(x > 0.999, log_survival_lower, mid))
+
+
+def gaussian_noise(
+    shape: tuple[int, ...] | torch.Size,
+    generator: torch.Generator | None,
+    device: torch.device | str,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """N(0, I) noise of ``shape`` on ``device``, drawn on the generator's own device and moved: a CPU
+    generator then drives sampling on a GPU (and gives the same numbers as on the CPU)."""
+    source = generator.device if generator is not None else device
+    return torch.randn(tuple(shape), generator=generator, device=source, dtype=dtype).to(device)
 
 
 def _mean_flat(x: Tensor) -> Tensor:
@@ -366,7 +379,7 @@ class GaussianDiffusion(nn.Module):
         steps = range(self.num_timesteps - 1, -1, -1)
         for i in track(steps, description="variational bound") if progress else steps:
             t = torch.full((x0.shape[0],), i, dtype=torch.long, device=x0.device)
-            noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+            noise = gaussian_noise(x0.shape, generator, x0.device, x0.dtype)
             x_t = self.q_sample(x0, t, noise)
             out = self.p_mean_variance(
                 self.model_output(model, x_t, t, model_kwargs), x_t, t, clip_denoised=clip_denoised
@@ -397,7 +410,7 @@ class GaussianDiffusion(nn.Module):
         if cond_fn is not None:
             gradient = cond_fn(x_t, self.timestep_map[t], **(model_kwargs or {}))
             mean = mean.float() + out["variance"] * gradient.float()
-        noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+        noise = gaussian_noise(x_t.shape, generator, x_t.device, x_t.dtype)
         nonzero = (t != 0).to(x_t.dtype).reshape(-1, *([1] * (x_t.dim() - 1)))  # no noise at the last step
         return {
             "sample": mean + nonzero * torch.exp(0.5 * out["log_variance"]) * noise,
@@ -434,7 +447,7 @@ class GaussianDiffusion(nn.Module):
             eta * ((1 - alpha_bar_prev) / (1 - alpha_bar)).sqrt() * (1 - alpha_bar / alpha_bar_prev).sqrt()
         )
         mean = x0 * alpha_bar_prev.sqrt() + (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt() * eps
-        noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+        noise = gaussian_noise(x_t.shape, generator, x_t.device, x_t.dtype)
         nonzero = (t != 0).to(x_t.dtype).reshape(-1, *([1] * (x_t.dim() - 1)))
         return {"sample": mean + nonzero * sigma * noise, "pred_x0": x0}
 
@@ -466,7 +479,7 @@ class GaussianDiffusion(nn.Module):
         if not isinstance(shape, tuple) or not shape or not all(isinstance(s, int) and s > 0 for s in shape):
             raise ValueError(f"shape must be a tuple of positive ints, got {shape!r}")
         if noise is None:
-            x = torch.randn(shape, generator=generator, device=device)
+            x = gaussian_noise(shape, generator, device)
         else:
             check_tensor("noise", noise, shape=shape, floating=True)
             x = noise
