@@ -46,7 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from aicanon.core import track
-from aicanon.core.checks import check_choice, check_float, check_tensor
+from aicanon.core.checks import check_choice, check_float, check_int, check_tensor
 
 __all__ = [
     "LOSSES",
@@ -73,14 +73,21 @@ def normal_kl(mean1: Tensor, logvar1: Tensor, mean2: Tensor, logvar2: Tensor) ->
     )
 
 
-def discretized_gaussian_log_likelihood(x: Tensor, mean: Tensor, log_scale: Tensor) -> Tensor:
-    """log-probability (nats, elementwise) of 8-bit data ``x`` scaled to [−1, 1] under a Gaussian
-    discretised to its 256 bins (Ho et al. Eq. 13): the mass of ``[x − 1/255, x + 1/255]``, with the
-    edge bins extended to ∓∞. ``log_scale`` is the log standard deviation."""
+def discretized_gaussian_log_likelihood(
+    x: Tensor, mean: Tensor, log_scale: Tensor, *, levels: int = 256
+) -> Tensor:
+    """log-probability (nats, elementwise) of data ``x`` on ``levels`` values evenly spaced in [−1, 1]
+    (8-bit images: 256) under a Gaussian discretised to their bins (Ho et al. Eq. 13, for any number
+    of levels): the mass of ``[x − 1/(levels − 1), x + 1/(levels − 1)]``, the edge bins extended to
+    ∓∞. ``log_scale`` is the log standard deviation. Data on fewer levels (scikit-learn's 8×8 digits:
+    17) need their own bin width: 256-level bins would charge such data ~log2(16) bits per dimension
+    too many at the decoder."""
+    check_int("levels", levels, 2)
+    half_width = 1.0 / (levels - 1)
     centered = x - mean
     inv_std = torch.exp(-log_scale)
-    upper = inv_std * (centered + 1.0 / 255.0)
-    lower = inv_std * (centered - 1.0 / 255.0)
+    upper = inv_std * (centered + half_width)
+    lower = inv_std * (centered - half_width)
     log_cdf_upper = torch.special.log_ndtr(upper)
     log_survival_lower = torch.special.log_ndtr(-lower)
     # log(Φ(upper) − Φ(lower)) = log Φ(upper) + log(1 − exp(log Φ(lower) − log Φ(upper))), stable when
@@ -89,7 +96,8 @@ def discretized_gaussian_log_likelihood(x: Tensor, mean: Tensor, log_scale: Tens
         -torch.exp(torch.special.log_ndtr(lower) - log_cdf_upper).clamp(max=1 - 1e-12)
     )
     mid = mid.clamp(min=math.log(1e-12))
-    return torch.where(x < -0.999, log_cdf_upper, torch.where(x > 0.999, log_survival_lower, mid))
+    edge = 1.0 - half_width  # beyond the first/last value's bin boundary: an edge value
+    return torch.where(x < -edge, log_cdf_upper, torch.where(x > edge, log_survival_lower, mid))
 
 
 def gaussian_noise(
@@ -113,8 +121,10 @@ class GaussianDiffusion(nn.Module):
 
     ``timestep_map`` (``long [T]``) is what the model is told for each of these timesteps: the
     identity for a full chain, the original timesteps for a respaced one (:mod:`.respace`).
-    The model is any callable ``model(x_t, t, **model_kwargs)`` returning ``[B, C, ...]`` (``2C``
-    channels with learned variances: the prediction, then v).
+    ``data_levels`` is the number of values the data takes in [−1, 1] (the decoder's bins: 256 for
+    8-bit images, 17 for scikit-learn's 8×8 digits). The model is any callable
+    ``model(x_t, t, **model_kwargs)`` returning ``[B, C, ...]`` (``2C`` channels with learned
+    variances: the prediction, then v).
     """
 
     def __init__(
@@ -124,8 +134,10 @@ class GaussianDiffusion(nn.Module):
         prediction: str = "epsilon",
         variance: str = "fixed_small",
         timestep_map: Tensor | None = None,
+        data_levels: int = 256,
     ) -> None:
         super().__init__()
+        self.data_levels = check_int("data_levels", data_levels, 2)
         check_tensor("betas", betas, dim=1, floating=True)
         betas = betas.double()
         if betas.numel() < 1 or not bool(((betas > 0) & (betas < 1)).all()):
@@ -296,7 +308,10 @@ class GaussianDiffusion(nn.Module):
         kl = _mean_flat(normal_kl(true_mean, true_log_variance, out["mean"], out["log_variance"])) / math.log(
             2.0
         )
-        nll = -_mean_flat(discretized_gaussian_log_likelihood(x0, out["mean"], 0.5 * out["log_variance"]))
+        log_p = discretized_gaussian_log_likelihood(
+            x0, out["mean"], 0.5 * out["log_variance"], levels=self.data_levels
+        )
+        nll = -_mean_flat(log_p)
         return torch.where(t == 0, nll / math.log(2.0), kl)
 
     def training_losses(

@@ -60,7 +60,7 @@ def space_timesteps(num_timesteps: int, section_counts: int | str | Sequence[int
 
 def respace(diffusion: GaussianDiffusion, timesteps: Sequence[int]) -> GaussianDiffusion:
     """The chain over ``timesteps`` (strictly increasing, within ``[0, T)``) of ``diffusion``, with the
-    same prediction and variance type; its ``timestep_map`` gives the original steps."""
+    same prediction, variance type and data levels; its ``timestep_map`` gives the original steps."""
     if not isinstance(diffusion, GaussianDiffusion):
         raise TypeError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
     steps = list(timesteps)
@@ -79,4 +79,5 @@ def respace(diffusion: GaussianDiffusion, timesteps: Sequence[int]) -> GaussianD
         prediction=diffusion.prediction,
         variance=diffusion.variance,
         timestep_map=original[steps].clone(),
+        data_levels=diffusion.data_levels,
     ).to(diffusion.betas.device)
