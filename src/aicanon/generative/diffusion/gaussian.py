@@ -150,7 +150,7 @@ class GaussianDiffusion(nn.Module):
         check_tensor("timestep_map", timestep_map, shape=(T,), dtype=torch.long)
         alphas = 1.0 - betas
         alpha_bar = torch.cumprod(alphas, 0)
-        alpha_bar_prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bar[:-1]])
+        alpha_bar_prev = torch.cat([torch.ones(1, dtype=torch.float64, device=betas.device), alpha_bar[:-1]])
         posterior_variance = betas * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar)
         # β̃_0 = 0: its log is clipped to β̃_1's (the decoder term at t = 0 uses the clipped value).
         clipped = torch.cat([posterior_variance[1:2], posterior_variance[1:]]) if T > 1 else betas.clone()

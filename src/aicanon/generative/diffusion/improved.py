@@ -42,6 +42,7 @@ from aicanon.core.checks import check_int, check_tensor
 from aicanon.generative.diffusion.gaussian import (
     GaussianDiffusion,
     discretized_gaussian_log_likelihood,
+    gaussian_noise,
     normal_kl,
 )
 
@@ -113,7 +114,7 @@ def variational_bound_bpd(
         terms = [torch.zeros(x.shape[0], T, device=x.device) for _ in group]
         for i in range(T - 1, -1, -1):
             t = torch.full((x.shape[0],), i, dtype=torch.long, device=x.device)
-            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            noise = gaussian_noise(x.shape, generator, x.device, x.dtype)
             x_t = first.q_sample(x, t, noise)
             output = first.model_output(model, x_t, t, kwargs)
             for diffusion, row in zip(group, terms, strict=True):
