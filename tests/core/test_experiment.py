@@ -192,3 +192,29 @@ def test_a_rerun_with_another_config_does_not_reuse_finished_seeds(fake, monkeyp
     )
     assert [m["score"] for m in other.per_seed] == [3.0, 3.0]
     assert not any(note.startswith("resumed") for note in other.notes)
+
+
+def test_make_config_runs_the_configs_own_checks_on_overrides():
+    import dataclasses
+    import types
+
+    @dataclasses.dataclass
+    class Config(ex.ExperimentConfig):
+        width: int = 4
+
+        def __post_init__(self) -> None:
+            if self.width < 1:
+                raise ValueError(f"width must be >= 1, got {self.width}")
+
+        @classmethod
+        def quick(cls):
+            return cls(scale="quick")
+
+        @classmethod
+        def full(cls):
+            return cls(scale="full", width=8)
+
+    module = types.SimpleNamespace(Config=Config)
+    assert ex.make_config(module, "full", seeds=2).width == 8
+    with pytest.raises(ValueError, match="width must be >= 1, got 0"):
+        ex.make_config(module, "quick", width=0)

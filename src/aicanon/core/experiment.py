@@ -172,14 +172,16 @@ def make_config(module: ModuleType, scale: str, **overrides: Any) -> ExperimentC
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     cfg = module.Config.quick() if scale == "quick" else module.Config.full()
-    cfg.scale = scale
     known = {f.name for f in dataclasses.fields(cfg)}
+    updates: dict[str, Any] = {"scale": scale}
     for key, value in overrides.items():
         if value is None:
             continue
         if key not in known:
             raise ValueError(f"{module.Config.__name__} has no field {key!r}; fields: {sorted(known)}")
-        setattr(cfg, key, value)
+        updates[key] = value
+    # replace() builds a new config, so the Config's own checks (__post_init__) see the overrides too
+    cfg = dataclasses.replace(cfg, **updates)
     check_int("threads", cfg.threads, 0)
     return cfg
 
