@@ -50,9 +50,9 @@ from aicanon.generative.diffusion.classifier_guidance import classifier_cond_fn
 from aicanon.testbeds.guided_digits import (
     NULL_LABEL,
     NUM_CLASSES,
-    ClassifierConfig,
-    DenoiserConfig,
     SampleJudge,
+    classifier_config,
+    denoiser_config,
     joint_denoiser,
     noise_aware_classifier,
     sample_digits,
@@ -182,32 +182,12 @@ def run(cfg: Config) -> Result:
 
     # 1-2. The joint denoiser and the noise-aware classifier (trained once per config, cached).
     denoiser = joint_denoiser(
-        DenoiserConfig(
-            widths=tuple(cfg.widths),
-            layers_per_block=cfg.layers_per_block,
-            attention_head_dim=cfg.attention_head_dim,
-            timesteps=cfg.timesteps,
-            p_uncond=cfg.p_uncond,
-            steps=cfg.denoiser_steps,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            ema_decay=cfg.ema_decay,
-            seed=cfg.seed,
-        ),
+        denoiser_config(cfg),
         cache=cfg.cache,
         device=device,
     )
     classifier = noise_aware_classifier(
-        ClassifierConfig(
-            widths=tuple(cfg.widths),
-            layers_per_block=cfg.layers_per_block,
-            attention_head_dim=cfg.attention_head_dim,
-            timesteps=cfg.timesteps,
-            steps=cfg.classifier_steps,
-            batch_size=cfg.classifier_batch_size,
-            lr=cfg.classifier_lr,
-            seed=cfg.seed,
-        ),
+        classifier_config(cfg),
         cache=cfg.cache,
         device=device,
     )

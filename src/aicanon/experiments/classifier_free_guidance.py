@@ -49,9 +49,9 @@ from aicanon.generative.diffusion.classifier_guidance import classifier_cond_fn
 from aicanon.testbeds.guided_digits import (
     NULL_LABEL,
     NUM_CLASSES,
-    ClassifierConfig,
-    DenoiserConfig,
     SampleJudge,
+    classifier_config,
+    denoiser_config,
     joint_denoiser,
     noise_aware_classifier,
     recall_at_fidelity,
@@ -190,18 +190,7 @@ def run(cfg: Config) -> Result:
 
     # 1. The jointly trained conditional/unconditional denoiser (cached per config).
     denoiser = joint_denoiser(
-        DenoiserConfig(
-            widths=tuple(cfg.widths),
-            layers_per_block=cfg.layers_per_block,
-            attention_head_dim=cfg.attention_head_dim,
-            timesteps=cfg.timesteps,
-            p_uncond=cfg.p_uncond,
-            steps=cfg.denoiser_steps,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            ema_decay=cfg.ema_decay,
-            seed=cfg.seed,
-        ),
+        denoiser_config(cfg),
         cache=cfg.cache,
         device=device,
     )
@@ -244,16 +233,7 @@ def run(cfg: Config) -> Result:
     classifier_curve: dict[str, list[float]] = {"scale": [], "fidelity": [], "precision": [], "recall": []}
     if cfg.compare_classifier_guidance:
         classifier = noise_aware_classifier(
-            ClassifierConfig(
-                widths=tuple(cfg.widths),
-                layers_per_block=cfg.layers_per_block,
-                attention_head_dim=cfg.attention_head_dim,
-                timesteps=cfg.timesteps,
-                steps=cfg.classifier_steps,
-                batch_size=cfg.classifier_batch_size,
-                lr=cfg.classifier_lr,
-                seed=cfg.seed,
-            ),
+            classifier_config(cfg),
             cache=cfg.cache,
             device=device,
         )

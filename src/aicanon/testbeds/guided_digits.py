@@ -58,6 +58,8 @@ __all__ = [
     "JointDenoiser",
     "SampleJudge",
     "cache_folder",
+    "classifier_config",
+    "denoiser_config",
     "joint_denoiser",
     "make_diffusion",
     "noise_aware_classifier",
@@ -189,6 +191,40 @@ class JointDenoiser:
     diffusion: GaussianDiffusion
     losses: list[float]
     config: DenoiserConfig
+
+
+def denoiser_config(settings: Any) -> DenoiserConfig:
+    """The :class:`DenoiserConfig` an experiment's config names by its fields (``widths``,
+    ``layers_per_block``, ``attention_head_dim``, ``timesteps``, ``p_uncond``, ``denoiser_steps``,
+    ``batch_size``, ``lr``, ``ema_decay``, ``seed``): both guidance experiments share the model."""
+    return DenoiserConfig(
+        widths=tuple(settings.widths),
+        layers_per_block=settings.layers_per_block,
+        attention_head_dim=settings.attention_head_dim,
+        timesteps=settings.timesteps,
+        p_uncond=settings.p_uncond,
+        steps=settings.denoiser_steps,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        ema_decay=settings.ema_decay,
+        seed=settings.seed,
+    )
+
+
+def classifier_config(settings: Any) -> ClassifierConfig:
+    """The :class:`ClassifierConfig` an experiment's config names by its fields (``widths``,
+    ``layers_per_block``, ``attention_head_dim``, ``timesteps``, ``classifier_steps``,
+    ``classifier_batch_size``, ``classifier_lr``, ``seed``)."""
+    return ClassifierConfig(
+        widths=tuple(settings.widths),
+        layers_per_block=settings.layers_per_block,
+        attention_head_dim=settings.attention_head_dim,
+        timesteps=settings.timesteps,
+        steps=settings.classifier_steps,
+        batch_size=settings.classifier_batch_size,
+        lr=settings.classifier_lr,
+        seed=settings.seed,
+    )
 
 
 def joint_denoiser(
