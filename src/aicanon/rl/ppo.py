@@ -151,7 +151,11 @@ class PPO:
         critic_loss = value_loss(values, batch["returns"], batch.get("values"), cfg.clip_range_value)
         entropy = _entropy(distribution).mean()
         total = policy_loss + cfg.value_coef * critic_loss - cfg.entropy_coef * entropy
-        stats.update(policy_loss=float(policy_loss), value_loss=float(critic_loss), entropy=float(entropy))
+        stats.update(
+            policy_loss=float(policy_loss.detach()),
+            value_loss=float(critic_loss.detach()),
+            entropy=float(entropy.detach()),
+        )
         return total, stats
 
     def update(
