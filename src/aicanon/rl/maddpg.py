@@ -68,6 +68,7 @@ from torch import Tensor, nn
 
 from aicanon.core.checks import check_float, check_int, check_tensor
 from aicanon.rl.buffers import ReplayBuffer
+from aicanon.rl.networks import mlp
 
 __all__ = [
     "MADDPG",
@@ -77,7 +78,6 @@ __all__ = [
     "critic_target",
     "gumbel_noise",
     "gumbel_softmax",
-    "mlp",
     "run_episodes",
     "spaces_of",
     "train",
@@ -137,16 +137,6 @@ def critic_target(reward: Tensor, terminated: Tensor, next_value: Tensor, gamma:
             f"{tuple(terminated.shape)}, {tuple(next_value.shape)}"
         )
     return reward + gamma * (1.0 - terminated) * next_value
-
-
-def mlp(inputs: int, outputs: int, hidden: Sequence[int]) -> nn.Sequential:
-    """A ReLU perceptron ``inputs -> hidden... -> outputs`` (the paper's networks: two layers of 64)."""
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [nn.Linear(inputs, width), nn.ReLU()]
-        inputs = width
-    layers.append(nn.Linear(inputs, outputs))
-    return nn.Sequential(*layers)
 
 
 @dataclass
@@ -255,10 +245,17 @@ class MADDPG:
             width = joint if self.cfg.centralised else self.observation_sizes[i] + self.action_counts[i]
             self.actors.append(
                 nn.ModuleList(
-                    mlp(self.observation_sizes[i], self.action_counts[i], self.cfg.hidden) for _ in range(K)
+                    mlp(
+                        [self.observation_sizes[i], *self.cfg.hidden, self.action_counts[i]],
+                        nn.ReLU,
+                        orthogonal=False,
+                    )
+                    for _ in range(K)
                 )
             )
-            self.critics.append(nn.ModuleList(mlp(width, 1, self.cfg.hidden) for _ in range(K)))
+            self.critics.append(
+                nn.ModuleList(mlp([width, *self.cfg.hidden, 1], nn.ReLU, orthogonal=False) for _ in range(K))
+            )
         self.target_actors = copy.deepcopy(self.actors).requires_grad_(False)
         self.target_critics = copy.deepcopy(self.critics).requires_grad_(False)
         self.actor_optimisers = [

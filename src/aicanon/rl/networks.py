@@ -29,10 +29,16 @@ __all__ = ["ActorCritic", "QNetwork", "mlp", "space_dims"]
 
 
 def mlp(
-    sizes: Sequence[int], activation: type[nn.Module] = nn.Tanh, output_gain: float = 1.0
+    sizes: Sequence[int],
+    activation: type[nn.Module] = nn.Tanh,
+    output_gain: float = 1.0,
+    orthogonal: bool = True,
 ) -> nn.Sequential:
-    """Linear layers of ``sizes`` (input, hidden..., output) with ``activation`` between them,
-    orthogonally initialised (gain √2 inside, ``output_gain`` on the last layer)."""
+    """Linear layers of ``sizes`` (input, hidden..., output) with ``activation`` between them (none
+    after the last). ``orthogonal``: weights orthogonal with gain √2 inside and ``output_gain`` on the
+    last layer, zero biases (the on-policy references); otherwise PyTorch's default initialisation of
+    ``nn.Linear`` (the off-policy references: SAC, TD3, MADDPG), drawing the same random numbers as
+    building the layers one after another."""
     sizes = list(sizes)
     if len(sizes) < 2:
         raise ValueError(f"sizes must hold at least an input and an output size, got {sizes}")
@@ -42,8 +48,9 @@ def mlp(
     for i in range(len(sizes) - 1):
         linear = nn.Linear(sizes[i], sizes[i + 1])
         last = i == len(sizes) - 2
-        nn.init.orthogonal_(linear.weight, output_gain if last else math.sqrt(2))
-        nn.init.zeros_(linear.bias)
+        if orthogonal:
+            nn.init.orthogonal_(linear.weight, output_gain if last else math.sqrt(2))
+            nn.init.zeros_(linear.bias)
         layers.append(linear)
         if not last:
             layers.append(activation())

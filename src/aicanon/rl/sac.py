@@ -86,6 +86,7 @@ from torch import Tensor, nn
 
 from aicanon.core.checks import check_float, check_int, check_tensor
 from aicanon.rl.buffers import ReplayBuffer
+from aicanon.rl.networks import mlp
 
 __all__ = [
     "LOG_STD_MAX",
@@ -97,7 +98,6 @@ __all__ = [
     "TwinQ",
     "actor_loss",
     "critic_loss",
-    "mlp",
     "soft_q_target",
     "squashed_log_prob",
     "temperature_loss",
@@ -106,17 +106,6 @@ __all__ = [
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
-
-
-def mlp(in_features: int, hidden: Sequence[int], out_features: int) -> nn.Sequential:
-    """Linear layers with ReLU between them (2018a Appendix D: two hidden layers of 256, ReLU)."""
-    layers: list[nn.Module] = []
-    width = in_features
-    for size in hidden:
-        layers += [nn.Linear(width, size), nn.ReLU()]
-        width = size
-    layers.append(nn.Linear(width, out_features))
-    return nn.Sequential(*layers)
 
 
 def squashed_log_prob(noise: Tensor, log_std: Tensor, pre_tanh: Tensor, epsilon: float = 0.0) -> Tensor:
@@ -189,8 +178,8 @@ class TwinQ(nn.Module):
 
     def __init__(self, observation_dim: int, action_dim: int, hidden: Sequence[int] = (256, 256)) -> None:
         super().__init__()
-        self.q1 = mlp(observation_dim + action_dim, hidden, 1)
-        self.q2 = mlp(observation_dim + action_dim, hidden, 1)
+        self.q1 = mlp([observation_dim + action_dim, *hidden, 1], nn.ReLU, orthogonal=False)
+        self.q2 = mlp([observation_dim + action_dim, *hidden, 1], nn.ReLU, orthogonal=False)
 
     def forward(self, observations: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
         inputs = torch.cat([observations, actions], dim=-1)
@@ -202,7 +191,7 @@ class SoftValue(nn.Module):
 
     def __init__(self, observation_dim: int, hidden: Sequence[int] = (256, 256)) -> None:
         super().__init__()
-        self.v = mlp(observation_dim, hidden, 1)
+        self.v = mlp([observation_dim, *hidden, 1], nn.ReLU, orthogonal=False)
 
     def forward(self, observations: Tensor) -> Tensor:
         return self.v(observations).squeeze(-1)

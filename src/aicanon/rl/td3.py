@@ -71,6 +71,7 @@ from torch import Tensor, nn
 
 from aicanon.core.checks import check_float, check_int, check_tensor
 from aicanon.rl.buffers import ReplayBuffer
+from aicanon.rl.networks import mlp
 
 __all__ = [
     "Critic",
@@ -83,17 +84,6 @@ __all__ = [
     "soft_update",
     "train_off_policy",
 ]
-
-
-def _mlp(sizes: Sequence[int], output_activation: nn.Module | None = None) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for index in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[index], sizes[index + 1]))
-        if index < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    if output_activation is not None:
-        layers.append(output_activation)
-    return nn.Sequential(*layers)
 
 
 def _check_hidden(hidden: Sequence[int]) -> tuple[int, ...]:
@@ -112,7 +102,8 @@ class DeterministicActor(nn.Module):
         check_int("observation_dim", observation_dim)
         check_int("action_dim", action_dim)
         self.observation_dim, self.action_dim = observation_dim, action_dim
-        self.net = _mlp([observation_dim, *_check_hidden(hidden), action_dim], nn.Tanh())
+        sizes = [observation_dim, *_check_hidden(hidden), action_dim]
+        self.net = nn.Sequential(*mlp(sizes, nn.ReLU, orthogonal=False), nn.Tanh())
 
     def forward(self, observation: Tensor) -> Tensor:
         check_tensor("observation", observation, shape=(None, self.observation_dim), floating=True)
@@ -127,7 +118,7 @@ class Critic(nn.Module):
         check_int("observation_dim", observation_dim)
         check_int("action_dim", action_dim)
         self.observation_dim, self.action_dim = observation_dim, action_dim
-        self.net = _mlp([observation_dim + action_dim, *_check_hidden(hidden), 1])
+        self.net = mlp([observation_dim + action_dim, *_check_hidden(hidden), 1], nn.ReLU, orthogonal=False)
 
     def forward(self, observation: Tensor, action: Tensor) -> Tensor:
         check_tensor("observation", observation, shape=(None, self.observation_dim), floating=True)
