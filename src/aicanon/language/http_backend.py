@@ -9,6 +9,16 @@ llama.cpp's server, Ollama, hosted APIs, and ``aicanon serve``.
   j-th sample, as the API defines.
 * ``endpoint="chat"`` posts ``/v1/chat/completions``, one request per prompt, the prompt as one user
   message; log-probabilities from ``choices[].logprobs.content`` when the server gives them.
+* ``loglikelihood(contexts, continuations)`` (the
+  :class:`~aicanon.language.completion.ScoringLanguageModel` protocol) posts ``/v1/completions`` with
+  ``prompt = context + continuation``, ``echo: true, max_tokens: 0, logprobs: 1`` (what vLLM and the
+  legacy OpenAI API support; ``aicanon serve`` too), after moving the context's trailing whitespace to
+  the continuation as every backend does. The server returns the prompt's tokens with their
+  log-probabilities; the continuation's tokens are the shortest run of final tokens whose text covers
+  the continuation (counted from the end, so a BOS token the server lists first does not shift it;
+  a token straddling the boundary counts as the continuation's, matching a local backend whenever the
+  tokenizer splits at the boundary, as BPE does before " A"). ``is_greedy``: every such token's
+  log-probability equals the best of its ``top_logprobs``; None if the server gives no alternatives.
 
 Reliability: every request has a timeout; connection errors, timeouts and the statuses 429, 500,
 502, 503 and 504 are retried at most ``max_retries`` times with exponential backoff (honouring a
@@ -29,7 +39,13 @@ from typing import Any
 import httpx
 
 from aicanon.core.checks import check_choice, check_float, check_int
-from aicanon.language.completion import Completion, check_completion_request
+from aicanon.language.completion import (
+    Completion,
+    Loglikelihood,
+    check_completion_request,
+    check_loglikelihood_request,
+    split_trailing_whitespace,
+)
 
 __all__ = ["LanguageModelError", "OpenAICompatibleLanguageModel"]
 
@@ -176,6 +192,28 @@ class OpenAICompatibleLanguageModel:
             results.extend(_completion_choices(data, len(group), n))
         return results
 
+    def loglikelihood(self, contexts: Sequence[str], continuations: Sequence[str]) -> list[Loglikelihood]:
+        """log P(continuation | context) and whether it is greedy, per request, scored by the server's
+        ``echo`` (module docstring). One request for all pairs (one per pair with ``batch_prompts=False``)."""
+        contexts, continuations = check_loglikelihood_request(contexts, continuations)
+        pairs = [split_trailing_whitespace(c, x) for c, x in zip(contexts, continuations, strict=True)]
+        texts = [context + continuation for context, continuation in pairs]
+        body = {
+            "model": self.model,
+            "max_tokens": 0,
+            "temperature": 0.0,
+            "echo": True,
+            "logprobs": 1,
+            **self.extra_body,
+        }
+        groups = [list(range(len(texts)))] if self.batch_prompts else [[i] for i in range(len(texts))]
+        results: list[Loglikelihood] = []
+        for group in groups:
+            prompt: Any = [texts[i] for i in group] if self.batch_prompts else texts[group[0]]
+            choices = _choices(self._post("completions", {**body, "prompt": prompt}), n=1, prompts=len(group))
+            results.extend(_echo_loglikelihood(c, pairs[i][1]) for c, i in zip(choices, group, strict=True))
+        return results
+
     def _chat(self, prompt: str, body: dict[str, Any]) -> list[Completion]:
         request = {**body, "messages": [{"role": "user", "content": prompt}]}
         if self.logprobs:
@@ -233,3 +271,34 @@ def _completion_choices(data: Any, prompts: int, n: int) -> list[list[Completion
                 )
         completions.append(Completion(text, _finish(choice), tokens, logprobs))
     return [completions[i * n : (i + 1) * n] for i in range(prompts)]
+
+
+def _echo_loglikelihood(choice: dict[str, Any], continuation: str) -> Loglikelihood:
+    """The continuation's log-probability from an echoed prompt's token log-probabilities (module
+    docstring: the continuation's tokens are the shortest final run covering its text)."""
+    info = choice.get("logprobs")
+    tokens = info.get("tokens") if isinstance(info, dict) else None
+    values = info.get("token_logprobs") if isinstance(info, dict) else None
+    if not isinstance(tokens, list) or not isinstance(values, list) or len(tokens) != len(values):
+        raise LanguageModelError(
+            "the server did not echo the prompt's token log-probabilities (it needs echo=true with "
+            f"max_tokens=0 and logprobs): {str(choice)[:200]}"
+        )
+    count, covered = 0, 0
+    while covered < len(continuation) and count < len(tokens):
+        count += 1
+        covered += len(str(tokens[-count]))
+    if covered < len(continuation):
+        raise LanguageModelError(f"the echoed tokens do not cover the continuation {continuation!r}")
+    scored = values[len(values) - count :]
+    if any(v is None for v in scored):
+        raise LanguageModelError(
+            "the server gave no log-probability for a continuation token (an empty context without BOS?)"
+        )
+    tops = info.get("top_logprobs")
+    is_greedy: bool | None = None
+    if isinstance(tops, list) and len(tops) == len(tokens):
+        final = tops[len(tops) - count :]
+        if all(isinstance(t, dict) and t for t in final):
+            is_greedy = all(float(v) >= max(float(x) for x in t.values()) for v, t in zip(scored, final))
+    return Loglikelihood(float(sum(float(v) for v in scored)), is_greedy)

@@ -11,6 +11,17 @@ generated tokens in one more forward pass for their log-probabilities under the 
 distribution (temperature 1), as the OpenAI API reports them. Stop sequences are applied after
 decoding (``max_tokens`` tokens are generated per row unless all rows end first); the returned text
 and tokens end before the stop sequence.
+
+``loglikelihood(contexts, continuations)`` (the :class:`~aicanon.language.completion.ScoringLanguageModel`
+protocol) scores given continuations in one batched forward pass. Tokenisation as
+lm-evaluation-harness does it: the context's trailing whitespace moves to the continuation; the
+continuation's tokens are ``encode(context + continuation)[len(encode(context)):]`` (BOS, when the
+backend has one, before both); a sequence longer than ``max_context`` + 1 tokens keeps its last
+``max_context`` + 1 (the harness's left truncation: the start of the context is dropped). Requests whose
+model inputs are identical (a multiple-choice question's one-token answers " A" … " D" after the same
+prompt) share one row of the batch. Rows are right-padded: in a causal model padding after a sequence
+never reaches it, so no attention mask is needed and positions start at 0 as when run alone.
+``prompt_logprobs(prompts, top)`` scores prompts' own tokens (the server's ``echo``).
 """
 
 from __future__ import annotations
@@ -25,7 +36,15 @@ import torch
 from torch import Tensor, nn
 
 from aicanon.core.checks import check_int
-from aicanon.language.completion import Completion, check_completion_request, truncate_at_stop
+from aicanon.language.completion import (
+    Completion,
+    Loglikelihood,
+    PromptLogprobs,
+    check_completion_request,
+    check_loglikelihood_request,
+    split_trailing_whitespace,
+    truncate_at_stop,
+)
 from aicanon.language.generation import generate, left_pad
 
 __all__ = ["LocalLanguageModel", "TokenizersAdapter", "load_local_language_model"]
@@ -151,6 +170,103 @@ class LocalLanguageModel:
                 length += len(piece)
             pieces, logprobs, text = tokens, token_logprobs, kept
         return Completion(text, finish, tuple(pieces), tuple(float(x) for x in logprobs))
+
+    # -- scoring given text (ScoringLanguageModel and the server's echo) ------------------------------
+
+    @torch.no_grad()
+    def _forward_rows(self, rows: list[list[int]]) -> Tensor:
+        """Logits ``[rows, longest, vocab]`` of right-padded rows in one forward pass (module docstring)."""
+        longest = max(len(row) for row in rows)
+        batch = torch.zeros(len(rows), longest, dtype=torch.long)
+        for r, row in enumerate(rows):
+            batch[r, : len(row)] = torch.tensor(row, dtype=torch.long)
+        out = self.model(batch.to(self.device), use_cache=False)
+        return out[0] if isinstance(out, tuple) else out  # models return (logits, cache) or logits
+
+    def loglikelihood(self, contexts: Sequence[str], continuations: Sequence[str]) -> list[Loglikelihood]:
+        """log P(continuation | context) and whether it is the greedy continuation, per request (module
+        docstring: tokenisation, truncation, shared rows). One forward pass per call: chunk long request
+        lists (an MMLU subject) into calls of a size that fits memory."""
+        contexts, continuations = check_loglikelihood_request(contexts, continuations)
+        row_of: dict[tuple[int, ...], int] = {}
+        requests: list[tuple[int, list[int]]] = []
+        for i, pair in enumerate(zip(contexts, continuations, strict=True)):
+            context, continuation = split_trailing_whitespace(*pair)
+            context_ids = self._encode(context)
+            whole = self._encode(context + continuation)
+            targets = whole[len(context_ids) :]
+            if not context_ids:
+                raise ValueError(
+                    f"contexts[{i}] encodes to no tokens and the backend has no bos_token_id: the first "
+                    "continuation token has nothing to be predicted from"
+                )
+            if not targets:
+                raise ValueError(f"continuations[{i}] encodes to no tokens after its context")
+            if self.max_context is not None and len(whole) > self.max_context + 1:
+                if len(targets) > self.max_context:
+                    raise ValueError(
+                        f"continuations[{i}] has {len(targets)} tokens, more than the model's context of "
+                        f"{self.max_context}"
+                    )
+                whole = whole[-(self.max_context + 1) :]
+            inputs = tuple(whole[:-1])
+            requests.append((row_of.setdefault(inputs, len(row_of)), targets))
+        logits = self._forward_rows([list(inputs) for inputs in row_of])
+        lengths = {row: len(inputs) for inputs, row in row_of.items()}
+        results = []
+        for row, targets in requests:
+            end = lengths[row]
+            predicted = logits[row, end - len(targets) : end].float().log_softmax(-1)
+            target = torch.tensor(targets, device=predicted.device)
+            logprob = predicted.gather(-1, target.unsqueeze(-1)).sum()
+            greedy = bool((predicted.argmax(-1) == target).all())
+            results.append(Loglikelihood(float(logprob), greedy))
+        return results
+
+    def prompt_logprobs(self, prompts: Sequence[str], top: int = 1) -> list[PromptLogprobs]:
+        """Every prompt token's log-probability given the tokens before it, and the ``top`` most likely
+        tokens at each position, in one forward pass (the ``echo`` of ``/v1/completions``). The first
+        token has a log-probability only when the backend puts BOS before prompts."""
+        if isinstance(prompts, str) or not isinstance(prompts, Sequence):
+            raise TypeError(
+                f"prompts must be a list of str (one prompt: [prompt]), got {type(prompts).__name__}"
+            )
+        prompts = list(prompts)
+        if not prompts or not all(isinstance(p, str) and p for p in prompts):
+            raise ValueError("prompts must be a non-empty list of non-empty str")
+        check_int("top", top, 0)
+        offset = 0 if self.bos_token_id is None else 1
+        rows = [self._encode(p) for p in prompts]
+        for i, row in enumerate(rows):
+            if len(row) == offset:
+                raise ValueError(f"prompts[{i}] encodes to no tokens")
+            if self.max_context is not None and len(row) > self.max_context:
+                raise ValueError(
+                    f"prompts[{i}] has {len(row)} tokens, more than the model's context of {self.max_context}"
+                )
+        logits = self._forward_rows(rows)
+        results = []
+        for r, row in enumerate(rows):
+            ids = row[offset:]
+            scores = logits[r, : len(row) - 1].float().log_softmax(-1)  # position t predicts token t + 1
+            chosen = scores.gather(-1, torch.tensor(row[1:], device=scores.device).unsqueeze(-1)).squeeze(-1)
+            best = scores.topk(min(top, scores.shape[-1]), dim=-1) if top else None
+            logprobs: list[float | None] = [None] * (1 - offset)
+            tops: list[dict[str, float] | None] = [None] * (1 - offset)
+            for t in range(len(row) - 1):
+                logprobs.append(float(chosen[t]))
+                alternatives = {}
+                if best is not None:
+                    for value, index in zip(best.values[t].tolist(), best.indices[t].tolist(), strict=True):
+                        alternatives.setdefault(self._decode([index]), value)
+                tops.append(alternatives)
+            pieces, previous = [], ""
+            for k in range(len(ids)):
+                text = self._decode(ids[: k + 1])
+                pieces.append(text[len(previous) :] if text.startswith(previous) else text)
+                previous = text
+            results.append(PromptLogprobs(tuple(pieces), tuple(logprobs), tuple(tops)))
+        return results
 
 
 class TokenizersAdapter:

@@ -5,7 +5,13 @@
 * ``GET /v1/models``: the one model served;
 * ``POST /v1/completions``: ``prompt`` (a str or a list), ``max_tokens`` (default 16), ``temperature``
   (default 1), ``n``, ``stop``, ``logprobs`` (any integer asks for the sampled tokens' log-probabilities;
-  alternatives are not reported: ``top_logprobs`` is null);
+  alternatives are not reported: ``top_logprobs`` is null), ``echo`` (the prompt is returned before
+  the completion; with ``logprobs: k`` its tokens come scored, with the ``k`` most likely alternatives
+  at each position in ``top_logprobs``, null for the first token when there is no BOS and for
+  generated tokens). ``echo: true, max_tokens: 0, logprobs: 1`` scores given text, as vLLM and the
+  legacy OpenAI API do: the request ``OpenAICompatibleLanguageModel.loglikelihood`` makes. It needs a
+  model with ``prompt_logprobs`` (:class:`~aicanon.language.local_backend.LocalLanguageModel`); others
+  answer 400;
 * ``POST /v1/chat/completions``: ``messages`` rendered to one prompt by ``chat_template`` (default:
   ``"role: content\\n"`` per message, then ``"assistant:"``), ``logprobs: true`` for token
   log-probabilities.
@@ -33,7 +39,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from aicanon.language.completion import Completion, LanguageModel
+from aicanon.language.completion import Completion, LanguageModel, PromptLogprobs
 
 __all__ = ["BackgroundServer", "create_app", "default_chat_template"]
 
@@ -47,7 +53,8 @@ class CompletionRequest(BaseModel):
     temperature: float = 1.0
     n: int = 1
     stop: str | list[str] | None = None
-    logprobs: int | None = None
+    logprobs: int | None = Field(default=None, ge=0)
+    echo: bool = False
 
 
 class ChatMessage(BaseModel):
@@ -111,31 +118,58 @@ def create_app(
     def models() -> dict[str, Any]:
         return {"object": "list", "data": [{"id": model_name, "object": "model", "owned_by": "aicanon"}]}
 
+    def _echo(prompts: list[str], body: CompletionRequest) -> list[PromptLogprobs] | None | Any:
+        """The prompts' own token log-probabilities for ``echo`` with ``logprobs`` (else None)."""
+        if not body.echo or body.logprobs is None:
+            return None
+        if not callable(getattr(model, "prompt_logprobs", None)):
+            return _error(400, "echo with logprobs needs a model that scores prompts (prompt_logprobs)")
+        try:
+            with lock:
+                return model.prompt_logprobs(prompts, top=body.logprobs)
+        except (TypeError, ValueError) as error:
+            return _error(400, str(error))
+
     @app.post("/v1/completions")
     def completions(body: CompletionRequest) -> Any:
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
-        results = _complete(prompts, body)
+        if body.echo and body.max_tokens == 0 and body.model == model_name:
+            # Scoring given text: nothing to generate.
+            results: Any = [[Completion("", "length", (), ())] * body.n for _ in prompts]
+        else:
+            results = _complete(prompts, body)
         if not isinstance(results, list):
             return results
+        echoes = _echo(prompts, body)
+        if echoes is not None and not isinstance(echoes, list):
+            return echoes
         choices = []
-        for group in results:
+        for i, group in enumerate(results):
             for completion in group:
                 logprobs = None
-                if body.logprobs is not None and completion.tokens is not None:
+                text, tokens = completion.text, completion.tokens
+                token_logprobs, top_logprobs = completion.token_logprobs, None
+                if body.echo:
+                    text = prompts[i] + text
+                if echoes is not None and tokens is not None:
+                    tokens = echoes[i].tokens + tokens
+                    token_logprobs = echoes[i].token_logprobs + token_logprobs
+                    top_logprobs = list(echoes[i].top_logprobs) + [None] * len(completion.tokens)
+                if body.logprobs is not None and tokens is not None:
                     offsets, at = [], 0
-                    for token in completion.tokens:
+                    for token in tokens:
                         offsets.append(at)
                         at += len(token)
                     logprobs = {
-                        "tokens": list(completion.tokens),
-                        "token_logprobs": list(completion.token_logprobs),
-                        "top_logprobs": None,
+                        "tokens": list(tokens),
+                        "token_logprobs": list(token_logprobs),
+                        "top_logprobs": top_logprobs,
                         "text_offset": offsets,
                     }
                 choices.append(
                     {
                         "index": len(choices),
-                        "text": completion.text,
+                        "text": text,
                         "logprobs": logprobs,
                         "finish_reason": completion.finish_reason,
                     }

@@ -7,7 +7,9 @@ adapter to the call our decoding loop makes. transformers is imported only when 
 
 The adapter keeps the attention mask across decoding steps and passes position ids derived from it
 (``cumsum(mask) - 1``, as transformers' own ``generate`` does), so left-padded prompts decode
-exactly as they would alone.
+exactly as they would alone. Scoring given continuations (``loglikelihood``, ``prompt_logprobs``)
+comes from the local backend unchanged: its right-padded rows need no mask, and the adapter's
+positions (``0 … T-1`` from the all-ones mask) are transformers' own.
 """
 
 from __future__ import annotations
