@@ -78,11 +78,9 @@ from aicanon.rl.evaluation import evaluate_policy
 from aicanon.rl.policy_gradient import A2C, REINFORCE
 from aicanon.rl.ppo import PPOConfig
 from aicanon.rl.ppo_agent import PPOAgent, PPOAgentConfig
-from aicanon.rl.rollout import RolloutCollector
 from aicanon.rl.sac import SAC, SACConfig
 from aicanon.rl.td3 import TD3, TD3Config
 from aicanon.rl.trpo import TRPO
-from aicanon.rl.wrappers import VectorNormalize
 
 ON_POLICY = ("ppo", "a2c", "reinforce", "trpo")
 OFF_POLICY = ("sac", "td3", "ddpg")
@@ -242,6 +240,11 @@ class Trainer:
             self._make_off_policy(agent, env_id, agent_seed)
 
     def _make_on_policy(self, agent: str, env_id: str, normalization: str, agent_seed: int) -> None:
+        normalize = (
+            None
+            if normalization == "none"
+            else {"observations": True, "rewards": normalization == "obs+reward", "gamma": 0.99}
+        )
         if agent == "ppo":
             cfg = PPOAgentConfig(gamma=0.99)
             if env_id in MUJOCO:  # the PPO paper's MuJoCo settings (Table 3), one environment
@@ -253,16 +256,11 @@ class Trainer:
                     update=PPOConfig(epochs=10, minibatch_size=64, lr=3e-4, entropy_coef=0.0),
                     anneal=False,
                 )
-            self.model: Any = PPOAgent(env_id, cfg, seed=agent_seed)
+            self.model: Any = PPOAgent(env_id, cfg, seed=agent_seed, normalize=normalize)
         else:
-            self.model = {"a2c": A2C, "reinforce": REINFORCE, "trpo": TRPO}[agent](env_id, seed=agent_seed)
-        if normalization != "none":
-            # The agents build their own vector environment; wrap it and restart the collector on
-            # the wrapper (same seed: the same first observations).
-            self.model.envs = VectorNormalize(
-                self.model.envs, observations=True, rewards=normalization == "obs+reward", gamma=0.99
-            )
-            self.model.collector = RolloutCollector(self.model.envs, seed=agent_seed)
+            agent_class = {"a2c": A2C, "reinforce": REINFORCE, "trpo": TRPO}[agent]
+            self.model = agent_class(env_id, seed=agent_seed, normalize=normalize)
+        if normalize is not None:
             self.transform = self.model.envs.observation_transform
         self.policy, self.networks = self.model.policy.act, [self.model.policy]
 

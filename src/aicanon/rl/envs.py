@@ -6,7 +6,8 @@ environments; and one environment of our own for fast tests.
   ``RescaleAction`` to [−1, 1] (the squashed policies of SAC/TD3 act there) and a time limit.
   Seeding: ``seed`` seeds the first ``reset`` and the action space, so a run repeats.
 * :func:`make_vector_env`: ``num_envs`` copies in one process (``SyncVectorEnv``, seeds
-  ``seed, seed + 1, …``) with Gymnasium's same-step autoreset, the mode
+  ``seed, seed + 1, …``), optionally normalised (:mod:`aicanon.rl.wrappers`), with Gymnasium's
+  same-step autoreset, the mode
   :class:`aicanon.rl.rollout.RolloutCollector` relies on (the final observation of an episode is in
   ``info["final_obs"]``).
 * :class:`PointMass` (``aicanon/PointMass-v0``): a point in the plane pushed by a bounded force
@@ -102,9 +103,22 @@ def make_env(
     return env
 
 
-def make_vector_env(env_id: str, num_envs: int, *, seed: int = 0, **kwargs: Any):
-    """``num_envs`` seeded copies of :func:`make_env`'s environment in one process, same-step autoreset."""
+def make_vector_env(
+    env_id: str,
+    num_envs: int,
+    *,
+    seed: int = 0,
+    normalize: dict[str, Any] | bool | None = None,
+    **kwargs: Any,
+):
+    """``num_envs`` seeded copies of :func:`make_env`'s environment in one process, same-step autoreset;
+    ``normalize`` (True or :class:`~aicanon.rl.wrappers.VectorNormalize`'s keyword arguments) wraps
+    them in observation/reward normalisation with running statistics."""
     check_int("num_envs", num_envs)
+    if normalize is not None and not isinstance(normalize, (bool, dict)):
+        raise TypeError(
+            f"normalize must be None, a bool or a dict of VectorNormalize options, got {normalize!r}"
+        )
 
     def factory(index: int):
         return lambda: make_env(env_id, seed=seed + index, **kwargs)
@@ -113,4 +127,8 @@ def make_vector_env(env_id: str, num_envs: int, *, seed: int = 0, **kwargs: Any)
         [factory(i) for i in range(num_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
     )
     envs.action_space.seed(seed)
+    if normalize:
+        from aicanon.rl.wrappers import VectorNormalize
+
+        envs = VectorNormalize(envs, **({} if normalize is True else normalize))
     return envs
