@@ -98,3 +98,15 @@ def test_evaluation_refuses_bad_input():
         evaluate_policy(None, make_env("CartPole-v1"))
     with pytest.raises(TypeError, match="env"):
         evaluate_policy(lambda o: 0, object())
+
+
+def test_vector_env_normalizes_on_request():
+    from aicanon.rl.wrappers import VectorNormalize
+
+    envs = make_vector_env("CartPole-v1", 2, seed=0, normalize={"rewards": False})
+    assert isinstance(envs, VectorNormalize)
+    observation, _ = envs.reset(seed=0)
+    assert observation.shape == (2, 4)
+    assert not isinstance(make_vector_env("CartPole-v1", 2, normalize=False), VectorNormalize)
+    with pytest.raises(TypeError, match="normalize must be None, a bool or a dict"):
+        make_vector_env("CartPole-v1", 2, normalize="yes")
