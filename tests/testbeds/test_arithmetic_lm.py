@@ -16,9 +16,9 @@ from aicanon.testbeds.arithmetic_lm import (
     arithmetic_corpus,
     arithmetic_language_model,
     arithmetic_problems,
-    char_tokenizer,
     pretrain_arithmetic_lm,
     save_arithmetic_lm,
+    train_tokenizer,
 )
 
 TINY = {"size": "small", "problems": 200, "steps": 3, "warmup_steps": 1, "batch_size": 4, "seq_len": 64}
@@ -67,11 +67,19 @@ def test_corpus_mixes_styles_and_text_as_configured():
     assert not any(q in text for q in test)
 
 
-def test_char_tokenizer_round_trips_any_printable_text():
-    tokenizer = char_tokenizer("Q: Ann has 3 apples.")
-    text = "Q: Zoe has 12 kites! (new) ~"
-    ids = tokenizer.encode(text)
-    assert len(ids) == len(text) and tokenizer.decode(ids) == text
+def test_tokenizer_splits_digits_round_trips_any_text_and_repeats():
+    corpus = arithmetic_corpus(ArithmeticLMConfig(problems=300, text_fraction=0.0))
+    tokenizer = train_tokenizer(corpus)
+    assert 258 < tokenizer.tokenizer.get_vocab_size() <= 512  # fewer when the corpus runs out of merges
+    assert tokenizer.tokenizer.token_to_id("<s>") == 0 and tokenizer.tokenizer.token_to_id("</s>") == 1
+    for text in ("Q: Zoe has 1234 kites! (new) ~", "naïve café → 3½", "\n\nA:"):
+        assert tokenizer.decode(tokenizer.encode(text)) == text  # byte fallback: any text
+    pieces = tokenizer.tokenizer.encode("Mia has 407 shells.").tokens
+    assert [p for p in pieces if any(c.isdigit() for c in p)] == ["4", "0", "7"]  # one digit per token
+    # Word pieces merge: far fewer tokens than characters on the corpus.
+    assert len(tokenizer.encode(corpus[:5000])) < 5000 / 2
+    again = train_tokenizer(corpus)
+    assert again.tokenizer.to_str() == tokenizer.tokenizer.to_str()
 
 
 def test_pretraining_is_cached_and_repeats(tmp_path):
@@ -120,6 +128,7 @@ def test_export_loads_as_a_language_model_with_the_same_completions(tmp_path):
         ({"style_mix": {"cot": 1.0, "verbose": 1.0}}, "style_mix"),
         ({"style_mix": {"cot": 0.0}}, "style_mix"),
         ({"seq_len": 2048}, "seq_len"),
+        ({"vocab_size": 100}, "vocab_size"),
         ({"lr": float("nan")}, "lr"),
     ],
 )
