@@ -367,14 +367,21 @@ class AlbertEncoder(nn.Module):
                     f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got {got}"
                 )
             key_padding_mask = attention_mask.to(torch.bool)
-        h = self.embeddings(input_ids, token_type_ids)
-        if self.embedding_projection is not None:
-            h = self.embedding_projection(h)
-        for layer in range(cfg.num_layers):
-            h = self.attentions[layer if len(self.attentions) > 1 else 0](h, key_padding_mask)
-            h = self.feed_forwards[layer if len(self.feed_forwards) > 1 else 0](h)
+        h = self.transform(self.embeddings(input_ids, token_type_ids), key_padding_mask)
         pooled = torch.tanh(self.pooler(h[:, 0])) if self.pooler is not None else None
         return h, pooled
+
+    def transform(self, embedded: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+        """The E -> H projection and the L layers on already embedded tokens ``[B, T, E]`` (the
+        output of :class:`AlbertEmbeddings`; soft prompts enter here), ``key_padding_mask [B, T]``
+        True at real tokens -> hidden states ``[B, T, H]``."""
+        h = embedded
+        if self.embedding_projection is not None:
+            h = self.embedding_projection(h)
+        for layer in range(self.cfg.num_layers):
+            h = self.attentions[layer if len(self.attentions) > 1 else 0](h, key_padding_mask)
+            h = self.feed_forwards[layer if len(self.feed_forwards) > 1 else 0](h)
+        return h
 
     @classmethod
     def from_pretrained(cls, path):
