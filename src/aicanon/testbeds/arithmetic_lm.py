@@ -37,6 +37,13 @@ prompt fits the context the model is trained on. Training windows (``seq_len``) 
 the prompts the experiments send: a model trained on short windows does not generalise to longer
 positions, and answers long few-shot prompts with noise.
 
+Calibration (the default configuration: ``small``, 0.1M parameters, 1,500 steps of 16 x 512 tokens;
+4-shot prompts, greedy decoding, 40 held-out problems per step count): chain-of-thought answers are
+right for 88 %, 85 % and 65 % of the 1-, 2- and 3-step problems, direct answers for 15 %, 5 % and
+8 %. The model computes one step at a time, not several at once: the mechanism the reasoning papers
+rely on. Pre-training took 45 minutes on two heavily shared cores (about a fifth of that alone is
+our estimate); the medium and large sizes of the scale sweep have not been calibrated yet.
+
 Choices not from any paper (the papers pre-train on web text at scale): the task, its styles and
 their mix; the vocabulary's size.
 """
@@ -183,9 +190,10 @@ def arithmetic_problems(
 
 @dataclass
 class ArithmeticLMConfig:
-    """Size, corpus and pre-training of the model (defaults: the quick experiments' ``"medium"``)."""
+    """Size, corpus and pre-training of the model (defaults: the calibrated ``"small"`` model of the
+    module docstring)."""
 
-    size: str = "medium"
+    size: str = "small"
     """One of :data:`SIZES`."""
     problems: int = 20000
     """Training problems in the corpus (each written once, in one style)."""
