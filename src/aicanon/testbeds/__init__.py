@@ -16,7 +16,15 @@
 * :mod:`~aicanon.testbeds.digit_judge`: an independent digit classifier for generated samples' fidelity
   and features (the diffusion papers);
 * :mod:`~aicanon.testbeds.diffusion_training`: the denoiser training loop with EMA, timestep sampling and
-  resume (the diffusion papers).
+  resume (the diffusion papers);
+* :mod:`~aicanon.testbeds.guided_digits`: the cached class-conditional denoiser and noisy classifier
+  on 8x8 digits (the guidance papers);
+* :mod:`~aicanon.testbeds.arithmetic_lm`: a small Llama pre-trained on arithmetic word problems with
+  and without rationales, cached (the reasoning, evaluation and RL-from-feedback papers);
+* :mod:`~aicanon.testbeds.masked_lm`: a small pre-trained ALBERT/BERT-style masked LM, cached (prompt
+  learning);
+* :mod:`~aicanon.testbeds.procedural_shapes`: procedural meshes in ShapeNetCore's layout (ShapeNet);
+* :mod:`~aicanon.testbeds.cache`: where the cached testbeds keep their trained state.
 
 Dependencies point one way: experiments and testbeds import methods, datasets and core; a method
 never imports a testbed, and a testbed never imports an experiment.

@@ -53,19 +53,19 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-from aicanon.core.checkpoint import load_checkpoint, save_checkpoint
+from aicanon.core.checkpoint import save_checkpoint
 from aicanon.core.checks import check_choice, check_float, check_int
-from aicanon.core.results import results_dir
 from aicanon.datasets.sst import load_sst
 from aicanon.language.llama import Llama, LlamaConfig
 from aicanon.language.local_backend import LocalLanguageModel, TokenizersAdapter
 from aicanon.language.training import PretrainConfig, train_lm
+from aicanon.testbeds.cache import cache_folder as shared_cache_folder
+from aicanon.testbeds.cache import load_cached
 
 __all__ = [
     "ANSWER_PREFIX",
@@ -293,32 +293,20 @@ def _llama_config(cfg: ArithmeticLMConfig, vocab_size: int) -> LlamaConfig:
 
 
 def cache_folder(cache: str | Path | None) -> Path | None:
-    """None gives ``_cache/arithmetic_lm`` under the results folder (which follows
-    ``aicanon reproduce --out``); '' gives no cache; anything else is that folder."""
-    if cache is None:
-        return results_dir() / "_cache" / "arithmetic_lm"
-    return Path(cache) if str(cache) else None
+    """Where an experiment's ``cache`` setting keeps pre-trained models (:func:`.cache.cache_folder`)."""
+    return shared_cache_folder(cache, "arithmetic_lm")
 
 
 def _load_cached(folder: Path, cfg: ArithmeticLMConfig) -> tuple[Llama, TokenizersAdapter] | None:
     from tokenizers import Tokenizer
 
-    try:
-        state = load_checkpoint(folder)
-        if state is None:
-            raise ValueError("no complete checkpoint")
-        if state["config"] != asdict(cfg):
-            raise ValueError(f"config {state['config']} differs from {asdict(cfg)}")
+    def build(state: dict) -> tuple[Llama, TokenizersAdapter]:
         tokenizer = TokenizersAdapter(Tokenizer.from_str(state["tokenizer"]))
         model = Llama(_llama_config(cfg, tokenizer.tokenizer.get_vocab_size()))
         model.load_state_dict(state["model"], strict=True)
         return model, tokenizer
-    except Exception as error:  # noqa: BLE001 (tokenizers raises bare Exception)
-        # A corrupt cache is not fatal: it is retrained (and overwritten).
-        warnings.warn(
-            f"arithmetic-LM cache at {folder} could not be used ({error}); retraining", stacklevel=3
-        )
-        return None
+
+    return load_cached(folder, asdict(cfg), "arithmetic-LM", build)
 
 
 def pretrain_arithmetic_lm(

@@ -27,19 +27,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
 
-from aicanon.core.checkpoint import load_checkpoint, save_checkpoint
-from aicanon.core.results import results_dir
+from aicanon.core.checkpoint import save_checkpoint
 from aicanon.datasets.sst import SPLITS, load_sst
 from aicanon.datasets.text import CharTokenizer, load_tinyshakespeare
 from aicanon.language.llama import Llama, LlamaConfig
 from aicanon.language.training import PretrainConfig, train_lm
+from aicanon.testbeds.cache import cache_folder as shared_cache_folder
+from aicanon.testbeds.cache import load_cached
 
 __all__ = ["CharLMConfig", "cache_folder", "char_lm_corpus", "pretrain_char_lm"]
 
@@ -101,13 +100,8 @@ class CharLMConfig:
 
 
 def cache_folder(cache: str | None) -> Path | None:
-    """Where an experiment's ``cache`` setting keeps pre-trained bases: None gives ``_cache/char_lm``
-    under the results folder (``AICANON_RESULTS``, which ``aicanon reproduce --out`` sets, else
-    ``results/`` of the checkout), so the cache follows ``--out`` and not the working directory;
-    '' gives no cache (retrain every run); anything else is that folder."""
-    if cache is None:
-        return results_dir() / "_cache" / "char_lm"
-    return Path(cache) if cache else None
+    """Where an experiment's ``cache`` setting keeps pre-trained bases (:func:`.cache.cache_folder`)."""
+    return shared_cache_folder(cache, "char_lm")
 
 
 def char_lm_corpus(shakespeare: bool = False) -> tuple[str, CharTokenizer]:
@@ -138,26 +132,13 @@ def _llama_config(cfg: CharLMConfig, vocab_size: int) -> LlamaConfig:
 
 
 def _load_cached(folder: Path, cfg: CharLMConfig) -> tuple[Llama, CharTokenizer] | None:
-    try:
-        state = load_checkpoint(folder)
-        if state is None:
-            raise ValueError("no complete checkpoint")
-        if state["config"] != asdict(cfg):
-            raise ValueError(f"config {state['config']} differs from {asdict(cfg)}")
+    def build(state: dict) -> tuple[Llama, CharTokenizer]:
         tokenizer = CharTokenizer(state["chars"])
         model = Llama(_llama_config(cfg, tokenizer.vocab_size))
         model.load_state_dict(state["model"], strict=True)
         return model, tokenizer
-    except (
-        OSError,
-        ValueError,
-        KeyError,
-        TypeError,
-        RuntimeError,
-        SafetensorError,
-    ) as error:  # a corrupt cache is not fatal: it is retrained (and overwritten)
-        warnings.warn(f"base-model cache at {folder} could not be used ({error}); retraining", stacklevel=3)
-        return None
+
+    return load_cached(folder, asdict(cfg), "base-model", build)
 
 
 def pretrain_char_lm(

@@ -36,21 +36,20 @@ import hashlib
 import json
 import math
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
 
-from aicanon.core.checkpoint import load_checkpoint, save_checkpoint
+from aicanon.core.checkpoint import save_checkpoint
 from aicanon.core.progress import track
-from aicanon.core.results import results_dir
 from aicanon.datasets.sst import load_sst
 from aicanon.datasets.vocabulary import Vocabulary
 from aicanon.datasets.wikitext import load_wikitext2
 from aicanon.language.albert import IGNORE_INDEX, AlbertConfig, AlbertForPreTraining
+from aicanon.testbeds.cache import cache_folder as shared_cache_folder
+from aicanon.testbeds.cache import load_cached
 
 __all__ = [
     "CLS",
@@ -159,12 +158,8 @@ class MaskedLMConfig:
 
 
 def cache_folder(cache: str | None) -> Path | None:
-    """Where an experiment's ``cache`` setting keeps pre-trained masked LMs: None gives
-    ``_cache/masked_lm`` under the results folder (``AICANON_RESULTS``, set by ``aicanon reproduce
-    --out``, else ``results/``); '' gives no cache (retrain every run); anything else is that folder."""
-    if cache is None:
-        return results_dir() / "_cache" / "masked_lm"
-    return Path(cache) if cache else None
+    """Where an experiment's ``cache`` setting keeps pre-trained masked LMs (:func:`.cache.cache_folder`)."""
+    return shared_cache_folder(cache, "masked_lm")
 
 
 def masked_lm_corpus(cfg: MaskedLMConfig) -> tuple[list[list[str]], Vocabulary]:
@@ -206,19 +201,13 @@ def mask_tokens(
 
 
 def _load_cached(folder: Path, cfg: MaskedLMConfig) -> tuple[AlbertForPreTraining, Vocabulary] | None:
-    try:
-        state = load_checkpoint(folder)
-        if state is None:
-            raise ValueError("no complete checkpoint")
-        if state["config"] != asdict(cfg):
-            raise ValueError(f"config {state['config']} differs from {asdict(cfg)}")
+    def build(state: dict) -> tuple[AlbertForPreTraining, Vocabulary]:
         vocab = Vocabulary(state["tokens"], unk=UNK, pad=PAD)
         model = AlbertForPreTraining(cfg.albert_config())
         model.load_state_dict(state["model"], strict=True)
         return model, vocab
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as error:
-        warnings.warn(f"masked-LM cache at {folder} could not be used ({error}); retraining", stacklevel=3)
-        return None
+
+    return load_cached(folder, asdict(cfg), "masked-LM", build)
 
 
 def pretrain_masked_lm(
