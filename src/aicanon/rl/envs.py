@@ -9,7 +9,9 @@ environments; and one environment of our own for fast tests.
   ``seed, seed + 1, …``), optionally normalised (:mod:`aicanon.rl.wrappers`), with Gymnasium's
   same-step autoreset, the mode
   :class:`aicanon.rl.rollout.RolloutCollector` relies on (the final observation of an episode is in
-  ``info["final_obs"]``).
+  ``info["final_obs"]``). Each copy is wrapped in :class:`ReplayableEpisodes`, which records how its
+  current episode began and the actions since, so an agent's checkpoint can put every copy back
+  exactly where it was (:mod:`aicanon.rl.on_policy`).
 * :class:`PointMass` (``aicanon/PointMass-v0``): a point in the plane pushed by a bounded force
   towards a goal drawn at reset; reward −distance, an episode of 50 steps. Continuous, two
   dimensions, solvable in a few thousand steps: the agents' fast tests run on it.
@@ -17,14 +19,16 @@ environments; and one environment of our own for fast tests.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from aicanon.core.checks import check_int
 
-__all__ = ["POINT_MASS_ID", "PointMass", "make_env", "make_vector_env"]
+__all__ = ["POINT_MASS_ID", "PointMass", "ReplayableEpisodes", "make_env", "make_vector_env"]
 
 POINT_MASS_ID = "aicanon/PointMass-v0"
 
@@ -103,6 +107,80 @@ def make_env(
     return env
 
 
+def _plain(value: Any) -> Any:
+    """A numpy bit generator's state as JSON-serialisable values (arrays become lists)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+class ReplayableEpisodes(gym.Wrapper):
+    """Records how the current episode began (the reset's seed, or the state of the environment's
+    RNG before an unseeded reset, e.g. an autoreset) and the actions taken since, so that
+    :meth:`snapshot` and :meth:`restore` put the environment back at the same point of the same
+    episode by replaying them. Exact for every environment whose randomness comes from its
+    ``np_random`` (Gymnasium's convention); :meth:`restore` checks the replayed observation against
+    the recorded one and refuses a mismatch. Transparent otherwise: it draws no random numbers."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self._start: dict[str, Any] | None = None
+        self._actions: list[np.ndarray] = []
+        self._observation: np.ndarray | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        rng = (
+            None if seed is not None else _plain(copy.deepcopy(self.unwrapped.np_random.bit_generator.state))
+        )
+        self._start = {"seed": seed, "rng": rng, "options": options}
+        self._actions = []
+        observation, info = self.env.reset(seed=seed, options=options)
+        self._observation = np.array(observation, copy=True)
+        return observation, info
+
+    def step(self, action):
+        self._actions.append(np.array(action, copy=True))
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self._observation = np.array(observation, copy=True)
+        return observation, reward, terminated, truncated, info
+
+    def snapshot(self) -> dict[str, Any]:
+        """The current episode's start and actions, and the last observation (checkpointable)."""
+        if self._start is None:
+            raise RuntimeError("the environment has not been reset yet: there is no episode to snapshot")
+        actions = np.stack(self._actions) if self._actions else np.zeros((0,))
+        return {
+            "start": copy.deepcopy(self._start),
+            "actions": torch.from_numpy(np.ascontiguousarray(actions)),
+            "steps": len(self._actions),
+            "observation": torch.from_numpy(np.ascontiguousarray(self._observation)),
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> np.ndarray:
+        """Reset as the snapshot's episode began, replay its actions; the observation reached."""
+        start = snapshot["start"]
+        if start["seed"] is None:
+            self.unwrapped.np_random.bit_generator.state = copy.deepcopy(start["rng"])
+        observation, _ = self.reset(seed=start["seed"], options=start["options"])
+        actions = snapshot["actions"].numpy()
+        for index in range(int(snapshot["steps"])):
+            action = actions[index]
+            observation, *_ = self.step(action.item() if action.ndim == 0 else action)
+        saved = snapshot["observation"].numpy()
+        if np.shape(observation) != saved.shape or not np.allclose(
+            np.asarray(observation, np.float64), saved.astype(np.float64)
+        ):
+            raise ValueError(
+                "replaying the checkpoint's episode did not reach its saved observation: the checkpoint "
+                "belongs to another environment, or this environment is not deterministic given its RNG"
+            )
+        return observation
+
+
 def make_vector_env(
     env_id: str,
     num_envs: int,
@@ -121,7 +199,7 @@ def make_vector_env(
         )
 
     def factory(index: int):
-        return lambda: make_env(env_id, seed=seed + index, **kwargs)
+        return lambda: ReplayableEpisodes(make_env(env_id, seed=seed + index, **kwargs))
 
     envs = gym.vector.SyncVectorEnv(
         [factory(i) for i in range(num_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP

@@ -27,16 +27,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from aicanon.core.checks import check_choice, check_float, check_int, check_tensor
-from aicanon.rl.envs import make_vector_env
-from aicanon.rl.networks import ActorCritic
-from aicanon.rl.rollout import RolloutCollector
+from aicanon.rl.on_policy import OnPolicyAgent
 
 __all__ = ["A2C", "A2CConfig", "REINFORCE", "actor_critic_loss"]
 
@@ -102,41 +99,27 @@ class A2CConfig:
         check_choice("optimizer", self.optimizer, ("rmsprop", "adam"))
 
 
-class A2C:
+class A2C(OnPolicyAgent):
     """A2C on ``num_envs`` copies of the Gymnasium environment ``env_id`` (module docstring).
 
     ``learn(steps)`` trains for at least ``steps`` environment steps (all copies together);
-    ``policy.act`` is the deterministic policy for :func:`aicanon.rl.evaluation.evaluate_policy`."""
+    ``policy.act`` is the deterministic policy for :func:`aicanon.rl.evaluation.evaluate_policy`;
+    set-up, loop and checkpoints: :class:`aicanon.rl.on_policy.OnPolicyAgent`."""
 
     name = "A2C"
+    config_type = A2CConfig
 
-    def __init__(self, env_id: str, cfg: A2CConfig | None = None, seed: int = 0, **env_kwargs: Any) -> None:
-        self.cfg = self._default_config() if cfg is None else cfg
-        if not isinstance(self.cfg, A2CConfig):
-            raise TypeError(f"cfg must be an A2CConfig, got {type(self.cfg).__name__}")
-        check_int("seed", seed, 0)
+    def _setup(self) -> None:
         cfg = self.cfg
-        self.envs = make_vector_env(env_id, cfg.num_envs, seed=seed, **env_kwargs)
-        torch.manual_seed(seed)
-        try:
-            self.policy = ActorCritic.for_spaces(
-                self.envs.single_observation_space, self.envs.single_action_space, hidden=cfg.hidden
-            )
-        except TypeError as error:
-            raise TypeError(f"{self.name} cannot act in {env_id}: {error}") from None
-        self.collector = RolloutCollector(self.envs, seed=seed)
         if cfg.optimizer == "rmsprop":
             self.optimizer = torch.optim.RMSprop(
                 self.policy.parameters(), lr=cfg.learning_rate, alpha=0.99, eps=1e-5
             )
         else:
             self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
-        self.steps = 0
-        self.episodes: list[tuple[float, int]] = []
 
-    @staticmethod
-    def _default_config() -> A2CConfig:
-        return A2CConfig()
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"policy": self.optimizer}
 
     def update(self, batch: Mapping[str, Tensor]) -> dict[str, float]:
         """One gradient step of L on a flat batch."""
@@ -151,21 +134,6 @@ class A2C:
         self.optimizer.step()
         return stats
 
-    def learn(self, steps: int) -> list[tuple[float, int]]:
-        check_int("steps", steps)
-        cfg = self.cfg
-        finished: list[tuple[float, int]] = []
-        target = self.steps + steps
-        while self.steps < target:
-            rollout = self.collector.collect(self.policy, cfg.n_steps)
-            advantages, returns = rollout.advantages(cfg.gamma, cfg.gae_lambda)
-            batch = rollout.flat() | {"advantages": advantages.flatten(), "returns": returns.flatten()}
-            self.update(batch)
-            self.steps += cfg.n_steps * cfg.num_envs
-            finished.extend(rollout.episodes)
-        self.episodes.extend(finished)
-        return finished
-
 
 class REINFORCE(A2C):
     """REINFORCE with a learned state-value baseline: Monte-Carlo returns (GAE with λ = 1) over long
@@ -173,8 +141,7 @@ class REINFORCE(A2C):
 
     name = "REINFORCE"
 
-    @staticmethod
-    def _default_config() -> A2CConfig:
+    def _default_config(self) -> A2CConfig:
         return A2CConfig(
             num_envs=4,
             n_steps=500,

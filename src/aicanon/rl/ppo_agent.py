@@ -16,17 +16,16 @@ truncations bootstrap (Pardo et al. 2018).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from aicanon.core.checks import check_float, check_int
-from aicanon.rl.envs import make_vector_env
-from aicanon.rl.networks import ActorCritic
+from aicanon.rl.on_policy import OnPolicyAgent
 from aicanon.rl.ppo import PPO, PPOConfig
-from aicanon.rl.rollout import RolloutCollector
 
 __all__ = ["PPOAgent", "PPOAgentConfig"]
 
@@ -56,52 +55,39 @@ class PPOAgentConfig:
             raise TypeError(f"update must be a PPOConfig, got {type(self.update).__name__}")
 
 
-class PPOAgent:
-    """PPO on ``num_envs`` copies of the Gymnasium environment ``env_id`` (module docstring)."""
+class PPOAgent(OnPolicyAgent):
+    """PPO on ``num_envs`` copies of the Gymnasium environment ``env_id`` (module docstring);
+    set-up, loop and checkpoints: :class:`aicanon.rl.on_policy.OnPolicyAgent`."""
 
-    def __init__(
-        self, env_id: str, cfg: PPOAgentConfig | None = None, seed: int = 0, **env_kwargs: Any
-    ) -> None:
-        self.cfg = PPOAgentConfig() if cfg is None else cfg
-        if not isinstance(self.cfg, PPOAgentConfig):
-            raise TypeError(f"cfg must be a PPOAgentConfig, got {type(self.cfg).__name__}")
-        check_int("seed", seed, 0)
-        cfg = self.cfg
-        self.envs = make_vector_env(env_id, cfg.num_envs, seed=seed, **env_kwargs)
-        torch.manual_seed(seed)
-        try:
-            self.policy = ActorCritic.for_spaces(
-                self.envs.single_observation_space, self.envs.single_action_space, hidden=cfg.hidden
-            )
-        except TypeError as error:
-            raise TypeError(f"PPO cannot act in {env_id}: {error}") from None
-        self.collector = RolloutCollector(self.envs, seed=seed)
+    name = "PPO"
+    config_type = PPOAgentConfig
+
+    def _setup(self) -> None:
         # A copy of the update's settings: annealing changes the clip range as training goes.
-        self.ppo = PPO(self.policy, PPOConfig(**vars(cfg.update)))
-        self.generator = torch.Generator().manual_seed(seed)
-        self.steps = 0
-        self.episodes: list[tuple[float, int]] = []
+        self.ppo = PPO(self.policy, PPOConfig(**vars(self.cfg.update)))
+        self._total_steps: int | None = None
 
-    def learn(self, steps: int, total_steps: int | None = None) -> list[tuple[float, int]]:
-        """Train for at least ``steps`` environment steps (all copies together); ``total_steps`` is
-        the horizon of the annealing (default: this call's end)."""
-        check_int("steps", steps)
-        check_int("total_steps", total_steps, allow_none=True)
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"ppo": self.ppo.optimizer}
+
+    def _before_rollout(self, target: int) -> None:
         cfg = self.cfg
-        horizon = total_steps or self.steps + steps
-        finished: list[tuple[float, int]] = []
-        target = self.steps + steps
-        while self.steps < target:
-            if cfg.anneal:
-                remaining = max(1.0 - self.steps / horizon, 0.0)
-                for group in self.ppo.optimizer.param_groups:
-                    group["lr"] = cfg.update.lr * remaining
-                self.ppo.cfg.clip_range = max(cfg.update.clip_range * remaining, 1e-8)
-            rollout = self.collector.collect(self.policy, cfg.n_steps)
-            advantages, returns = rollout.advantages(cfg.gamma, cfg.gae_lambda)
-            batch = rollout.flat() | {"advantages": advantages.flatten(), "returns": returns.flatten()}
-            self.ppo.update(batch, self.generator)
-            self.steps += cfg.n_steps * cfg.num_envs
-            finished.extend(rollout.episodes)
-        self.episodes.extend(finished)
-        return finished
+        if cfg.anneal:
+            remaining = max(1.0 - self.steps / (self._total_steps or target), 0.0)
+            for group in self.ppo.optimizer.param_groups:
+                group["lr"] = cfg.update.lr * remaining
+            self.ppo.cfg.clip_range = max(cfg.update.clip_range * remaining, 1e-8)
+
+    def update(self, batch: Mapping[str, Tensor]) -> dict[str, float]:
+        """K epochs of mini-batch steps of L^{CLIP+VF+S} on a flat batch."""
+        return self.ppo.update(batch, self.generator)
+
+    def learn(
+        self, steps: int, total_steps: int | None = None, **checkpointing: Any
+    ) -> list[tuple[float, int]]:
+        """Train for at least ``steps`` environment steps (all copies together); ``total_steps`` is
+        the horizon of the annealing (default: this call's end); ``checkpointing``:
+        :meth:`OnPolicyAgent.learn`'s ``checkpoint_dir`` and ``checkpoint_every``."""
+        check_int("total_steps", total_steps, allow_none=True)
+        self._total_steps = total_steps
+        return super().learn(steps, **checkpointing)

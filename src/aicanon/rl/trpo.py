@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -34,9 +33,8 @@ from torch.distributions import kl_divergence
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from aicanon.core.checks import check_float, check_int, check_tensor
-from aicanon.rl.envs import make_vector_env
 from aicanon.rl.networks import ActorCritic
-from aicanon.rl.rollout import RolloutCollector
+from aicanon.rl.on_policy import OnPolicyAgent
 
 __all__ = ["TRPO", "TRPOConfig", "conjugate_gradient", "fisher_vector_product", "trpo_step"]
 
@@ -169,28 +167,18 @@ class TRPOConfig:
         check_float("value_lr", self.value_lr, 0.0, min_inclusive=False, finite=True)
 
 
-class TRPO:
-    """TRPO on ``num_envs`` copies of the Gymnasium environment ``env_id`` (module docstring)."""
+class TRPO(OnPolicyAgent):
+    """TRPO on ``num_envs`` copies of the Gymnasium environment ``env_id`` (module docstring);
+    set-up, loop and checkpoints: :class:`aicanon.rl.on_policy.OnPolicyAgent`."""
 
-    def __init__(self, env_id: str, cfg: TRPOConfig | None = None, seed: int = 0, **env_kwargs: Any) -> None:
-        self.cfg = TRPOConfig() if cfg is None else cfg
-        if not isinstance(self.cfg, TRPOConfig):
-            raise TypeError(f"cfg must be a TRPOConfig, got {type(self.cfg).__name__}")
-        check_int("seed", seed, 0)
-        cfg = self.cfg
-        self.envs = make_vector_env(env_id, cfg.num_envs, seed=seed, **env_kwargs)
-        torch.manual_seed(seed)
-        try:
-            self.policy = ActorCritic.for_spaces(
-                self.envs.single_observation_space, self.envs.single_action_space, hidden=cfg.hidden
-            )
-        except TypeError as error:
-            raise TypeError(f"TRPO cannot act in {env_id}: {error}") from None
-        self.collector = RolloutCollector(self.envs, seed=seed)
-        self.value_optimizer = torch.optim.Adam(self.policy.value_net.parameters(), lr=cfg.value_lr)
-        self.generator = torch.Generator().manual_seed(seed)
-        self.steps = 0
-        self.episodes: list[tuple[float, int]] = []
+    name = "TRPO"
+    config_type = TRPOConfig
+
+    def _setup(self) -> None:
+        self.value_optimizer = torch.optim.Adam(self.policy.value_net.parameters(), lr=self.cfg.value_lr)
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"value": self.value_optimizer}
 
     def update(self, batch: Mapping[str, Tensor]) -> dict[str, float]:
         """The policy's trust-region step, then the value function's regression."""
@@ -223,17 +211,3 @@ class TRPO:
                 self.value_optimizer.step()
         stats["value_loss"] = float(loss.detach())
         return stats
-
-    def learn(self, steps: int) -> list[tuple[float, int]]:
-        check_int("steps", steps)
-        cfg = self.cfg
-        finished: list[tuple[float, int]] = []
-        target = self.steps + steps
-        while self.steps < target:
-            rollout = self.collector.collect(self.policy, cfg.n_steps)
-            advantages, returns = rollout.advantages(cfg.gamma, cfg.gae_lambda)
-            self.update(rollout.flat() | {"advantages": advantages.flatten(), "returns": returns.flatten()})
-            self.steps += cfg.n_steps * cfg.num_envs
-            finished.extend(rollout.episodes)
-        self.episodes.extend(finished)
-        return finished
