@@ -134,3 +134,25 @@ def test_collector_needs_same_step_autoreset():
     envs = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")])
     with pytest.raises(ValueError, match="same-step autoreset"):
         RolloutCollector(envs)
+
+
+def test_next_values_are_the_values_of_each_next_state_including_the_rollouts_last():
+    """Without an episode end, V(s_{t+1}) is taken from the next step's forward pass; at the rollout's
+    last step it is computed on the observation the collector keeps: both must equal V(s_{t+1})."""
+    envs = make_vector_env("CartPole-v1", 3, seed=4)
+    weight = torch.tensor([0.3, -1.2, 2.0, 0.7])
+
+    def policy(observations):
+        return Categorical(logits=torch.zeros(observations.shape[0], 2)), observations @ weight
+
+    collector = RolloutCollector(envs, seed=4)
+    rollout = collector.collect(policy, 30)
+    done = (rollout.terminated + rollout.truncated) > 0
+    assert done.any(), "the check needs episode ends within the rollout"
+    for t in range(29):
+        expected = rollout.observations[t + 1] @ weight
+        keep = ~done[t]
+        torch.testing.assert_close(rollout.next_values[t][keep], expected[keep])
+    last = torch.as_tensor(np.asarray(collector.observation), dtype=torch.float32) @ weight
+    keep = ~done[-1]
+    torch.testing.assert_close(rollout.next_values[-1][keep], last[keep])

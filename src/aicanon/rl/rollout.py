@@ -133,7 +133,7 @@ class RolloutCollector:
             k: []
             for k in ("observations", "actions", "log_probs", "values", "rewards", "terminated", "truncated")
         }
-        next_values: list[Tensor] = []
+        next_values: list[Tensor | None] = []
         episodes: list[tuple[float, int]] = []
         for _ in range(steps):
             observation = self._tensor(self.observation)
@@ -148,11 +148,14 @@ class RolloutCollector:
                 raise ValueError(f"the environment returned non-finite rewards {reward.tolist()}")
             done = np.logical_or(terminated, truncated)
             # V(s_{t+1}) of each env's own next state: the final observation where an episode ended.
-            real_next = np.array(next_observation, copy=True)
+            # Where none ended, s_{t+1} is the next step's observation and its value comes with the
+            # next step's forward pass (filled in below): one forward pass per step, not two.
+            bootstrap = None
             if done.any():
+                real_next = np.array(next_observation, copy=True)
                 for i in np.flatnonzero(done):
                     real_next[i] = info["final_obs"][i]
-            _, bootstrap = policy(self._tensor(real_next))
+                _, bootstrap = policy(self._tensor(real_next))
             columns["observations"].append(observation)
             columns["actions"].append(action)
             columns["log_probs"].append(log_prob)
@@ -160,12 +163,18 @@ class RolloutCollector:
             columns["rewards"].append(self._tensor(reward))
             columns["terminated"].append(self._tensor(terminated))
             columns["truncated"].append(self._tensor(truncated))
-            next_values.append(bootstrap.reshape(self.num_envs))
+            next_values.append(None if bootstrap is None else bootstrap.reshape(self.num_envs))
             self.episode_return += reward
             self.episode_length += 1
             for i in np.flatnonzero(done):
                 episodes.append((float(self.episode_return[i]), int(self.episode_length[i])))
                 self.episode_return[i], self.episode_length[i] = 0.0, 0
             self.observation = next_observation
+        for t in range(steps - 1):
+            if next_values[t] is None:
+                next_values[t] = columns["values"][t + 1]
+        if next_values[-1] is None:
+            _, bootstrap = policy(self._tensor(self.observation))
+            next_values[-1] = bootstrap.reshape(self.num_envs)
         stacked = {name: torch.stack(values) for name, values in columns.items()}
         return Rollout(**stacked, next_values=torch.stack(next_values), episodes=episodes)
