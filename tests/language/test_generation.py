@@ -80,3 +80,20 @@ def test_bad_input(model):
         generate(model, torch.ones(1, 60, dtype=torch.long), max_new_tokens=10)
     with pytest.raises(ValueError, match="sequences must be"):
         left_pad([[1], []])
+
+
+def test_stop_when_ends_rows_early_and_pads_them(model):
+    prompts = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    full = generate(model, prompts, max_new_tokens=12)
+    first = full[0, 3].item()
+
+    def stop_when(new):  # row 0 ends after its first token; row 1 never
+        return torch.tensor([True, False]) if new.shape[1] >= 1 else torch.tensor([False, False])
+
+    out = generate(model, prompts, max_new_tokens=12, pad_token_id=0, stop_when=stop_when)
+    assert out[0, 3].item() == first and (out[0, 4:] == 0).all()
+    torch.testing.assert_close(out[1], full[1])  # unaffected rows decode as before
+    ended = generate(model, prompts, max_new_tokens=12, stop_when=lambda new: torch.ones(2, dtype=torch.bool))
+    assert ended.shape[1] == 4  # every row done after one token: decoding stops
+    with pytest.raises(ValueError, match="stop_when must return a bool tensor"):
+        generate(model, prompts, max_new_tokens=3, stop_when=lambda new: [True, True])

@@ -281,3 +281,21 @@ def test_http_equals_local_with_a_byte_level_bpe_tokenizer():
     ours = backend.loglikelihood(contexts, continuations)
     for o, t in zip(ours, theirs, strict=True):
         assert t.logprob == pytest.approx(o.logprob, abs=1e-4) and t.is_greedy == o.is_greedy
+
+
+def test_completions_stop_early_at_stop_strings_with_the_same_text():
+    """Rows whose text holds a stop string end decoding early; the completions equal cutting a full
+    decode at the stop string."""
+    backend = LocalLanguageModel(_llama(), CharTokenizer(), bos_token_id=0)
+    calls = []
+    backend.model.register_forward_hook(lambda module, args, output: calls.append(1))
+    free = backend.complete(["ab", "ba"], max_tokens=20, temperature=0.0)
+    free_calls = len(calls)
+    stops = [row[0].text[3:5] for row in free]  # a string that occurs mid-way in each completion
+    stopped = backend.complete(["ab", "ba"], max_tokens=20, temperature=0.0, stop=stops)
+    assert len(calls) - free_calls < free_calls  # fewer decoding steps
+    for row_free, row_stopped in zip(free, stopped, strict=True):
+        text = row_free[0].text
+        cut = min(text.index(s) for s in stops if s in text)
+        assert row_stopped[0].text == text[:cut]
+        assert row_stopped[0].finish_reason == "stop"

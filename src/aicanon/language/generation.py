@@ -5,10 +5,15 @@ use_cache=True) -> (logits, cache)`` for the prompt, then one token per step wit
 Prompts of different lengths are left-padded (padding first, ``attention_mask`` 0 there) so every
 row's next token sits in the last column; the model derives positions from the mask, so a padded row
 decodes exactly as it would alone. Rows that emitted ``eos_token_id`` keep emitting ``pad_token_id``
-(default: the EOS id) and decoding stops when every row has finished.
+(default: the EOS id) and decoding stops when every row has finished. ``stop_when`` lets a caller end
+rows on other conditions (e.g. a stop string in the decoded text): it gets the tokens generated so
+far ``[B, k]`` after every step and returns the rows that are done; they are padded from then on,
+exactly like rows that emitted EOS.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -45,6 +50,7 @@ def generate(
     eos_token_id: int | None = None,
     pad_token_id: int | None = None,
     generator: torch.Generator | None = None,
+    stop_when: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Return ``[B, T + n]``: the prompts followed by up to ``max_new_tokens`` generated tokens.
 
@@ -75,8 +81,16 @@ def generate(
             out.append(token.unsqueeze(1))
             if eos_token_id is not None:
                 finished |= token == eos_token_id
-                if bool(finished.all()):
-                    break
+            if stop_when is not None:
+                done = stop_when(torch.cat(out[1:], dim=1))
+                if not isinstance(done, Tensor) or done.shape != finished.shape or done.dtype != torch.bool:
+                    raise ValueError(
+                        f"stop_when must return a bool tensor of shape {tuple(finished.shape)}, got "
+                        f"{done.dtype if isinstance(done, Tensor) else type(done).__name__}"
+                    )
+                finished |= done.to(finished.device)
+            if (eos_token_id is not None or stop_when is not None) and bool(finished.all()):
+                break
             if step + 1 < max_new_tokens:
                 logits, cache = model(token.unsqueeze(1), past_key_values=cache)
         return torch.cat(out, dim=1)

@@ -125,6 +125,7 @@ class LocalLanguageModel:
             temperature=float(temperature),
             eos_token_id=self.eos_token_id,
             generator=self.generator if temperature > 0 else None,
+            stop_when=self._stop_check(stops, len(rows)) if stops else None,
         )
         new = out[:, input_ids.shape[1] :]
         logprobs = self._score(out, mask, new.shape[1])
@@ -132,6 +133,23 @@ class LocalLanguageModel:
             self._completion(new[r].tolist(), logprobs[r].tolist(), stops) for r in range(len(rows))
         ]
         return [completions[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def _stop_check(self, stops: list[str], rows: int):
+        """``generate``'s ``stop_when``: rows whose decoded text so far holds a stop string end early
+        (what follows a stop string is cut from the completion anyway; this saves decoding it)."""
+        done = torch.zeros(rows, dtype=torch.bool)
+
+        def stop_when(new: Tensor) -> Tensor:
+            for r, ids in enumerate(new.tolist()):
+                if done[r]:
+                    continue
+                if self.eos_token_id is not None and self.eos_token_id in ids:
+                    ids = ids[: ids.index(self.eos_token_id)]
+                text = self._decode(ids)
+                done[r] = any(s in text for s in stops)
+            return done.clone()
+
+        return stop_when
 
     @torch.no_grad()
     def _score(self, sequences: Tensor, prompt_mask: Tensor, generated: int) -> Tensor:
