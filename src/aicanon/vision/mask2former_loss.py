@@ -46,6 +46,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 from aicanon.core.checks import check_float, check_int
+from aicanon.nn.mask_losses import dice_loss as mask_dice_loss
 from aicanon.vision.mask2former import Mask2FormerOutput
 
 __all__ = [
@@ -98,10 +99,7 @@ def uncertainty_points(
 
 def dice_loss(logits: Tensor, targets: Tensor, num_masks: float) -> Tensor:
     """``Σ_i [1 - (2 Σ p g + 1) / (Σ p + Σ g + 1)] / num_masks`` over rows of ``[R, P]``."""
-    probs = logits.sigmoid()
-    numerator = 2 * (probs * targets).sum(-1)
-    denominator = probs.sum(-1) + targets.sum(-1)
-    return (1 - (numerator + 1) / (denominator + 1)).sum() / num_masks
+    return mask_dice_loss(logits, targets).sum() / num_masks
 
 
 def sigmoid_ce_loss(logits: Tensor, targets: Tensor, num_masks: float) -> Tensor:

@@ -58,6 +58,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aicanon.core.checks import check_float, check_int, check_tensor
+from aicanon.nn.mask_losses import dice_loss as mask_dice_loss
+from aicanon.nn.mask_losses import sigmoid_focal_loss
 from aicanon.vision.sam_encoder import EncoderMLP, LayerNorm2d, SamImageEncoder
 
 __all__ = [
@@ -478,23 +480,13 @@ class Sam(nn.Module):
 
 def focal_loss(logits: Tensor, targets: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
     """Sigmoid focal loss (Lin et al. 2017) averaged over pixels: ``(..., H, W)`` -> ``(...)``."""
-    probability = logits.sigmoid()
-    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-    p_t = probability * targets + (1 - probability) * (1 - targets)
-    loss = ce * (1 - p_t) ** gamma
-    if alpha >= 0:
-        loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
-    return loss.flatten(-2).mean(-1)
+    return sigmoid_focal_loss(logits, targets, alpha, gamma).flatten(-2).mean(-1)
 
 
 def dice_loss(logits: Tensor, targets: Tensor, smooth: float = 1.0) -> Tensor:
     """``1 - (2 |p . t| + 1) / (|p| + |t| + 1)`` per mask (Milletari et al. 2016): ``(..., H, W)`` ->
     ``(...)``."""
-    probability = logits.sigmoid().flatten(-2)
-    targets = targets.flatten(-2)
-    return 1 - (2 * (probability * targets).sum(-1) + smooth) / (
-        probability.sum(-1) + targets.sum(-1) + smooth
-    )
+    return mask_dice_loss(logits.flatten(-2), targets.flatten(-2), smooth)
 
 
 def mask_iou(logits: Tensor, targets: Tensor) -> Tensor:
