@@ -30,6 +30,7 @@ TINY_STAGE3 = {
 }
 
 
+@pytest.mark.slow  # all three stages: ~100-130 s on two cores (stage 3 added ~60 s), over CI's budget
 def test_quick_reproduction_meets_every_quick_claim(base_cache):
     cfg = make_config(instructgpt, "quick", cache=base_cache, device="cpu")
     result = reproduce("instructgpt", cfg)
