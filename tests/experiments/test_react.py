@@ -34,7 +34,7 @@ TINY = {
 def test_quick_reproduction_react_beats_act_and_cot():
     cfg = make_config(experiment, "quick")
     result = reproduce("react", cfg)
-    assert len(result.per_seed) == cfg.seeds == 3
+    assert len(result.per_seed) == cfg.seeds == 1
     claims = {c.metric: c for c in result.claims}
     # The quick claims are a gap at present (see the experiment's docstring): kept at the issue's
     # target and reported, not asserted away; this test checks they are measured and reported.
@@ -115,7 +115,7 @@ def test_training_text_trains_all_but_the_question():
 
 def test_configs_follow_the_paper():
     quick, full = experiment.Config.quick(), experiment.Config.full()
-    assert quick.seeds == 3 and quick.cot_samples == COT_SC_SAMPLES == 21
+    assert quick.seeds == 1 and quick.cot_samples == COT_SC_SAMPLES == 21
     assert quick.cot_temperature == COT_SC_TEMPERATURE == 0.7
     assert full.questions == 500  # the paper evaluates 500 HotpotQA dev questions
     assert full.train_questions > quick.train_questions and full.hidden_size > quick.hidden_size

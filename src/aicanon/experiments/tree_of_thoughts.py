@@ -42,9 +42,10 @@ hour or more on these CPUs, minutes on a GPU), or a capable LLM through the HTTP
 Cost. The model: 0.21M parameters, 2,400 steps of 24 x 128 tokens on 41,118 solver-labelled
 documents (3.9M tokens; 3 passes over 1,262 training puzzles), about 20 minutes on two heavily shared
 cores (generating the text: ~1 minute; training: 0.35-0.5 s a step), once per machine (cached). The
-quick reproduction then searches 20 games per seed (about 34 prompts and, with a well-formed model,
-a few hundred generated tokens per game). ``full`` (all 100 games, 3 seeds) costs about three times
-a quick seed per seed on CPU; a GPU changes little at this size (the search is batched already).
+quick reproduction then searches 12 games per seed (about 34 prompts and, with a well-formed model,
+a few hundred generated tokens per game; about 40-50 s on two cores). ``full`` (all 100 games, 3
+seeds) costs about eight times a quick seed per seed on CPU; a GPU changes little at this size (the
+search is batched already).
 
 Departures: zero-shot prompts for our model (``prompts="zero_shot"``; ``"paper"`` sends the published
 exemplars, for a capable model behind any backend, e.g. :class:`aicanon.language.http_backend.
@@ -262,7 +263,7 @@ class Config(ExperimentConfig):
         return cls(scale="full", seeds=3, puzzles=100)
 
 
-QUICK_PUZZLES = 20
+QUICK_PUZZLES = 12
 
 # Table 2 (GPT-4, 100 games, indices 900-999): IO 7.3 %, CoT 4.0 %, CoT-SC (k = 100) 9.0 %,
 # ToT (b = 1) 45 %, ToT (b = 5) 74 %.
