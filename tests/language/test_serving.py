@@ -96,6 +96,44 @@ def test_sampling_n_is_seeded_and_varies(model_folder):
     assert len({c.text for c in a[0]}) > 1  # a random model sampled at T=1 does not repeat itself
 
 
+def test_top_k_truncates_sampling_locally_and_over_http(model_folder, local, server):
+    prompts = ["1+2=", "abc"]
+    greedy = [g[0].text for g in local.complete(prompts, max_tokens=8)]
+    # top_k = 1 at T = 1 is greedy decoding; the reported log-probs stay those of the full distribution.
+    top1 = load_local_language_model(model_folder, seed=5).complete(
+        prompts, max_tokens=8, temperature=1.0, n=3, top_k=1
+    )
+    assert all(c.text == g for group, g in zip(top1, greedy, strict=True) for c in group)
+    assert any(lp < -1e-3 for group in top1 for c in group for lp in c.token_logprobs)
+    # Every token sampled with top_k = 3 is among its step's three most likely (checked against the
+    # full forward pass), while T = 1 without truncation leaves the top three somewhere.
+    model, vocab = local.model, _char_tokenizer().get_vocab()  # one piece per token id ("<s>" too)
+
+    def ranks(c, prompt):
+        ids = local._encode(prompt) + [vocab[piece] for piece in c.tokens]
+        with torch.no_grad():
+            out = model(torch.tensor([ids]))
+        logits = (out[0] if isinstance(out, tuple) else out)[0]
+        start = len(local._encode(prompt))
+        return [int((logits[t - 1] > logits[t - 1, ids[t]]).sum()) for t in range(start, len(ids))]
+
+    sampled = load_local_language_model(model_folder, seed=5).complete(
+        ["q"], max_tokens=12, temperature=1.0, n=8, top_k=3
+    )[0]
+    assert max(r for c in sampled for r in ranks(c, "q")) < 3
+    free = load_local_language_model(model_folder, seed=5)
+    free = free.complete(["q"], max_tokens=12, temperature=1.0, n=8)[0]
+    assert max(r for c in free for r in ranks(c, "q")) >= 3
+    # Over HTTP the field reaches the model (top_k = 1 is greedy there too), and is validated.
+    client = OpenAICompatibleLanguageModel(server.base_url, "tiny", api_key_env=None)
+    assert [g[0].text for g in client.complete(prompts, max_tokens=8, temperature=1.0, top_k=1)] == greedy
+    body = {"model": "tiny", "prompt": "ab", "max_tokens": 3, "top_k": 0}
+    bad = httpx.post(f"{server.base_url}/completions", json=body)
+    assert bad.status_code == 400 and "top_k" in bad.json()["error"]["message"]
+    with pytest.raises(ValueError, match="top_k"):
+        local.complete(prompts, max_tokens=2, temperature=1.0, top_k=0)
+
+
 def test_stop_sequences_cut_text_and_tokens(local):
     (c,) = local.complete(["q"], max_tokens=12)[0]
     assert len(c.text) >= 4

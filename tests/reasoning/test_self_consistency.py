@@ -91,6 +91,24 @@ def test_self_consistency_samples_all_paths_in_one_call_and_votes():
     assert results[0].scores == {"7": 3.0, "8": 2.0}
 
 
+def test_top_k_reaches_the_model_only_when_set():
+    class WithTopK(Scripted):
+        def complete(self, prompts, max_tokens=64, temperature=0.0, n=1, stop=None, top_k=None):
+            self.top_k = top_k
+            return super().complete(prompts, max_tokens, temperature, n, stop)
+
+    model = WithTopK(["The answer is 7."])
+    self_consistency(model, ["Q: a\nA:"], k=3, temperature=0.5, top_k=40)
+    assert model.top_k == 40
+    # A model written before the protocol's top_k (Scripted takes none) still runs without it...
+    self_consistency(Scripted(["The answer is 7."]), ["Q: a\nA:"], k=3)
+    # ... and asking it for top-k truncation it cannot do is an error, not a silent drop.
+    with pytest.raises(TypeError, match="top_k"):
+        self_consistency(Scripted(["The answer is 7."]), ["Q: a\nA:"], k=3, top_k=40)
+    with pytest.raises(ValueError, match="top_k"):
+        self_consistency(model, ["Q: a\nA:"], k=3, top_k=0)
+
+
 def test_sampling_a_real_local_model_gives_k_scored_paths_and_repeats_with_its_seed(tmp_path):
     cfg = ArithmeticLMConfig(**TINY)
     first = arithmetic_language_model(cfg, cache=tmp_path, seed=3)

@@ -617,6 +617,7 @@ class HeuristicJudge:
         temperature: float = 0.0,
         n: int = 1,
         stop: Sequence[str] | None = None,
+        top_k: int | None = None,
     ) -> list[list[Completion]]:
-        prompts, _ = check_completion_request(prompts, max_tokens, temperature, n, stop)
+        prompts, _ = check_completion_request(prompts, max_tokens, temperature, n, stop, top_k)
         return [[Completion(self.judge(p), "stop")] * n for p in prompts]

@@ -776,8 +776,9 @@ class OracleResponder:
         temperature: float = 0.0,
         n: int = 1,
         stop: Sequence[str] | None = None,
+        top_k: int | None = None,
     ) -> list[list[Completion]]:
-        prompts, stops = check_completion_request(prompts, max_tokens, temperature, n, stop)
+        prompts, stops = check_completion_request(prompts, max_tokens, temperature, n, stop, top_k)
         out = []
         for prompt in prompts:
             text, _ = truncate_at_stop(self._reply(prompt), stops)

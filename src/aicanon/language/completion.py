@@ -11,12 +11,16 @@ ReAct, the benchmark harnesses) are programs over text completion, so they are w
 * :class:`~aicanon.language.http_backend.OpenAICompatibleLanguageModel`: an OpenAI-compatible
   ``/v1/completions`` endpoint (vLLM, llama.cpp's server, Ollama, hosted APIs, ``aicanon serve``).
 
-``complete(prompts, max_tokens, temperature, n, stop)`` returns, for every prompt, ``n``
+``complete(prompts, max_tokens, temperature, n, stop, top_k=None)`` returns, for every prompt, ``n``
 :class:`Completion` objects (a list of lists, in prompt order). A completion carries its text, why it
 ended (``"stop"``: a stop sequence or the end-of-sequence token; ``"length"``: ``max_tokens`` reached)
 and, where the backend provides them, the log-probability of each generated token under the model
 (natural log, at temperature 1, i.e. of the unmodified distribution), so sequence probabilities can
-be compared (self-consistency's weighted votes).
+be compared (self-consistency's weighted votes). ``top_k`` truncates sampling to the ``k`` most
+likely tokens at each step (None: no truncation; ignored at temperature 0; the reported
+log-probabilities stay those of the unmodified distribution). The OpenAI completions API has no
+``top_k``; vLLM, llama.cpp's server and ``aicanon serve`` accept it as an extra field. Callers that
+must also run on models written before ``top_k`` pass it only when they set it.
 
 Scoring given continuations (multiple-choice benchmarks such as MMLU score each answer's
 log-probability, which ``complete`` cannot give) is a second protocol, :class:`ScoringLanguageModel`:
@@ -104,13 +108,20 @@ class LanguageModel(Protocol):
         temperature: float = 0.0,
         n: int = 1,
         stop: Sequence[str] | None = None,
+        top_k: int | None = None,
     ) -> list[list[Completion]]: ...
 
 
 def check_completion_request(
-    prompts: Sequence[str], max_tokens: int, temperature: float, n: int, stop: Sequence[str] | None
+    prompts: Sequence[str],
+    max_tokens: int,
+    temperature: float,
+    n: int,
+    stop: Sequence[str] | None,
+    top_k: int | None = None,
 ) -> tuple[list[str], list[str]]:
-    """Validate a ``complete`` call's arguments; the prompts and stop sequences as lists.
+    """Validate a ``complete`` call's arguments (``top_k``: None or an int >= 1); the prompts and stop
+    sequences as lists.
 
     ``n`` > 1 at temperature 0 is allowed (n identical greedy completions), as in the OpenAI API.
     """
@@ -122,6 +133,7 @@ def check_completion_request(
     check_int("max_tokens", max_tokens, 0)
     check_float("temperature", temperature, 0.0, finite=True)
     check_int("n", n, 1)
+    check_int("top_k", top_k, 1, allow_none=True)
     if stop is None:
         stops: list[str] = []
     elif isinstance(stop, str):

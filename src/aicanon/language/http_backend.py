@@ -9,6 +9,8 @@ llama.cpp's server, Ollama, hosted APIs, and ``aicanon serve``.
   j-th sample, as the API defines.
 * ``endpoint="chat"`` posts ``/v1/chat/completions``, one request per prompt, the prompt as one user
   message; log-probabilities from ``choices[].logprobs.content`` when the server gives them.
+* ``top_k`` is sent as the ``top_k`` field only when given: vLLM, llama.cpp's server and ``aicanon
+  serve`` take it; OpenAI's own API has no top-k and refuses or ignores it.
 * ``loglikelihood(contexts, continuations)`` (the
   :class:`~aicanon.language.completion.ScoringLanguageModel` protocol) posts ``/v1/completions`` with
   ``prompt = context + continuation``, ``echo: true, max_tokens: 0, logprobs: 1`` (what vLLM and the
@@ -170,8 +172,9 @@ class OpenAICompatibleLanguageModel:
         temperature: float = 0.0,
         n: int = 1,
         stop: Sequence[str] | None = None,
+        top_k: int | None = None,
     ) -> list[list[Completion]]:
-        prompts, stops = check_completion_request(prompts, max_tokens, temperature, n, stop)
+        prompts, stops = check_completion_request(prompts, max_tokens, temperature, n, stop, top_k)
         body: dict[str, Any] = {
             "model": self.model,
             "max_tokens": max_tokens,
@@ -181,6 +184,8 @@ class OpenAICompatibleLanguageModel:
         }
         if stops:
             body["stop"] = stops
+        if top_k is not None:  # not in the OpenAI API; vLLM, llama.cpp's server and aicanon serve take it
+            body["top_k"] = top_k
         if self.endpoint == "chat":
             return [self._chat(prompt, body) for prompt in prompts]
         if self.logprobs:

@@ -6,9 +6,10 @@ Any causal LM with the call of :func:`aicanon.language.generation.generate`
 of ids) and ``decode(ids) -> str``.
 
 A call decodes every prompt ``n`` times in one left-padded batch (greedy at temperature 0, sampled
-otherwise), cuts each row at the end-of-sequence token and at the first stop sequence, and scores the
-generated tokens in one more forward pass for their log-probabilities under the unmodified
-distribution (temperature 1), as the OpenAI API reports them. Stop sequences are applied after
+otherwise, among the ``top_k`` most likely tokens when given), cuts each row at the end-of-sequence
+token and at the first stop sequence, and scores the generated tokens in one more forward pass for
+their log-probabilities under the unmodified distribution (temperature 1), as the OpenAI API reports
+them. Stop sequences are applied after
 decoding (``max_tokens`` tokens are generated per row unless all rows end first); the returned text
 and tokens end before the stop sequence.
 
@@ -101,8 +102,9 @@ class LocalLanguageModel:
         temperature: float = 0.0,
         n: int = 1,
         stop: Sequence[str] | None = None,
+        top_k: int | None = None,
     ) -> list[list[Completion]]:
-        prompts, stops = check_completion_request(prompts, max_tokens, temperature, n, stop)
+        prompts, stops = check_completion_request(prompts, max_tokens, temperature, n, stop, top_k)
         encoded = [self._encode(p) for p in prompts]
         for i, ids in enumerate(encoded):
             if not ids:
@@ -123,6 +125,7 @@ class LocalLanguageModel:
             mask,
             max_new_tokens=max_tokens,
             temperature=float(temperature),
+            top_k=top_k if temperature > 0 else None,
             eos_token_id=self.eos_token_id,
             generator=self.generator if temperature > 0 else None,
             stop_when=self._stop_check(stops, len(rows)) if stops else None,

@@ -4,7 +4,8 @@
 
 * ``GET /v1/models``: the one model served;
 * ``POST /v1/completions``: ``prompt`` (a str or a list), ``max_tokens`` (default 16), ``temperature``
-  (default 1), ``n``, ``stop``, ``logprobs`` (any integer asks for the sampled tokens' log-probabilities;
+  (default 1), ``n``, ``stop``, ``top_k`` (vLLM's extension: sample among the k most likely tokens),
+  ``logprobs`` (any integer asks for the sampled tokens' log-probabilities;
   alternatives are not reported: ``top_logprobs`` is null), ``echo`` (the prompt is returned before
   the completion; with ``logprobs: k`` its tokens come scored, with the ``k`` most likely alternatives
   at each position in ``top_logprobs``, null for the first token when there is no BOS and for
@@ -13,7 +14,7 @@
   model with ``prompt_logprobs`` (:class:`~aicanon.language.local_backend.LocalLanguageModel`); others
   answer 400;
 * ``POST /v1/chat/completions``: ``messages`` rendered to one prompt by ``chat_template`` (default:
-  ``"role: content\\n"`` per message, then ``"assistant:"``), ``logprobs: true`` for token
+  ``"role: content\\n"`` per message, then ``"assistant:"``), ``top_k``, ``logprobs: true`` for token
   log-probabilities.
 
 ``usage`` counts the generated tokens only (``prompt_tokens`` is 0: the protocol does not report the
@@ -53,6 +54,7 @@ class CompletionRequest(BaseModel):
     temperature: float = 1.0
     n: int = 1
     stop: str | list[str] | None = None
+    top_k: int | None = Field(default=None, ge=1)
     logprobs: int | None = Field(default=None, ge=0)
     echo: bool = False
 
@@ -69,6 +71,7 @@ class ChatRequest(BaseModel):
     temperature: float = 1.0
     n: int = 1
     stop: str | list[str] | None = None
+    top_k: int | None = Field(default=None, ge=1)
     logprobs: bool = False
 
 
@@ -105,8 +108,10 @@ def create_app(
                 404, f"model {body.model!r} is not served here (this server has {model_name!r})", "not_found"
             )
         try:
+            # top_k only when asked: a served model written before top_k still answers other requests.
+            extra = {} if body.top_k is None else {"top_k": body.top_k}
             with lock:
-                return model.complete(prompts, body.max_tokens, body.temperature, body.n, body.stop)
+                return model.complete(prompts, body.max_tokens, body.temperature, body.n, body.stop, **extra)
         except (TypeError, ValueError) as error:
             return _error(400, str(error))
 

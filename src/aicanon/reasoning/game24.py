@@ -638,8 +638,9 @@ class Game24Oracle:
         temperature: float = 0.0,
         n: int = 1,
         stop: Sequence[str] | None = None,
+        top_k: int | None = None,
     ) -> list[list[Completion]]:
-        prompts, _ = check_completion_request(prompts, max_tokens, temperature, n, stop)
+        prompts, _ = check_completion_request(prompts, max_tokens, temperature, n, stop, top_k)
         return [[Completion(self._answer(p), "stop")] * n for p in prompts]
 
     def _answer(self, prompt: str) -> str:

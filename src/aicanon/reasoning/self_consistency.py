@@ -4,7 +4,7 @@ instead of decoding the single greedy one, read each path's final answer, and re
 paths agree on most.
 
 Sample-and-marginalise (Section 2). From one prompt, ``k`` completions ``r_1 .. r_k`` are sampled
-(temperature ``T``; the paper also truncates to the top-k tokens), each path's answer ``a_i`` is
+(temperature ``T``, optionally truncated to the ``top_k`` most likely tokens), each path's answer ``a_i`` is
 parsed from its text, and the answers are aggregated:
 
 * majority vote (the paper's choice, "unweighted sum"): ``argmax_a sum_i 1(a_i = a)``;
@@ -29,10 +29,10 @@ call, ``n=k``).
 
 Departures from the paper:
 
-* No top-k truncation: the ``LanguageModel`` protocol (``complete(prompts, max_tokens,
-  temperature, n, stop)``) exposes temperature only, as the OpenAI completions endpoints it
-  targets do; sampling is plain temperature sampling. (The paper uses T = 0.5-0.7 with top-k 40 for
-  UL2/LaMDA/PaLM and T = 0.7 without top-k for GPT-3.)
+* Sampling settings are the caller's: the paper uses T = 0.5 with top-k 40 for UL2 and LaMDA,
+  T = 0.7 with top-k 40 for PaLM and T = 0.7 without top-k for GPT-3 (Section 3.1). ``top_k=None``
+  (the default) reaches the backend as no argument at all, so models written before the protocol's
+  ``top_k`` still work; the OpenAI API proper has no top-k (vLLM and llama.cpp's server do).
 * Log-probabilities are the backend's ``token_logprobs`` (at temperature 1, of the unmodified
   distribution, as the OpenAI API reports them), of the tokens up to the stop sequence.
 * Weighted rules need a backend that reports ``token_logprobs``; a path with none raises.
@@ -137,15 +137,19 @@ def sample_reasoning_paths(
     k: int,
     *,
     temperature: float = 0.7,
+    top_k: int | None = None,
     max_tokens: int = 128,
     stop: Sequence[str] | None = ("\n\n", "\nQ:"),
 ) -> list[list[Completion]]:
-    """``k`` sampled completions of every prompt, in one ``complete`` call (``n=k``)."""
+    """``k`` sampled completions of every prompt, in one ``complete`` call (``n=k``), among the
+    ``top_k`` most likely tokens at each step when given."""
     if not callable(getattr(model, "complete", None)):
         raise TypeError(f"model must be a LanguageModel (with complete()), got {type(model).__name__}")
     check_int("k", k, 1)
     check_float("temperature", temperature, 0.0, finite=True)
-    outputs = model.complete(prompts, max_tokens=max_tokens, temperature=temperature, n=k, stop=stop)
+    check_int("top_k", top_k, 1, allow_none=True)
+    extra = {} if top_k is None else {"top_k": top_k}  # see the module docstring
+    outputs = model.complete(prompts, max_tokens=max_tokens, temperature=temperature, n=k, stop=stop, **extra)
     if len(outputs) != len(prompts) or any(len(o) != k for o in outputs):
         raise ValueError(f"model returned {[len(o) for o in outputs]} completions, expected {k} per prompt")
     return outputs
@@ -157,19 +161,20 @@ def self_consistency(
     k: int = 40,
     *,
     temperature: float = 0.7,
+    top_k: int | None = None,
     max_tokens: int = 128,
     stop: Sequence[str] | None = ("\n\n", "\nQ:"),
     method: str = "majority_vote",
     extract: Callable[[str], str | None] = extract_number,
 ) -> list[SelfConsistencyResult]:
     """Self-consistency on every prompt (a few-shot chain-of-thought prompt ending in ``"A:"``):
-    sample ``k`` paths at ``temperature``, parse each path's answer with ``extract`` (default: the
-    number after "The answer is"), aggregate by ``method`` (:data:`AGGREGATIONS`)."""
+    sample ``k`` paths at ``temperature`` (and ``top_k``), parse each path's answer with ``extract``
+    (default: the number after "The answer is"), aggregate by ``method`` (:data:`AGGREGATIONS`)."""
     check_choice("method", method, AGGREGATIONS)
     if not callable(extract):
         raise TypeError(f"extract must be a callable text -> answer, got {type(extract).__name__}")
     outputs = sample_reasoning_paths(
-        model, prompts, k, temperature=temperature, max_tokens=max_tokens, stop=stop
+        model, prompts, k, temperature=temperature, top_k=top_k, max_tokens=max_tokens, stop=stop
     )
     results = []
     for paths in outputs:
