@@ -57,6 +57,9 @@ def test_untrained_reward_model_fails_the_accuracy_claims(base_cache):
         claim = next(c for c in instructgpt.CLAIMS if c.metric == metric)
         assert claim.check(metrics[metric], "quick") is False, (metric, metrics[metric])
     assert 0.35 < metrics["accuracy_heldout"] < 0.6
+    # The measure (pairs above the median gap), claimed at full scale only, fails there too.
+    above = next(c for c in instructgpt.CLAIMS if c.metric == "accuracy_above_median")
+    assert above.check(metrics["accuracy_above_median"], "full") is False
 
 
 @pytest.mark.slow

@@ -43,7 +43,14 @@ measure the reward model against the truth. The price is noise: the small charac
 half-words, the labeler only sees known words, so many comparisons differ by one or two words, and
 a quarter of them by very little (the "negligibly better" bin). A reward model fine-tuned on SST-2
 sentence pairs would face the same limit the LoRA experiment shows (this base's SST-2 dev accuracy
-is far below 90 %; see its row in RESULTS.md), so it would not make the 90 % target reachable either.
+is far below 90 %; see its row in RESULTS.md), so it would not make a high target reachable either.
+
+What limits the reward model at quick scale is the number of prompts, not its training or its trunk:
+it underfits at 4 epochs (training pairs ordered about as well as held-out ones) and overfits by 12
+(held-out accuracy falls); with four times the training prompts (1,500), everything else equal, a
+probe of seed 0 gained about 0.07 on all held-out pairs and 0.1 on those above the median gap,
+while a wider, longer pre-trained trunk (width 128, 1,500 steps) did not help. The full scale has
+6,000 prompts.
 
 Departures from the paper, and why:
 
@@ -51,8 +58,9 @@ Departures from the paper, and why:
   prompts; absolute accuracies are not comparable. InstructGPT's 6B RMs predict the preferences of
   the labelers they were trained on with 72.4 +- 0.4 % accuracy and those of held-out labelers with
   69.6 +- 0.9 % (Section 4.1 and Appendix E.2, five-fold cross-validation over labeler groups);
-  the issue's target is 90 % on held-out pairs, which the quick scale does not reach (the claim states
-  what it does reach, and the full scale is claimed at the issue's 90 %).
+  the issue's target is 85 % on the held-out pairs whose true reward gap is above the median (all
+  pairs reported too), which the quick scale does not reach: the quick claims state what it does
+  reach, and the full scale is claimed at the issue's 85 %.
 * Labeler: a linear sentiment classifier ranks completions instead of people; the preference strength
   comes from its score gap, binned into quartiles, instead of the labelers' own rating.
 * Demonstrations: positive SST sentences, not labeler-written answers to instructions.
@@ -81,7 +89,8 @@ spread (and Table 27's "small" scale shows no effect either), so it is reported,
 broken variant (reward models untrained) sits at chance and fails both claims. The numbers are in the
 run's record (``results/instructgpt/``) and in RESULTS.md.
 
-The full thresholds (0.90 held-out and separated) are the issue's target, not a measured number.
+The full thresholds (0.85 above the median gap, 0.90 on the separated pairs) are targets, not
+measured numbers.
 
 Stage 3, what the metrics show (quick, seed 0; seeds 1 / 2 in brackets where they differ): the SFT
 model's samples score 0.07
@@ -263,13 +272,22 @@ CLAIMS = [
         metric="accuracy_heldout",
         description=(
             "reward model (Eq. 1, all C(K,2) comparisons of a prompt in one batch element) orders held-out "
-            "prompts' comparisons as the labeler did; the issue's target is >= 0.90, quick reaches less "
-            "(a 2-layer character model ranking half-word samples; see the docstring)"
+            "prompts' comparisons as the labeler did, all pairs (a quarter of them differ by almost nothing)"
         ),
         paper=None,
-        source="Section 3.5, Eq. 1 (issue 6 target: 90 % on held-out pairs; the paper's RMs: 72.4 +- 0.4 % on training labelers, 69.6 +- 0.9 % on held-out ones, Section 4.1 / Appendix E.2)",
+        source="Section 3.5, Eq. 1 (the paper's RMs: 72.4 +- 0.4 % on training labelers, 69.6 +- 0.9 % on held-out ones, Section 4.1 / Appendix E.2)",
         quick=0.60,
-        full=0.90,
+    ),
+    Claim(
+        metric="accuracy_above_median",
+        description=(
+            "the same reward model on the held-out pairs whose true reward gap is above the median: the "
+            "issue's target is >= 0.85, claimed at full scale; quick reaches less (375 prompts are the "
+            "limit, see the docstring)"
+        ),
+        paper=None,
+        source="Section 3.5, Eq. 1; Llama 2 Table 8 (accuracy rises with the preference strength); target of issue 13",
+        full=0.85,
     ),
     Claim(
         metric="accuracy_separated",
@@ -743,6 +761,11 @@ def run(cfg: Config) -> Result:
             if log["accuracy"]
             else float("nan"),
             "by_level": accuracy_by_strength(r_c, r_r, heldout_levels),
+            # The issue's measure: pairs whose true gap is above the training gaps' median (the top two
+            # quartile levels; the edges are the quartiles, so the median is the middle edge).
+            "above_median": pairwise_accuracy(r_c[heldout_levels >= 2], r_r[heldout_levels >= 2])
+            if bool((heldout_levels >= 2).any())
+            else float("nan"),
             "loss": log["loss"],
             "shift": shift,
             "demo_mean": float(score_sequences(model, demo_ids, demo_mask).mean()),
@@ -756,6 +779,8 @@ def run(cfg: Config) -> Result:
     metrics = {
         "accuracy_heldout": plain["accuracy_heldout"],
         "accuracy_separated": plain["by_level"][3],
+        "accuracy_above_median": plain["above_median"],
+        "accuracy_above_median_margin": margin["above_median"],
         "accuracy_weakest": plain["by_level"][0],
         "accuracy_train": plain["accuracy_train"],
         "accuracy_heldout_margin": margin["accuracy_heldout"],
@@ -831,8 +856,9 @@ def run(cfg: Config) -> Result:
             "SST-2 logistic-regression sentiment scorer, not people; strength levels are quartiles of its score gap."
         ),
         (
-            "The issue's 90 % held-out accuracy is the full-scale threshold; quick reaches less (see the "
-            "docstring: samples of a tiny character model differ by a word or two)."
+            "The issue's 85 % on the pairs above the median gap is the full-scale threshold; quick reaches "
+            "less (see the docstring: 375 training prompts are the limit, and samples of a tiny character "
+            "model differ by a word or two)."
         ),
     ]
     if not cfg.train_rm:
