@@ -9,9 +9,8 @@ A call decodes every prompt ``n`` times in one left-padded batch (greedy at temp
 otherwise, among the ``top_k`` most likely tokens when given), cuts each row at the end-of-sequence
 token and at the first stop sequence, and scores the generated tokens in one more forward pass for
 their log-probabilities under the unmodified distribution (temperature 1), as the OpenAI API reports
-them. Stop sequences are applied after
-decoding (``max_tokens`` tokens are generated per row unless all rows end first); the returned text
-and tokens end before the stop sequence.
+them. Stop sequences are applied after decoding (``max_tokens`` tokens are generated per row unless
+all rows end first); the returned text and tokens end before the stop sequence.
 
 ``loglikelihood(contexts, continuations)`` (the :class:`~aicanon.language.completion.ScoringLanguageModel`
 protocol) scores given continuations in one batched forward pass. Tokenisation as

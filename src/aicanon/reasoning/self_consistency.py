@@ -30,7 +30,8 @@ call, ``n=k``).
 Departures from the paper:
 
 * Sampling settings are the caller's: the paper uses T = 0.5 with top-k 40 for UL2 and LaMDA,
-  T = 0.7 with top-k 40 for PaLM and T = 0.7 without top-k for GPT-3 (Section 3.1). ``top_k=None``
+  T = 0.7 with top-k 40 for PaLM and T = 0.7 without top-k for GPT-3 (Section 3.1; the PaLM and
+  GPT-3 settings confirmed by a secondary summary, UL2/LaMDA's recalled: unverified). ``top_k=None``
   (the default) reaches the backend as no argument at all, so models written before the protocol's
   ``top_k`` still work; the OpenAI API proper has no top-k (vLLM and llama.cpp's server do).
 * Log-probabilities are the backend's ``token_logprobs`` (at temperature 1, of the unmodified
