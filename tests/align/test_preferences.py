@@ -186,6 +186,62 @@ def test_wrapper_replaces_reward_and_records_true_episodes():
     assert observations.shape == (200, 6)
 
 
+def test_snapshot_and_fit_state_round_trip_through_a_checkpoint(tmp_path):
+    """The wrapper's episodes (stored and unfinished) and the ensemble's Adam states survive
+    save_checkpoint/load_checkpoint: the restored copy steps and fits exactly as the original."""
+    from aicanon.core.checkpoint import load_checkpoint, save_checkpoint
+
+    def build():
+        envs = make_vector_env(POINT_MASS_ID, 2, seed=0)
+        torch.manual_seed(0)
+        ensemble = RewardEnsemble.for_spaces(
+            envs.single_observation_space, envs.single_action_space, members=2
+        )
+        wrapper = PredictedRewardWrapper(envs, ensemble, keep_episodes=3)
+        wrapper.reset(seed=0)
+        return wrapper, ensemble
+
+    wrapper, ensemble = build()
+    rng = np.random.default_rng(0)
+    for _ in range(130):  # 2 episodes per environment finished, 30 steps into the third
+        wrapper.step(rng.uniform(-1, 1, (2, 2)).astype(np.float32))
+    first, second = (
+        sample_segments(list(wrapper.episodes), 8, 5, torch.Generator().manual_seed(s)) for s in (1, 2)
+    )
+    labels = oracle_preferences(first, second)
+    ensemble.fit(first, second, labels, steps=3, batch_size=4, generator=torch.Generator().manual_seed(0))
+    environments = [env.snapshot() for env in wrapper.unwrapped.envs]  # the agent's part of a checkpoint
+    save_checkpoint(
+        tmp_path,
+        {"wrapper": wrapper.snapshot(), "fit": ensemble.fit_state(), "weights": ensemble.state_dict()},
+    )
+    state = load_checkpoint(tmp_path)
+    copy_wrapper, copy_ensemble = build()
+    for env, snapshot in zip(copy_wrapper.unwrapped.envs, environments, strict=True):
+        env.restore(snapshot)
+    copy_wrapper.restore(state["wrapper"])
+    copy_ensemble.load_state_dict(state["weights"])
+    copy_ensemble.load_fit_state(state["fit"], lr=1e-3)
+    assert len(copy_wrapper.episodes) == 3 and copy_wrapper.true_episodes == wrapper.true_episodes
+    for ours in (wrapper, copy_wrapper):  # finish the unfinished episodes the same way
+        for _ in range(20):
+            ours.step(np.full((2, 2), 0.5, np.float32))
+    for a, b in zip(wrapper.episodes, copy_wrapper.episodes, strict=True):
+        np.testing.assert_array_equal(a.observations, b.observations)
+        np.testing.assert_array_equal(a.rewards, b.rewards)
+    for ours in (ensemble, copy_ensemble):
+        torch.manual_seed(1)  # dropout
+        ours.fit(first, second, labels, steps=3, batch_size=4, generator=torch.Generator().manual_seed(1))
+    for a, b in zip(ensemble.parameters(), copy_ensemble.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # Adam's moments restored: the same steps
+    with pytest.raises(ValueError, match="snapshot"):
+        copy_wrapper.restore({"episodes": []})
+    with pytest.raises(ValueError, match="fit_state"):
+        copy_ensemble.load_fit_state({"optimizers": []}, lr=1e-3)
+    with pytest.raises(ValueError, match="3 optimisers, this ensemble has 2"):
+        copy_ensemble.load_fit_state({"optimizers": [{}] * 3, "history": []}, lr=1e-3)
+
+
 def test_wrapper_discrete_actions_one_hot():
     envs = make_vector_env("CartPole-v1", 2, seed=0)
     ensemble = RewardEnsemble.for_spaces(envs.single_observation_space, envs.single_action_space)

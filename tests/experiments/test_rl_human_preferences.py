@@ -40,19 +40,17 @@ def test_untrained_predictor_or_random_labels_fail_the_claim(ablation):
 
 
 def _tiny(**overrides):
-    return make_config(
-        experiment,
-        "quick",
-        agent_steps=512,
-        rounds=2,
-        labels=20,
-        pretrain_steps=400,
-        fit_steps=5,
-        n_steps=32,
-        ppo_epochs=1,
-        eval_episodes=2,
-        **overrides,
-    )
+    settings = {
+        "agent_steps": 512,
+        "rounds": 2,
+        "labels": 20,
+        "pretrain_steps": 400,
+        "fit_steps": 5,
+        "n_steps": 32,
+        "ppo_epochs": 1,
+        "eval_episodes": 2,
+    }
+    return make_config(experiment, "quick", **(settings | overrides))
 
 
 def test_same_seed_gives_the_same_metrics():
@@ -93,8 +91,9 @@ def test_bad_configs_are_rejected():
         experiment.run(make_config(experiment, "quick", error_rate=1.5))
 
 
-def test_full_config_runs_with_tiny_budgets():
+def test_full_config_runs_with_tiny_budgets(tmp_path, monkeypatch):
     pytest.importorskip("mujoco")
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))  # full runs checkpoint under the results folder
     cfg = make_config(
         experiment,
         "full",
@@ -109,5 +108,49 @@ def test_full_config_runs_with_tiny_budgets():
         ppo_epochs=1,
         eval_episodes=1,
     )
+    assert cfg.checkpoint  # full runs are resumable; the folder is removed once the seed is done
     result = experiment.run(cfg)
     assert result.metrics["labels_disagreement"] == 10 and "fraction_random" in result.metrics
+    assert not any((tmp_path / "_checkpoints" / "rl-human-preferences").iterdir())
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_a_killed_run_resumes_to_the_same_metrics(tmp_path, monkeypatch, normalize):
+    """Killed in the preference agent's third round (after two saved rounds of each agent), the
+    rerun of the same config resumes from the checkpoints and ends exactly where an uninterrupted run
+    does: returns, learning curves, predictor accuracy and fits; also with the observation
+    normalisation of the full config wrapped around the predicted reward."""
+    from aicanon.rl.ppo_agent import PPOAgent
+
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))  # checkpoints live under the results folder
+    cfg = _tiny(
+        seed=5, agent_steps=1024, rounds=4, queries=("disagreement",), normalize_observations=normalize
+    )
+    reference = experiment.run(cfg)
+    learn, calls = PPOAgent.learn, []
+
+    def killed(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 7:  # 4 rounds of the true-reward agent, then the preference agent's 3rd
+            raise KeyboardInterrupt
+        return learn(self, *args, **kwargs)
+
+    resumable = dataclasses.replace(cfg, checkpoint=True)
+    monkeypatch.setattr(PPOAgent, "learn", killed)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(resumable)
+    saved = list((tmp_path / "_checkpoints" / "rl-human-preferences").glob("*/*"))
+    assert sorted(p.name for p in saved) == ["disagreement", "true_reward"]
+    monkeypatch.setattr(PPOAgent, "learn", learn)
+    resumed_learn, resumed_calls = PPOAgent.learn, []
+
+    def counted(self, *args, **kwargs):
+        resumed_calls.append(1)
+        return resumed_learn(self, *args, **kwargs)
+
+    monkeypatch.setattr(PPOAgent, "learn", counted)
+    resumed = experiment.run(resumable)
+    assert len(resumed_calls) == 2  # only the preference agent's last two rounds ran again
+    np.testing.assert_equal(resumed.metrics, reference.metrics)
+    np.testing.assert_equal(resumed.details, reference.details)
+    assert not any((tmp_path / "_checkpoints" / "rl-human-preferences").iterdir())  # removed when done

@@ -56,6 +56,7 @@ Departures from the paper:
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -420,6 +421,31 @@ class RewardEnsemble(nn.Module):
         self.history.append(summary)
         return summary
 
+    def fit_state(self) -> dict[str, Any]:
+        """What :meth:`fit` carries between calls beyond ``state_dict()`` (weights, L2 coefficients,
+        normalisation): the members' Adam states (copies) and the fit history, for checkpoints."""
+        optimizers = (
+            [] if self.optimizers is None else [copy.deepcopy(o.state_dict()) for o in self.optimizers]
+        )
+        return {"optimizers": optimizers, "history": [dict(h) for h in self.history]}
+
+    def load_fit_state(self, state: Any, lr: float) -> None:
+        """Restore :meth:`fit_state` (the optimisers are rebuilt with ``lr``, then loaded)."""
+        if not isinstance(state, dict) or set(state) != {"optimizers", "history"}:
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"state must be RewardEnsemble.fit_state()'s dict, got {got}")
+        saved = list(state["optimizers"])
+        if saved and len(saved) != len(self.members):
+            raise ValueError(
+                f"state holds {len(saved)} optimisers, this ensemble has {len(self.members)} members"
+            )
+        self.optimizers = None
+        if saved:
+            self.optimizers = [torch.optim.Adam(member.parameters(), lr=lr) for member in self.members]
+            for optimizer, saved_state in zip(self.optimizers, saved, strict=True):
+                optimizer.load_state_dict(saved_state)
+        self.history = [dict(h) for h in state["history"]]
+
     def _member_loss(self, member: nn.Module, first: Segments, second: Segments, labels: Tensor) -> Tensor:
         def returns(segments: Segments) -> Tensor:
             inputs = self._inputs(segments.observations, segments.actions)
@@ -547,3 +573,70 @@ class PredictedRewardWrapper(gym.vector.VectorWrapper):
                 self._current[i] = []
         self._observation = np.asarray(observation, dtype=np.float32)
         return observation, predicted, terminated, truncated, info
+
+    # ---------------------------------------------------------------------------- checkpoints
+    def snapshot(self) -> dict[str, Any]:
+        """The stored episodes, the true returns, every environment's unfinished episode and the last
+        observation (tensors, for :func:`aicanon.core.checkpoint.save_checkpoint`). The environments
+        underneath are the agent's to checkpoint (:meth:`aicanon.rl.on_policy.OnPolicyAgent.state_dict`)."""
+        if self._observation is None:
+            raise RuntimeError("reset the environment before taking a snapshot")
+
+        def episode(e: Episode) -> dict[str, Any]:
+            return {
+                "observations": torch.from_numpy(e.observations.copy()),
+                "actions": torch.from_numpy(e.actions.copy()),
+                "rewards": torch.from_numpy(e.rewards.copy()),
+                "terminated": e.terminated,
+            }
+
+        current = []
+        for steps in self._current:
+            current.append(
+                {
+                    "observations": torch.from_numpy(np.array([s[0] for s in steps], np.float32)),
+                    "actions": torch.from_numpy(np.array([s[1] for s in steps], np.float32)),
+                    "rewards": [s[2] for s in steps],
+                }
+            )
+        return {
+            "episodes": [episode(e) for e in self.episodes],
+            "true_episodes": [list(e) for e in self.true_episodes],
+            "current": current,
+            "observation": torch.from_numpy(self._observation.copy()),
+        }
+
+    def restore(self, state: Any) -> None:
+        """Put back :meth:`snapshot`'s state (after the agent restored the environments underneath)."""
+        keys = {"episodes", "true_episodes", "current", "observation"}
+        if not isinstance(state, dict) or set(state) != keys:
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"state must be PredictedRewardWrapper.snapshot()'s dict, got {got}")
+        if len(state["current"]) != self.num_envs:
+            raise ValueError(
+                f"state holds {len(state['current'])} environments, this wrapper has {self.num_envs}"
+            )
+        observation = state["observation"].numpy()
+        if observation.shape[0] != self.num_envs:
+            raise ValueError(
+                f"state's observation has shape {observation.shape}, expected {self.num_envs} rows"
+            )
+        self.episodes.clear()
+        for e in state["episodes"]:
+            self.episodes.append(
+                Episode(
+                    e["observations"].numpy(),
+                    e["actions"].numpy(),
+                    e["rewards"].numpy(),
+                    bool(e["terminated"]),
+                )
+            )
+        self.true_episodes = [(float(r), int(n)) for r, n in state["true_episodes"]]
+        self._current = [
+            [
+                (o, a, float(r))
+                for o, a, r in zip(c["observations"].numpy(), c["actions"].numpy(), c["rewards"], strict=True)
+            ]
+            for c in state["current"]
+        ]
+        self._observation = observation.astype(np.float32).copy()
