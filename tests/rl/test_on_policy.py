@@ -90,7 +90,9 @@ def test_state_dict_round_trip_mid_episode_continues_identically():
     first = cls("CartPole-v1", cfg, seed=2)
     first.learn(3 * cfg.num_envs * cfg.n_steps)
     state = first.state_dict()
-    assert any(env["steps"] > 0 for env in state["environments"]), "the snapshot should be mid-episode"
+    assert any(env["steps"] > 0 for env in state["collector"]["environments"]), (
+        "the snapshot should be mid-episode"
+    )
     a = first.learn(64)
     second.load_state_dict(state)  # the state is a copy: unchanged by first's training since
     b = second.learn(64)

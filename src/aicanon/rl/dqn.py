@@ -28,7 +28,6 @@ the convolutional network.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +39,7 @@ from torch import Tensor, nn
 
 from aicanon.core.checks import check_float, check_int, check_probability, check_tensor
 from aicanon.rl.buffers import ReplayBuffer
+from aicanon.rl.envs import ReplayableEpisodes
 from aicanon.rl.networks import QNetwork
 
 __all__ = ["DQN", "DQNConfig", "dqn_loss", "dqn_targets"]
@@ -134,7 +134,9 @@ class DQN:
         if not isinstance(env.observation_space, spaces.Box) or len(env.observation_space.shape) != 1:
             raise TypeError(f"DQN needs a flat Box observation space, got {env.observation_space!r}")
         check_int("seed", seed, 0)
-        self.env = env
+        # Records how each episode began and its actions, so a checkpoint can replay the current one.
+        self.env = env if isinstance(env, ReplayableEpisodes) else ReplayableEpisodes(env)
+        env = self.env
         cfg = self.cfg
         dim, n = int(env.observation_space.shape[0]), int(env.action_space.n)
         torch.manual_seed(seed)
@@ -152,11 +154,6 @@ class DQN:
         self.episodes: list[tuple[float, int]] = []
         self.observation, _ = env.reset(seed=seed)
         self._return, self._length = 0.0, 0
-        # How the current episode began (its reset seed, or the env's RNG state before an unseeded
-        # reset) and its actions: a resumed agent replays them to restore the environment's state.
-        self._reset_seed: int | None = seed
-        self._reset_rng: dict | None = None
-        self._episode_actions: list[int] = []
 
     def epsilon(self) -> float:
         """ε of the linear schedule at the current step."""
@@ -206,12 +203,9 @@ class DQN:
             self._return += float(reward)
             self._length += 1
             self.steps += 1
-            self._episode_actions.append(action)
             if terminated or truncated:
                 finished.append((self._return, self._length))
                 self._return, self._length = 0.0, 0
-                self._reset_seed, self._episode_actions = None, []
-                self._reset_rng = copy.deepcopy(env.unwrapped.np_random.bit_generator.state)
                 next_observation, _ = env.reset()
             self.observation = next_observation
             if self.steps > cfg.learning_starts and self.steps % cfg.train_freq == 0:
@@ -236,12 +230,9 @@ class DQN:
             "counters": {"steps": self.steps, "updates": self.updates, "total_steps": self.total_steps},
             "episodes": [list(e) for e in self.episodes],
             "episode": {
-                "observation": torch.as_tensor(np.asarray(self.observation)),
                 "return": self._return,
                 "length": self._length,
-                "reset_seed": self._reset_seed,
-                "reset_rng": None if self._reset_rng is None else _rng_to_plain(self._reset_rng),
-                "actions": list(self._episode_actions),
+                "environment": self.env.snapshot(),  # how it began and its actions, replayed on load
             },
         }
 
@@ -264,24 +255,8 @@ class DQN:
         self.episodes = [(float(r), int(n)) for r, n in state["episodes"]]
         episode = state["episode"]
         self._return, self._length = float(episode["return"]), int(episode["length"])
-        self._reset_seed = episode["reset_seed"]
-        self._reset_rng = None if episode["reset_rng"] is None else _rng_from_plain(episode["reset_rng"])
-        self._episode_actions = [int(a) for a in episode["actions"]]
-        env = self.env
-        if self._reset_seed is not None:
-            observation, _ = env.reset(seed=self._reset_seed)
-        else:
-            env.unwrapped.np_random.bit_generator.state = copy.deepcopy(self._reset_rng)
-            observation, _ = env.reset()
-        for action in self._episode_actions:
-            observation, *_ = env.step(action)
-        env.unwrapped.np_random.bit_generator.state = _rng_from_plain(state["env_rng"])
-        saved = episode["observation"].numpy()
-        if not np.allclose(np.asarray(observation, dtype=np.float64), saved.astype(np.float64)):
-            raise ValueError(
-                "replaying the current episode did not reach the saved observation: the environment is "
-                "not deterministic given its seed, or the checkpoint belongs to another environment"
-            )
+        observation = self.env.restore(episode["environment"])  # refuses an episode it cannot replay
+        self.env.unwrapped.np_random.bit_generator.state = _rng_from_plain(state["env_rng"])
         self.observation = np.asarray(observation)
 
 

@@ -48,11 +48,10 @@ clipped-surrogate update of :class:`aicanon.rl.ppo.PPO` on the same advantages.
 
 **Checkpoints.** :meth:`GAIL.state_dict` holds the whole run: policy, value function,
 discriminator, every optimiser, the generator and torch's global RNG (which samples the actions),
-counters and history, and the position of every environment within its current episode. Each
-environment's episodes are reset with seeds derived from the run's seed and the episode number
-(:class:`EpisodeSeeds`), and the actions of the current episode are recorded, so
-:meth:`GAIL.load_state_dict` replays them to put the environments back exactly where they were: a
-run killed after a checkpoint resumes to the same result (tested).
+counters and history, and the position of every environment within its current episode (the
+collector's :meth:`~aicanon.rl.rollout.RolloutCollector.state_dict`: how the episode began and the
+actions since, which :meth:`GAIL.load_state_dict` replays to put the environments back exactly where
+they were): a run killed after a checkpoint resumes to the same result (tested).
 
 Departures from the paper:
 
@@ -65,8 +64,6 @@ Departures from the paper:
   not drift): not in the paper, common in its reimplementations, and harmless.
 * ``discriminator_steps`` Adam steps per iteration (the paper's Algorithm 1 takes one), each on
   all policy pairs of the rollout and as many expert pairs drawn with replacement.
-* Every environment's episodes are reset with a seed derived from (run seed, environment, episode
-  number) rather than one continuing random stream (for exact resumption).
 """
 
 from __future__ import annotations
@@ -77,7 +74,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -85,7 +81,7 @@ from torch import Tensor, nn
 
 from aicanon.core.checks import check_choice, check_float, check_int, check_tensor
 from aicanon.rl.demonstrations import Demonstrations
-from aicanon.rl.envs import make_env
+from aicanon.rl.envs import make_vector_env
 from aicanon.rl.networks import ActorCritic, mlp, space_dims
 from aicanon.rl.ppo import PPO, PPOConfig
 from aicanon.rl.rollout import RolloutCollector, gae
@@ -96,7 +92,6 @@ __all__ = [
     "POLICY_STEPS",
     "REWARD_FORMS",
     "Discriminator",
-    "EpisodeSeeds",
     "GAILConfig",
     "discriminator_loss",
     "gail_reward",
@@ -185,41 +180,6 @@ def gail_reward(logits: Tensor, form: str = "neg_log_d") -> Tensor:
     if form == "log_one_minus_d":
         return -F.softplus(logits)
     return -logits
-
-
-# ------------------------------------------------------------------ environments that can resume
-class EpisodeSeeds(gym.Wrapper):
-    """Resets episode k of this environment with a seed derived from (base seed, k), so that an
-    episode's state is a function of its number and its actions (module docstring, Checkpoints).
-    ``reset(seed=s)`` sets the base seed and restarts the count; ``reset()`` starts the next episode."""
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.base_seed = 0
-        self.episode = -1
-
-    def episode_seed(self, episode: int) -> int:
-        return int(np.random.SeedSequence([self.base_seed, episode]).generate_state(1)[0])
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        if seed is not None:
-            self.base_seed, self.episode = int(seed), -1
-        self.episode += 1
-        return self.env.reset(seed=self.episode_seed(self.episode), options=options)
-
-    def restart(self, base_seed: int, episode: int):
-        """Reset into episode ``episode`` of base seed ``base_seed`` (for resuming)."""
-        self.base_seed, self.episode = int(base_seed), int(episode)
-        return self.env.reset(seed=self.episode_seed(self.episode))
-
-
-def _make_vector_env(env_id: str, num_envs: int, **kwargs: Any):
-    def factory():
-        return EpisodeSeeds(make_env(env_id, **kwargs))
-
-    return gym.vector.SyncVectorEnv(
-        [factory for _ in range(num_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
-    )
 
 
 # ------------------------------------------------------------------------------------- the agent
@@ -311,7 +271,7 @@ class GAIL:
         check_int("seed", seed, 0)
         cfg = self.cfg
         self.env_id, self.seed = env_id, seed
-        self.envs = _make_vector_env(env_id, cfg.num_envs, **env_kwargs)
+        self.envs = make_vector_env(env_id, cfg.num_envs, seed=seed, **env_kwargs)
         observation_space = self.envs.single_observation_space
         action_space = self.envs.single_action_space
         try:
@@ -352,8 +312,6 @@ class GAIL:
         """(environment return, length) of every finished training episode (the env's reward:
         reported, never used for learning)."""
         self.history: list[dict[str, float]] = []
-        # The env actions of each environment's current episode (replayed on resume).
-        self._episode_actions: list[list[Any]] = [[] for _ in range(cfg.num_envs)]
 
     # -------------------------------------------------------------------------- acting
     def act(self, observation: np.ndarray) -> Any:
@@ -427,7 +385,6 @@ class GAIL:
         cfg = self.cfg
         rollout = self.collector.collect(self.policy, cfg.n_steps)
         env_actions = self._env_actions(rollout.actions)
-        self._record_actions(env_actions, rollout.terminated, rollout.truncated)
         flat_observations = rollout.observations.flatten(0, 1)
         flat_actions = env_actions.flatten(0, 1)
         stats = self.discriminator_update(flat_observations, flat_actions)
@@ -483,19 +440,9 @@ class GAIL:
         return done
 
     # ---------------------------------------------------------------------- checkpoints
-    def _record_actions(self, actions: Tensor, terminated: Tensor, truncated: Tensor) -> None:
-        ended = (terminated + truncated) > 0
-        array = actions.cpu().numpy()
-        for t in range(array.shape[0]):
-            for i in range(array.shape[1]):
-                self._episode_actions[i].append(array[t, i].tolist())
-                if ended[t, i]:
-                    self._episode_actions[i] = []
-
     def state_dict(self) -> dict[str, Any]:
         """The whole run (module docstring), for :func:`aicanon.core.checkpoint.save_checkpoint`.
         Optimiser states are copies (torch's load_state_dict would otherwise share them)."""
-        sub_envs = self.envs.envs
         return {
             "policy": self.policy.state_dict(),
             "discriminator": self.discriminator.state_dict(),
@@ -508,17 +455,7 @@ class GAIL:
             "counters": {"steps": self.steps, "iterations": self.iterations},
             "episodes": [list(e) for e in self.episodes],
             "history": [dict(h) for h in self.history],
-            "environments": [
-                {
-                    "base_seed": env.base_seed,
-                    "episode": env.episode,
-                    "actions": list(self._episode_actions[i]),
-                    "return": float(self.collector.episode_return[i]),
-                    "length": int(self.collector.episode_length[i]),
-                    "observation": torch.as_tensor(np.asarray(self.collector.observation[i])),
-                }
-                for i, env in enumerate(sub_envs)
-            ],
+            "collector": self.collector.state_dict(),  # every environment's place in its episode
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -526,10 +463,6 @@ class GAIL:
         expected = set(self.state_dict())
         if set(state) != expected:
             raise ValueError(f"state does not fit GAIL: keys {sorted(state)}, expected {sorted(expected)}")
-        if len(state["environments"]) != self.cfg.num_envs:
-            raise ValueError(
-                f"state holds {len(state['environments'])} environments, this run has {self.cfg.num_envs}"
-            )
         self.policy.load_state_dict(state["policy"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
@@ -541,23 +474,4 @@ class GAIL:
         self.iterations = int(state["counters"]["iterations"])
         self.episodes = [(float(r), int(n)) for r, n in state["episodes"]]
         self.history = [dict(h) for h in state["history"]]
-        observations = np.array(self.collector.observation, copy=True)
-        for i, (env, saved) in enumerate(zip(self.envs.envs, state["environments"], strict=True)):
-            observation, _ = env.restart(saved["base_seed"], saved["episode"])
-            actions = list(saved["actions"])
-            for action in actions:
-                step_action = np.asarray(action, dtype=np.float32) if self.policy.continuous else int(action)
-                observation, *_ = env.step(step_action)
-            if not np.allclose(
-                np.asarray(observation, np.float64), saved["observation"].numpy().astype(np.float64)
-            ):
-                raise ValueError(
-                    f"replaying environment {i}'s current episode did not reach the saved observation: "
-                    f"the checkpoint belongs to another environment than {self.env_id}, or it is not "
-                    "deterministic"
-                )
-            observations[i] = observation
-            self._episode_actions[i] = actions
-            self.collector.episode_return[i] = float(saved["return"])
-            self.collector.episode_length[i] = int(saved["length"])
-        self.collector.observation = observations
+        self.collector.load_state_dict(state["collector"])

@@ -28,7 +28,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -146,7 +145,6 @@ class OnPolicyAgent:
     def state_dict(self) -> dict[str, Any]:
         """The whole run (module docstring), for :func:`aicanon.core.checkpoint.save_checkpoint`.
         Every tensor is a copy: the state does not change as the agent goes on training."""
-        sub_envs = self.envs.unwrapped.envs
         state: dict[str, Any] = {
             "policy": {name: tensor.clone() for name, tensor in self.policy.state_dict().items()},
             "optimizers": {name: copy.deepcopy(o.state_dict()) for name, o in self._optimizers().items()},
@@ -154,11 +152,7 @@ class OnPolicyAgent:
             "torch_rng": torch.get_rng_state(),
             "steps": self.steps,
             "episodes": [list(e) for e in self.episodes],
-            "environments": [env.snapshot() for env in sub_envs],
-            # Copies: the collector updates its arrays in place.
-            "observation": torch.tensor(np.array(self.collector.observation, copy=True)),
-            "episode_return": torch.tensor(np.array(self.collector.episode_return, copy=True)),
-            "episode_length": torch.tensor(np.array(self.collector.episode_length, copy=True)),
+            "collector": self.collector.state_dict(),  # every environment's place in its episode
         }
         if hasattr(self.envs, "state_dict"):  # observation/reward normalisation statistics
             state["normalization"] = self.envs.state_dict()
@@ -170,11 +164,6 @@ class OnPolicyAgent:
         if not isinstance(state, Mapping) or set(state) != expected:
             got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
             raise ValueError(f"state does not fit {self.name}: keys {got}, expected {sorted(expected)}")
-        sub_envs = self.envs.unwrapped.envs
-        if len(state["environments"]) != len(sub_envs):
-            raise ValueError(
-                f"state holds {len(state['environments'])} environments, this run has {len(sub_envs)}"
-            )
         optimizers = self._optimizers()
         if set(state["optimizers"]) != set(optimizers):
             raise ValueError(
@@ -187,16 +176,6 @@ class OnPolicyAgent:
         torch.set_rng_state(state["torch_rng"])
         self.steps = int(state["steps"])
         self.episodes = [(float(r), int(n)) for r, n in state["episodes"]]
-        for env, snapshot in zip(sub_envs, state["environments"], strict=True):
-            env.restore(snapshot)
+        self.collector.load_state_dict(state["collector"])
         if "normalization" in state:
             self.envs.load_state_dict(state["normalization"])
-        observation = state["observation"].numpy()
-        if observation.shape != np.shape(self.collector.observation):
-            raise ValueError(
-                f"state holds observations of shape {observation.shape}, this run has "
-                f"{np.shape(self.collector.observation)}"
-            )
-        self.collector.observation = observation.copy()
-        self.collector.episode_return = state["episode_return"].numpy().astype(np.float64).copy()
-        self.collector.episode_length = state["episode_length"].numpy().astype(np.int64).copy()

@@ -17,12 +17,19 @@ carries ``next_values`` = V(s_{t+1}) of its own next state, and :func:`gae` comp
 
 and the value targets R_t = Â_t + V(s_t). With λ = 1 these are discounted Monte-Carlo returns
 bootstrapped at the rollout's end; with λ = 0 one-step TD errors.
+
+Checkpoints: :meth:`RolloutCollector.state_dict` holds where every copy stands in its current
+episode (how the episode began and the actions since, recorded by
+:class:`aicanon.rl.envs.ReplayableEpisodes`), the current observations and the running episode
+returns and lengths; :meth:`RolloutCollector.load_state_dict` replays each copy's episode to put it
+back, so an agent resumed from a checkpoint collects exactly what the uninterrupted one would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -115,6 +122,50 @@ class RolloutCollector:
 
     def _tensor(self, array: np.ndarray) -> Tensor:
         return torch.as_tensor(np.asarray(array), dtype=torch.float32, device=self.device)
+
+    # ---------------------------------------------------------------------------- checkpoints
+    def _copies(self) -> list[Any]:
+        from aicanon.rl.envs import ReplayableEpisodes
+
+        copies = getattr(self.envs.unwrapped, "envs", None)
+        if copies is None or not all(isinstance(env, ReplayableEpisodes) for env in copies):
+            raise TypeError(
+                "checkpointing a collector needs environments whose copies record their episodes "
+                "(aicanon.rl.envs.make_vector_env wraps each in ReplayableEpisodes)"
+            )
+        return list(copies)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every copy's place in its episode, the current observations and the running episode
+        returns and lengths (module docstring); copies, unchanged as collection goes on."""
+        return {
+            "environments": [env.snapshot() for env in self._copies()],
+            "observation": torch.tensor(np.array(self.observation, copy=True)),
+            "episode_return": torch.tensor(np.array(self.episode_return, copy=True)),
+            "episode_length": torch.tensor(np.array(self.episode_length, copy=True)),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s state, replaying each copy's current episode."""
+        keys = {"environments", "observation", "episode_return", "episode_length"}
+        if not isinstance(state, Mapping) or set(state) != keys:
+            got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
+            raise ValueError(f"state does not fit a RolloutCollector: keys {got}, expected {sorted(keys)}")
+        copies = self._copies()
+        if len(state["environments"]) != len(copies):
+            raise ValueError(
+                f"state holds {len(state['environments'])} environments, this run has {len(copies)}"
+            )
+        observation = state["observation"].numpy()
+        if observation.shape != np.shape(self.observation):
+            raise ValueError(
+                f"state holds observations of shape {observation.shape}, this run has {np.shape(self.observation)}"
+            )
+        for env, snapshot in zip(copies, state["environments"], strict=True):
+            env.restore(snapshot)
+        self.observation = observation.copy()
+        self.episode_return = state["episode_return"].numpy().astype(np.float64).copy()
+        self.episode_length = state["episode_length"].numpy().astype(np.int64).copy()
 
     def _env_action(self, action: Tensor) -> np.ndarray:
         from gymnasium import spaces
