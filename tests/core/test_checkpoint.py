@@ -102,7 +102,9 @@ def test_tensors_and_state_of_one_version_always_belong_together(tmp_path):
     assert len([p for p in tmp_path.iterdir() if p.name.isdigit()]) == 2  # keep=2
 
 
-@pytest.mark.parametrize("damage", ["flip a tensor byte", "truncate tensors", "empty state.json", "drop manifest"])
+@pytest.mark.parametrize(
+    "damage", ["flip a tensor byte", "truncate tensors", "empty state.json", "drop manifest"]
+)
 def test_damaged_newest_version_falls_back_to_the_previous_with_a_warning(tmp_path, damage):
     save_checkpoint(tmp_path, {"step": 1, "w": torch.arange(64.0)})
     save_checkpoint(tmp_path, {"step": 2, "w": torch.arange(64.0) * 2})
@@ -168,3 +170,23 @@ def test_seed_rejects_bad_values():
         seed(1.5)
     with pytest.raises(ValueError, match="seed n must be >= 0"):
         seed(-1)
+
+
+def test_load_or_compute_computes_once_per_config(tmp_path):
+    from aicanon.core.checkpoint import load_or_compute
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"curve": [(1, 0.5)], "weights": [torch.arange(3.0)], "run": ("ppo", "CartPole-v1")}
+
+    first = load_or_compute(tmp_path / "unit", compute, config={"seed": 1})
+    again = load_or_compute(tmp_path / "unit", compute, config={"seed": 1})
+    assert len(calls) == 1  # the second call read the saved result
+    assert again["curve"] == [(1, 0.5)] and again["run"] == ("ppo", "CartPole-v1")
+    torch.testing.assert_close(again["weights"][0], first["weights"][0])
+    with pytest.raises(CheckpointMismatch, match="seed"):
+        load_or_compute(tmp_path / "unit", compute, config={"seed": 2})
+    load_or_compute(None, compute, config={"seed": 1})
+    assert len(calls) == 2  # no folder: always computed

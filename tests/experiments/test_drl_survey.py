@@ -51,6 +51,42 @@ def test_same_seed_gives_the_same_metrics():
     assert first.details["curves"] == second.details["curves"]
 
 
+def test_a_killed_seed_reruns_only_its_unfinished_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))  # finished runs are kept under it
+    cfg = make_config(
+        experiment,
+        "quick",
+        agents=("ppo", "a2c", "dqn"),
+        budgets={"CartPole-v1": 1500},
+        eval_interval=750,
+        eval_episodes=2,
+        check_episodes=1,
+        seed=4,
+    )
+    reference = experiment.run(cfg)
+    train, calls = experiment.train_and_evaluate, []
+
+    def killed(name, *args):
+        calls.append(name)
+        if name == "dqn":
+            raise KeyboardInterrupt
+        return train(name, *args)
+
+    cfg = dataclasses.replace(cfg, checkpoint=True)
+    monkeypatch.setattr(experiment, "train_and_evaluate", killed)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(cfg)
+    calls.clear()
+    monkeypatch.setattr(
+        experiment, "train_and_evaluate", lambda name, *args: calls.append(name) or train(name, *args)
+    )
+    resumed = experiment.run(cfg)
+    assert calls == ["dqn"]  # PPO and A2C came from the results folder
+    assert resumed.metrics == reference.metrics
+    assert resumed.details["curves"] == reference.details["curves"]
+    assert not any((tmp_path / "_checkpoints" / "drl-survey").iterdir())
+
+
 def test_configs_follow_the_issue():
     full = experiment.Config.full()
     assert set(full.agents) == {"reinforce", "a2c", "ppo", "trpo", "dqn", "double_dqn", "dueling_dqn"}
@@ -72,7 +108,8 @@ def test_bad_configs_are_rejected():
 
 
 @pytest.mark.slow
-def test_full_config_runs_every_agent_and_environment_with_tiny_budgets():
+def test_full_config_runs_every_agent_and_environment_with_tiny_budgets(tmp_path, monkeypatch):
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))  # full runs keep finished runs there
     cfg = make_config(
         experiment,
         "full",

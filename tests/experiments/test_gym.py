@@ -54,8 +54,8 @@ def _without_timings(details):
     return {**details, "scoreboard": board}
 
 
-def test_same_seed_gives_the_same_scoreboard_and_another_seed_does_not():
-    cfg = make_config(
+def _small(**overrides):
+    return make_config(
         experiment,
         "quick",
         runs=(("a2c", "CartPole-v1", 800, "none"), ("td3", "Pendulum-v1", 600, "none")),
@@ -66,7 +66,12 @@ def test_same_seed_gives_the_same_scoreboard_and_another_seed_does_not():
         curve_points=2,
         curve_episodes=2,
         eval_episodes=2,
+        **overrides,
     )
+
+
+def test_same_seed_gives_the_same_scoreboard_and_another_seed_does_not():
+    cfg = _small()
     first = experiment.run(dataclasses.replace(cfg, seed=3))
     second = experiment.run(dataclasses.replace(cfg, seed=3))
     assert first.metrics == second.metrics
@@ -76,8 +81,41 @@ def test_same_seed_gives_the_same_scoreboard_and_another_seed_does_not():
     assert other.metrics["a2c_cartpole_return"] != first.metrics["a2c_cartpole_return"]
 
 
+def test_a_killed_seed_reruns_only_its_unfinished_runs(tmp_path, monkeypatch):
+    """Killed while training its third run, the seed's rerun takes the two finished scores from the
+    results folder, trains the other two and the rerun check (never cached), and reports exactly
+    what an uninterrupted seed does."""
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))
+    reference = experiment.run(_small(seed=3))
+    train, calls = experiment.train_and_score, []
+
+    def killed(run, cfg):
+        calls.append(run)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return train(run, cfg)
+
+    cfg = _small(seed=3, checkpoint=True)
+    monkeypatch.setattr(experiment, "train_and_score", killed)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(cfg)
+    calls.clear()
+    monkeypatch.setattr(experiment, "train_and_score", lambda run, cfg: calls.append(run) or train(run, cfg))
+    resumed = experiment.run(cfg)
+    assert [run[:2] for run in calls] == [
+        ("ppo", "aicanon/PointMass-v0"),  # the third run, then the fourth
+        ("ppo", "aicanon/PointMass-v0"),
+        ("ppo", "aicanon/PointMass-v0"),  # the rerun check
+    ]
+    assert [run[3] for run in calls] == ["none", "obs", "obs"]
+    assert resumed.metrics == reference.metrics
+    assert _without_timings(resumed.details) == _without_timings(reference.details)
+    assert not any((tmp_path / "_checkpoints" / "gym").iterdir())  # removed once the seed is done
+
+
 @pytest.mark.slow  # ~10-15 s: twelve agent/environment families, MuJoCo included
-def test_full_configuration_runs_for_a_few_steps():
+def test_full_configuration_runs_for_a_few_steps(tmp_path, monkeypatch):
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))  # full runs keep finished runs there
     # Every agent and environment family of the full run, at a handful of steps (the plumbing only:
     # warm-up phases are longer than this, except PPO's MuJoCo rollout of 2048 steps).
     full = experiment.Config.full()

@@ -25,6 +25,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-__all__ = ["CheckpointMismatch", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
+__all__ = [
+    "CheckpointMismatch",
+    "load_checkpoint",
+    "load_or_compute",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+]
 
 _MANIFEST = "manifest.json"
 _FILES = ("tensors.safetensors", "state.json")
@@ -40,6 +48,7 @@ _FILES = ("tensors.safetensors", "state.json")
 
 class CheckpointMismatch(ValueError):
     """A checkpoint saved by a run with a different config than the one asked to resume it."""
+
 
 _TENSOR = "__tensor__"
 _TUPLE = "__tuple__"
@@ -132,7 +141,9 @@ def save_checkpoint(
     try:
         config = _plain(config)
     except (TypeError, ValueError) as error:
-        raise TypeError(f"config must be JSON-serialisable (e.g. dataclasses.asdict(cfg)): {error}") from error
+        raise TypeError(
+            f"config must be JSON-serialisable (e.g. dataclasses.asdict(cfg)): {error}"
+        ) from error
     directory.mkdir(parents=True, exist_ok=True)
     previous = _versions(directory)
     number = int(previous[0].name) + 1 if previous else 1
@@ -142,7 +153,8 @@ def save_checkpoint(
         with open(staging / "state.json", "w") as f:
             json.dump({"version": 2, "state": skeleton, "keys": sorted(tensors)}, f)
         files = {
-            name: {"sha256": _sha256(staging / name), "bytes": (staging / name).stat().st_size} for name in _FILES
+            name: {"sha256": _sha256(staging / name), "bytes": (staging / name).stat().st_size}
+            for name in _FILES
         }
         manifest = {"format": "aicanon-checkpoint", "version": number, "files": files, "config": config}
         with open(staging / _MANIFEST, "w") as f:
@@ -187,7 +199,9 @@ def _read_version(folder: Path) -> tuple[dict[str, Any], Any]:
             raise ValueError("the tensors are not the ones state.json names")
         return _unflatten(meta["state"], tensors), manifest.get("config")
     except (json.JSONDecodeError, KeyError, TypeError, SafetensorError) as error:
-        raise ValueError(f"state.json or tensors.safetensors is unreadable ({type(error).__name__}: {error})") from None
+        raise ValueError(
+            f"state.json or tensors.safetensors is unreadable ({type(error).__name__}: {error})"
+        ) from None
 
 
 def load_checkpoint(path: str | os.PathLike, *, config: Any = None) -> dict[str, Any] | None:
@@ -207,7 +221,9 @@ def load_checkpoint(path: str | os.PathLike, *, config: Any = None) -> dict[str,
         if config is not None and saved_config != _plain(config):
             wanted = _plain(config)
             if isinstance(saved_config, dict) and isinstance(wanted, dict):
-                keys = sorted(k for k in saved_config.keys() | wanted.keys() if saved_config.get(k) != wanted.get(k))
+                keys = sorted(
+                    k for k in saved_config.keys() | wanted.keys() if saved_config.get(k) != wanted.get(k)
+                )
                 detail = ", ".join(f"{k}: saved {saved_config.get(k)!r}, now {wanted.get(k)!r}" for k in keys)
             else:
                 detail = f"saved {saved_config!r}, now {wanted!r}"
@@ -222,6 +238,23 @@ def load_checkpoint(path: str | os.PathLike, *, config: Any = None) -> dict[str,
             stacklevel=2,
         )
     return None
+
+
+def load_or_compute(path: str | os.PathLike | None, compute: Callable[[], Any], *, config: Any) -> Any:
+    """``compute()``'s result, saved at ``path``; or, when an earlier run with the same ``config``
+    already saved one there (a run killed after this unit of work finished), that result without
+    computing it again. For experiments made of independent units (one agent on one environment):
+    a killed seed reruns only the units it had not finished. ``compute`` must not depend on the
+    units before it (each reseeds) and return what :func:`save_checkpoint` stores (nested dicts,
+    lists, tuples, tensors, plain values). ``path`` None: just ``compute()``."""
+    if path is None:
+        return compute()
+    state = load_checkpoint(path, config=config)
+    if state is not None:
+        return state["result"]
+    result = compute()
+    save_checkpoint(path, {"result": result}, config=config)
+    return result
 
 
 def rng_state() -> dict[str, Any]:

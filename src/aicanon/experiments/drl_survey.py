@@ -30,6 +30,10 @@ evaluation episodes. Cost: at most 9.1M environment steps per seed (fewer with e
 1.5-2.5k steps/s on one core: about 1-2 CPU-hours per seed, 10-20 for ten (independent processes;
 the agents are small MLPs, a GPU does not help).
 
+Interruption (``checkpoint``, on at full scale): each finished (agent, environment) run is kept under
+the results folder until the seed is done, so a killed seed reruns only the runs it had not finished
+(each reseeds; at most one run, 10-20 CPU-minutes, is lost).
+
 Hyperparameters: stable-baselines3 zoo's tuned CartPole-v1 values for PPO and DQN, A2C's paper
 defaults (RMSProp 7e-4, 5 steps x 8 environments); the same settings on every environment (not
 tuned per environment: a departure from the zoo, which tunes LunarLander separately).
@@ -39,6 +43,7 @@ from __future__ import annotations
 
 import copy
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +53,9 @@ import torch
 from matplotlib.figure import Figure
 
 from aicanon.core import Claim, ExperimentConfig, Result, seed
+from aicanon.core.checkpoint import load_or_compute
 from aicanon.core.checks import check_choice, check_int
+from aicanon.core.results import checkpoint_folder
 from aicanon.rl.dqn import DQN, DQNConfig
 from aicanon.rl.envs import make_env
 from aicanon.rl.evaluation import evaluate_policy
@@ -89,6 +96,9 @@ class Config(ExperimentConfig):
     """Stop an agent once a stopping-rule evaluation reaches the environment's threshold."""
     keep_best: bool = True
     """Evaluate the weights of the best stopping-rule evaluation (not the last ones) at the end."""
+    checkpoint: bool = False
+    """Keep each finished run under the results folder until the seed is done (module docstring;
+    full runs: on)."""
 
     @classmethod
     def quick(cls) -> Config:
@@ -105,7 +115,7 @@ class Config(ExperimentConfig):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(scale="full", seeds=10)
+        return cls(scale="full", seeds=10, checkpoint=True)
 
 
 # Thresholds. CartPole-v1 counts as solved at a mean return of 475 (Gymnasium's reward_threshold;
@@ -233,18 +243,29 @@ def run(cfg: Config) -> Result:
     check_int("eval_interval", cfg.eval_interval)
     check_int("check_episodes", cfg.check_episodes)
     check_int("eval_episodes", cfg.eval_episodes)
+    if not isinstance(cfg.checkpoint, bool):
+        raise TypeError(f"checkpoint must be a bool, got {cfg.checkpoint!r}")
     # One torch thread: the networks are tiny, and threads only add synchronisation (issue 14).
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     metrics: dict[str, float] = {}
     runs: dict[str, dict[str, dict]] = {}
     table = []
+    folder = checkpoint_folder("drl-survey", cfg.to_dict()) if cfg.checkpoint else None
+
+    def train(name: str, env_id: str, index: int) -> dict[str, Any]:
+        seed(cfg.seed)
+        return train_and_evaluate(name, env_id, cfg.budgets[env_id], cfg, cfg.seed * 1000 + index)
+
     try:
         for env_id in cfg.environments:
             runs[env_id] = {}
             for index, name in enumerate(cfg.agents):
-                seed(cfg.seed)
-                run_ = train_and_evaluate(name, env_id, cfg.budgets[env_id], cfg, cfg.seed * 1000 + index)
+                run_ = load_or_compute(
+                    folder and folder / f"{name}-{env_id.replace('/', '_')}",
+                    lambda name=name, env_id=env_id, index=index: train(name, env_id, index),
+                    config={**cfg.to_dict(), "agent": name, "environment": env_id},
+                )
                 runs[env_id][name] = run_
                 key = f"{name}_{short_name(env_id)}"
                 metrics[f"{key}_return"] = run_["return"]
@@ -263,6 +284,8 @@ def run(cfg: Config) -> Result:
                 )
     finally:
         torch.set_num_threads(previous_threads)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
     notes = [
         "The survey reports no numbers; the claims use Gymnasium's 'solved' thresholds (the issue's target).",
         "Agents stop at the first stopping-rule evaluation whose every episode reaches the threshold; "

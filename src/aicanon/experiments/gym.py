@@ -50,6 +50,12 @@ about 1 h: roughly 14-20 CPU-hours per seed, 70-100 for five seeds (independent 
 core; a GPU speeds up only the off-policy updates). TD3/DDPG/SAC start learning after 10k random
 steps on both MuJoCo tasks (TD3's paper: 10k on HalfCheetah, 1k on Hopper).
 
+Interruption (``checkpoint``, on at full scale): each finished run's score is kept under the
+results folder (``_checkpoints/gym/<hash of the seed's config>``) until the seed is done, so a killed
+seed reruns only the runs it had not finished (every run reseeds, so skipping finished ones changes
+nothing else); the rerun check always trains again. Within a run nothing is kept: the longest (an
+off-policy agent on a MuJoCo task) is 2-3 CPU-hours.
+
 Departures: the Gym paper has no experiment of its own; the thresholds Gymnasium registers as
 "solved" (``reward_threshold``: CartPole 475, MountainCarContinuous 90, …) are shown as the
 reference line, the claims are margins over a random policy measured in the same run, and the
@@ -60,6 +66,7 @@ not per environment; PPO's discount is 0.99 here, the zoo's CartPole value is 0.
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +77,9 @@ import torch
 from matplotlib.figure import Figure
 
 from aicanon.core import Claim, ExperimentConfig, Result, seed
+from aicanon.core.checkpoint import load_or_compute
 from aicanon.core.checks import check_choice, check_int
+from aicanon.core.results import checkpoint_folder
 from aicanon.rl.buffers import ReplayBuffer
 from aicanon.rl.dqn import DQN, DQNConfig
 from aicanon.rl.envs import make_env
@@ -127,6 +136,9 @@ class Config(ExperimentConfig):
     """Episodes of the scoreboard evaluation (and of the random policy)."""
     learn: bool = True
     """False: no agent learns (the initial policies are scored): the ablation that must fail."""
+    checkpoint: bool = False
+    """Keep each finished run's score under the results folder until the seed is done, so that a
+    killed seed reruns only its unfinished runs (module docstring; full runs: on)."""
 
     @classmethod
     def quick(cls) -> Config:
@@ -151,7 +163,7 @@ class Config(ExperimentConfig):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(scale="full", seeds=5, threads=1)
+        return cls(scale="full", seeds=5, threads=1, checkpoint=True)
 
 
 # The Gym paper reports no scores (Gymnasium's registered "solved" thresholds, reward_threshold, are
@@ -443,6 +455,8 @@ def _check_config(cfg: Config) -> None:
         raise ValueError(f"runs must not repeat an (agent, normalisation, environment), got {cfg.runs}")
     for name in ("curve_points", "curve_episodes", "eval_episodes", "normalization_steps"):
         check_int(name, getattr(cfg, name))
+    if not isinstance(cfg.checkpoint, bool):
+        raise TypeError(f"checkpoint must be a bool, got {cfg.checkpoint!r}")
     if cfg.normalization_env is not None:
         if cfg.normalization_env not in gymnasium.registry:
             raise ValueError(f"normalization_env {cfg.normalization_env!r} is not a registered environment")
@@ -489,20 +503,30 @@ def run(cfg: Config) -> Result:
     torch.set_num_threads(1)  # tiny networks: threads only add synchronisation (issue 14)
     try:
         entries = _entries(cfg)
-        scores = [train_and_score(entry, cfg) for entry in entries]
+        folder = checkpoint_folder("gym", cfg.to_dict()) if cfg.checkpoint else None
+        scores = [
+            load_or_compute(
+                folder and folder / "-".join(str(part).replace("/", "_") for part in entry),
+                lambda entry=entry: train_and_score(entry, cfg),
+                config={**cfg.to_dict(), "run": list(entry)},
+            )
+            for entry in entries
+        ]
         randoms = {env_id: random_score(env_id, cfg) for env_id in dict.fromkeys(e[1] for e in entries)}
         rerun = None
         if cfg.rerun is not None:
             first = next(
                 s for s in scores if (s["agent"], s["environment"], s["normalization"]) == tuple(cfg.rerun)
             )
-            again = train_and_score(first["run"], cfg)
+            again = train_and_score(first["run"], cfg)  # trained again, never read from the folder
             rerun = {
                 "run": list(first["run"]),
                 "max_abs_difference": rerun_difference(first, again),
             }
     finally:
         torch.set_num_threads(previous_threads)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
     metrics: dict[str, float] = {}
     table = []
