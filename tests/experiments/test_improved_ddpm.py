@@ -111,6 +111,56 @@ def test_full_config_architecture_runs_a_few_steps_on_cpu():
     assert all(v == v for v in result.metrics.values())  # no NaN
 
 
+def test_a_killed_run_resumes_its_trainings_from_checkpoints(tmp_path, monkeypatch):
+    """With checkpoints, a run killed in the third of the second model's four steps (after the
+    checkpoint of step 2) trains only that model's last two steps again and ends with the
+    uninterrupted run's metrics; the checkpoints are gone once the seed is done."""
+    import aicanon.testbeds.diffusion_training as training_module
+    from aicanon.testbeds.diffusion_training import train_denoiser
+
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))
+    cfg = make_config(
+        experiment, "quick", num_timesteps=20, train_steps=4, nll_images=4, num_samples=16, sample_steps=(5,)
+    )
+    reference = experiment.run(cfg)
+    assert experiment.Config.full().checkpoint_every == 5000
+    cfg = dataclasses.replace(cfg, checkpoint_every=2)
+    resumed_from, calls = [], []
+    ema = training_module.EMA
+
+    class KilledEMA(ema):  # the kill lands in the third step, after the checkpoint of step 2
+        updates = 0
+
+        def update(self, model):
+            KilledEMA.updates += 1
+            if KilledEMA.updates == 3:
+                raise KeyboardInterrupt
+            super().update(model)
+
+    def killed(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the second model's training
+            monkeypatch.setattr(training_module, "EMA", KilledEMA)
+        return train_denoiser(*args, **kwargs)
+
+    monkeypatch.setattr(experiment, "train_denoiser", killed)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(cfg)
+    monkeypatch.setattr(training_module, "EMA", ema)
+
+    def counted(*args, **kwargs):
+        trained = train_denoiser(*args, **kwargs)
+        resumed_from.append(trained.resumed_from)
+        return trained
+
+    monkeypatch.setattr(experiment, "train_denoiser", counted)
+    resumed = experiment.run(cfg)
+    assert resumed_from == [4, 2]  # the first model finished, the second resumes at its step 2
+    assert resumed.metrics == reference.metrics
+    folders = [p for p in (tmp_path / "_checkpoints" / "improved-ddpm").iterdir() if p.is_dir()]
+    assert folders == []
+
+
 @pytest.mark.slow
 def test_full_config_runs_a_few_steps_on_mnist():
     """The same on MNIST (256 levels, 28x28); trains the MNIST judge (~20 s) unless cached."""
