@@ -49,6 +49,39 @@ def test_same_seed_gives_the_same_metrics():
     assert first.details == second.details
 
 
+def test_a_killed_run_resumes_each_arm_from_its_checkpoint(tmp_path, monkeypatch):
+    """Killed in the second arm's fourth step (its last checkpoint: step 2), the rerun skips the
+    finished first arm's training, retrains the second from step 2, and reports exactly the
+    uninterrupted run's metrics and loss curves."""
+    import torch
+
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))
+    cfg = make_config(experiment, "quick", seeds=1, train_steps=6, permutations=("conv", "shuffle"))
+    reference = experiment.run(cfg)
+    cfg = dataclasses.replace(cfg, checkpoint_every=2)
+    step, calls = torch.optim.Adam.step, []
+
+    def killed(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 6 + 4:
+            raise KeyboardInterrupt
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", killed)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(cfg)
+    calls.clear()
+    monkeypatch.setattr(
+        torch.optim.Adam, "step", lambda self, *a, **k: calls.append(1) or step(self, *a, **k)
+    )
+    resumed = experiment.run(cfg)
+    assert len(calls) == 4  # the shuffle arm's steps 3-6 only
+    assert resumed.metrics == reference.metrics
+    assert resumed.details == reference.details
+    assert not any((tmp_path / "_checkpoints" / "glow").iterdir())
+    assert experiment.Config.full().checkpoint_every == 5000
+
+
 def test_configs_follow_the_paper():
     full = experiment.Config.full()
     assert (full.dataset, full.levels, full.steps, full.hidden_channels) == ("cifar10", 3, 32, 512)
