@@ -190,3 +190,48 @@ def test_load_or_compute_computes_once_per_config(tmp_path):
         load_or_compute(tmp_path / "unit", compute, config={"seed": 2})
     load_or_compute(None, compute, config={"seed": 1})
     assert len(calls) == 2  # no folder: always computed
+
+
+def test_loop_checkpoints_resume_a_killed_loop_exactly(tmp_path):
+    """A loop with dropout (the global RNG), a batch generator, Adam and a loss curve, killed in
+    step 5 of 6 with checkpoints every 3 steps, resumes from step 3 and ends with the uninterrupted
+    loop's weights and curve."""
+    from aicanon.core.checkpoint import LoopCheckpoints
+
+    def loop(folder, kill_at=None):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 1))
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+        batches, curve = torch.Generator().manual_seed(1), []
+        checkpoints = LoopCheckpoints(
+            folder, 3, config={"run": 1}, model=model, optimizer=optimizer, batches=batches, curve=curve
+        )
+        start = checkpoints.resume()
+        for step in range(start, 6):
+            if step + 1 == kill_at:
+                raise KeyboardInterrupt
+            x = torch.randn(16, 4, generator=batches)
+            loss = model(x).square().mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            curve.append(loss.item())
+            checkpoints.done(step + 1, 6)
+        return start, model, curve
+
+    _, reference, reference_curve = loop(None)
+    with pytest.raises(KeyboardInterrupt):
+        loop(tmp_path / "loop", kill_at=5)
+    torch.manual_seed(123)  # a fresh process: the global RNG is elsewhere
+    start, resumed, curve = loop(tmp_path / "loop")
+    assert start == 3 and curve == reference_curve
+    for a, b in zip(resumed.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert loop(tmp_path / "loop")[0] == 6  # finished: the final state was saved
+    with pytest.raises(CheckpointMismatch):
+        LoopCheckpoints(tmp_path / "loop", 3, config={"run": 2}, curve=[]).resume()
+    with pytest.raises(TypeError, match="part 'model'"):
+        LoopCheckpoints(tmp_path / "other", 3, config={}, model=object())
+    with pytest.raises(ValueError, match="every must be an int >= 1"):
+        LoopCheckpoints(tmp_path / "other", 0, config={})
+    assert LoopCheckpoints(None, 0, config={}).resume() == 0

@@ -35,6 +35,7 @@ from safetensors.torch import load_file, save_file
 
 __all__ = [
     "CheckpointMismatch",
+    "LoopCheckpoints",
     "load_checkpoint",
     "load_or_compute",
     "rng_state",
@@ -255,6 +256,80 @@ def load_or_compute(path: str | os.PathLike | None, compute: Callable[[], Any], 
     result = compute()
     save_checkpoint(path, {"result": result}, config=config)
     return result
+
+
+class LoopCheckpoints:
+    """Checkpoints of one training loop under ``folder`` every ``every`` steps, and its resumption.
+
+    ``parts`` name the objects whose state is the loop's: anything with ``state_dict`` and
+    ``load_state_dict`` (modules, optimisers, schedulers), ``torch.Generator``s, and lists (a loss
+    curve; restored in place); the global RNGs (torch, CUDA, numpy, python) are saved with them.
+    Usage::
+
+        checkpoints = LoopCheckpoints(folder, every, config=record, model=model, optimizer=optimizer,
+                                      batches=generator, curve=curve)
+        for step in range(checkpoints.resume(), total):   # 0 unless a killed run saved a state
+            ...one optimiser step...
+            checkpoints.done(step + 1, total)              # saves every ``every`` steps and at the end
+
+    A rerun with the same ``config`` continues where the newest checkpoint was and ends with the
+    uninterrupted run's state; another ``config`` is refused (:class:`CheckpointMismatch`).
+    ``folder`` None: nothing is saved and ``resume()`` is 0.
+    """
+
+    def __init__(self, folder: str | os.PathLike | None, every: int, *, config: Any, **parts: Any) -> None:
+        if folder is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+            raise ValueError(f"every must be an int >= 1 (steps between checkpoints), got {every!r}")
+        for name, part in parts.items():
+            if not isinstance(part, (torch.Generator, list)) and not hasattr(part, "load_state_dict"):
+                raise TypeError(
+                    f"part {name!r} must have state_dict/load_state_dict, or be a torch.Generator or a list, "
+                    f"got {type(part).__name__}"
+                )
+        self.folder = None if folder is None else Path(folder)
+        self.every, self.config, self.parts = every, config, parts
+
+    def resume(self) -> int:
+        """Load the newest checkpoint into the parts and the global RNGs; the steps it had done."""
+        if self.folder is None:
+            return 0
+        state = load_checkpoint(self.folder, config=self.config)
+        if state is None:
+            return 0
+        for name, part in self.parts.items():
+            if isinstance(part, torch.Generator):
+                part.set_state(state["parts"][name])
+            elif isinstance(part, list):
+                part[:] = state["parts"][name]
+            else:
+                part.load_state_dict(state["parts"][name])
+        set_rng_state(state["rng"])
+        cuda = state["cuda_rng"]
+        if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+        return int(state["step"])
+
+    def done(self, step: int, total: int) -> None:
+        """Call after step ``step`` (counted from 1) of ``total``: saves every ``every`` steps and at
+        the last."""
+        if self.folder is None or (step % self.every and step != total):
+            return
+        parts = {}
+        for name, part in self.parts.items():
+            if isinstance(part, torch.Generator):
+                parts[name] = part.get_state()
+            elif isinstance(part, list):
+                parts[name] = list(part)
+            else:
+                parts[name] = part.state_dict()
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+        state = {"step": step, "parts": parts, "rng": rng_state(), "cuda_rng": cuda}
+        save_checkpoint(self.folder, state, config=self.config)
+
+    def remove(self) -> None:
+        """Delete the checkpoints (the loop's result is kept elsewhere: nothing left to resume)."""
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def rng_state() -> dict[str, Any]:

@@ -57,7 +57,7 @@ import torch
 from matplotlib.figure import Figure
 
 from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device, track
-from aicanon.core.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from aicanon.core.checkpoint import LoopCheckpoints
 from aicanon.core.checks import check_choice, check_float, check_int
 from aicanon.core.results import checkpoint_folder
 from aicanon.generative.flows.base import bits_per_dim
@@ -278,15 +278,16 @@ def train_arm(permutation: str, data: tuple, cfg: Config, device: torch.device) 
         model(init.to(device))  # ActNorm's data-dependent initialisation (Section 3.1)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     curve: list[float] = []
-    folder, record = _checkpoint(cfg, permutation), {**cfg.to_dict(), "permutation": permutation}
-    state = load_checkpoint(folder, config=record) if folder is not None else None
-    if state is not None:  # a killed run of this arm: continue where its last checkpoint was
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        batches.set_state(state["batches"])
-        set_rng_state(state["rng"])
-        curve = list(state["curve"])
-    start = len(curve)
+    checkpoints = LoopCheckpoints(
+        _checkpoint(cfg, permutation),
+        cfg.checkpoint_every,
+        config={**cfg.to_dict(), "permutation": permutation},
+        model=model,
+        optimizer=optimizer,
+        batches=batches,
+        curve=curve,
+    )
+    start = checkpoints.resume()  # a killed run of this arm continues where its last checkpoint was
     for step in track(range(start, cfg.train_steps), f"Glow {permutation}", total=cfg.train_steps - start):
         index = torch.randint(0, len(train), (cfg.batch_size,), generator=batches)
         x = dequantize(train[index], bins, batches).to(device)
@@ -295,15 +296,7 @@ def train_arm(permutation: str, data: tuple, cfg: Config, device: torch.device) 
         loss.backward()
         optimizer.step()
         curve.append(loss.item())
-        if folder is not None and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.train_steps):
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "batches": batches.get_state(),
-                "rng": rng_state(),
-                "curve": curve,
-            }
-            save_checkpoint(folder, state, config=record)
+        checkpoints.done(step + 1, cfg.train_steps)
     errors = [0.0]
     for module in model.modules():
         if isinstance(module, InvertibleConv1x1) and module.lu:
