@@ -64,6 +64,36 @@ def test_same_seed_gives_the_same_metrics():
     assert first.metrics == second.metrics
 
 
+def test_a_killed_run_resumes_each_variant_from_its_checkpoint(tmp_path, monkeypatch):
+    """Killed in the second variant's fourth step (last checkpoint: step 2), the rerun skips the first
+    variant's training, retrains the second from step 2, and reports the uninterrupted metrics."""
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))
+    cfg = make_config(experiment, "quick", **{**TINY, "steps": 4})
+    reference = experiment.run(cfg)
+    cfg = dataclasses.replace(cfg, checkpoint_every=2)
+    step, calls = torch.optim.AdamW.step, []
+
+    def killed(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4 + 4:
+            raise KeyboardInterrupt
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", killed)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(cfg)
+    calls.clear()
+    monkeypatch.setattr(
+        torch.optim.AdamW, "step", lambda self, *a, **k: calls.append(1) or step(self, *a, **k)
+    )
+    resumed = experiment.run(cfg)
+    assert len(calls) == 2  # the cross-attention variant's steps 3-4 only
+    assert resumed.metrics == reference.metrics
+    assert resumed.details == reference.details  # the loss curves too
+    assert not any((tmp_path / "_checkpoints" / "mask2former").iterdir())
+    assert experiment.Config.full().checkpoint_every == 1000
+
+
 def test_configs_follow_the_paper():
     full = experiment.Config.full()
     assert (full.dim, full.num_queries, full.num_heads, full.decoder_layers, full.encoder_layers) == (
