@@ -43,8 +43,36 @@ def test_same_seed_gives_the_same_metrics():
     assert first.details["accuracy"] == second.details["accuracy"]
 
 
-def test_full_config_smoke_runs_for_one_epoch():
+def test_a_killed_seed_reruns_only_its_unfinished_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))  # finished runs are kept under it
+    cfg = make_config(
+        experiment, "quick", datasets=("ItalyPowerDemand", "GunPoint"), epoch_fraction=0.001, max_length=16
+    )
+    reference = experiment.run(cfg)
+    train, calls = experiment.train_classifier, []
+
+    def killed(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:  # the first network on the second problem
+            raise KeyboardInterrupt
+        return train(*args, **kwargs)
+
+    cfg = dataclasses.replace(cfg, checkpoint=True)
+    monkeypatch.setattr(experiment, "train_classifier", killed)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(cfg)
+    calls.clear()
+    monkeypatch.setattr(experiment, "train_classifier", lambda *a, **k: calls.append(1) or train(*a, **k))
+    resumed = experiment.run(cfg)
+    assert len(calls) == 3  # GunPoint's three networks; ItalyPowerDemand's came from the folder
+    assert resumed.metrics == reference.metrics
+    assert resumed.details == reference.details
+    assert not any((tmp_path / "_checkpoints" / "tsc-review").iterdir())
+
+
+def test_full_config_smoke_runs_for_one_epoch(tmp_path, monkeypatch):
     """The full configuration, cut to one epoch on the smallest problem, runs end to end."""
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))  # full runs keep finished runs there
     cfg = make_config(experiment, "full", datasets=("ItalyPowerDemand",), epoch_fraction=1e-4, seeds=1)
     result = experiment.run(cfg)
     assert set(result.details["epochs"].values()) == {1}

@@ -56,7 +56,10 @@ on GunPoint (50 x 150 values) takes about 0.2 s and a ResNet epoch 0.45 s, propo
 N x length; the eight problems hold about 37 times GunPoint's values (ACSF1 and OSULeaf dominate),
 so one seed is about 15k s (FCN) + 25k s (ResNet) + 2k s (MLP), some 12 CPU-hours, 5 CPU-days for
 ten seeds. On a GPU the small batches are bound by kernel launches: about 0.8M optimiser steps per
-seed at 1.5-5 ms, roughly 30 min per seed, 5-6 GPU-hours for the ten. Not yet run.
+seed at 1.5-5 ms, roughly 30 min per seed, 5-6 GPU-hours for the ten. Not yet run. Each finished
+(problem, network) run is kept under the results folder until its seed is done (``checkpoint``, on
+at full scale; every run has its own random streams), so a killed seed reruns only the runs it had
+not finished.
 
 Departures from the review: the review ranks the 10-run mean accuracy of each network; ``reproduce``
 averages per-seed ranks (identical when a single seed is run). BasicMotions is not in the review
@@ -66,13 +69,16 @@ ACSF1 and PickupGestureWiimoteZ come from the authors' later 128-problem results
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device, track
+from aicanon.core.checkpoint import load_or_compute
 from aicanon.core.checks import check_choice, check_float, check_int
+from aicanon.core.results import checkpoint_folder
 from aicanon.datasets.ucr import BUNDLED, load_ucr
 from aicanon.timeseries.critical_difference import critical_difference, plot_critical_difference, rank_rows
 from aicanon.timeseries.tsc import (
@@ -123,6 +129,9 @@ class Config(ExperimentConfig):
     max_length: int | None = None
     """Quick runs only: average every series over near-equal windows (piecewise aggregate
     approximation) down to at most this many points; None keeps the official series."""
+    checkpoint: bool = False
+    """Keep each finished (problem, network) run under the results folder until the seed is done, so
+    a killed seed reruns only its unfinished runs (full: on)."""
 
     @classmethod
     def quick(cls) -> Config:
@@ -139,7 +148,7 @@ class Config(ExperimentConfig):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(scale="full", seeds=10, datasets=BUNDLED, epoch_fraction=1.0)
+        return cls(scale="full", seeds=10, datasets=BUNDLED, epoch_fraction=1.0, checkpoint=True)
 
 
 # mlp_rank_gap of the quick config (one seed, so each seed must pass on its own), measured with the
@@ -247,6 +256,8 @@ def run(cfg: Config) -> Result:
     check_float("epoch_fraction", cfg.epoch_fraction, 0, 1, min_inclusive=False)
     check_float("batchnorm_momentum", cfg.batchnorm_momentum, 0, 1, min_inclusive=False)
     check_int("max_length", cfg.max_length, 8, allow_none=True)
+    if not isinstance(cfg.checkpoint, bool):
+        raise TypeError(f"checkpoint must be a bool, got {cfg.checkpoint!r}")
     seed(cfg.seed)
     device = select_device(cfg.device)
     accuracy = np.zeros((len(cfg.datasets), len(cfg.networks)))
@@ -254,8 +265,10 @@ def run(cfg: Config) -> Result:
     metrics: dict[str, float] = {}
     jobs = [(d, n) for d in range(len(cfg.datasets)) for n in range(len(cfg.networks))]
     loaded: dict[str, tuple] = {}
-    for d, n in track(jobs, description="TSC review: networks x problems"):
-        name, network = cfg.datasets[d], cfg.networks[n]
+
+    def problem(d: int) -> tuple:
+        """The problem's series as tensors, loaded once."""
+        name = cfg.datasets[d]
         if name not in loaded:
             data = load_ucr(name, normalize=False)
             x_train, x_test = data.x_train, data.x_test
@@ -277,7 +290,10 @@ def run(cfg: Config) -> Result:
                 _tensors(data.y_train, device),
                 _tensors(x_test, device),
             )
-        data, x_train, y_train, x_test = loaded[name]
+        return loaded[name]
+
+    def train_one(d: int, network: str) -> dict:
+        data, x_train, y_train, x_test = problem(d)
         # Each (problem, network) pair gets its own stream, so dropping a network changes no other run.
         torch.manual_seed(cfg.seed * 1_000_003 + d * 101 + NETWORKS.index(network))
         model = build_classifier(network, data.channels, x_train.shape[-1], data.num_classes).to(device)
@@ -288,13 +304,28 @@ def run(cfg: Config) -> Result:
         generator = torch.Generator().manual_seed(cfg.seed * 7919 + d * 13 + NETWORKS.index(network))
         outcome = train_classifier(model, x_train, y_train, settings, generator=generator)
         predicted = predict(outcome.model, x_test).cpu().numpy()
-        accuracy[d, n] = 100.0 * float((predicted == data.y_test).mean())
-        metrics[f"{name}_{network}_accuracy"] = accuracy[d, n]
-        details["epochs"][f"{name}/{network}"] = settings.epochs
-        details["kept_epoch"][f"{name}/{network}"] = outcome.best_epoch
-        details["train_loss"][f"{name}/{network}"] = (
-            outcome.train_loss[outcome.best_epoch - 1] if outcome.best_epoch else None
+        return {
+            "accuracy": 100.0 * float((predicted == data.y_test).mean()),
+            "epochs": int(settings.epochs),
+            "kept_epoch": None if outcome.best_epoch is None else int(outcome.best_epoch),
+            "train_loss": float(outcome.train_loss[outcome.best_epoch - 1]) if outcome.best_epoch else None,
+        }
+
+    folder = checkpoint_folder("tsc-review", cfg.to_dict()) if cfg.checkpoint else None
+    for d, n in track(jobs, description="TSC review: networks x problems"):
+        name, network = cfg.datasets[d], cfg.networks[n]
+        outcome = load_or_compute(
+            folder and folder / f"{name}-{network}",
+            lambda d=d, network=network: train_one(d, network),
+            config={**cfg.to_dict(), "problem": name, "network": network},
         )
+        accuracy[d, n] = outcome["accuracy"]
+        metrics[f"{name}_{network}_accuracy"] = accuracy[d, n]
+        details["epochs"][f"{name}/{network}"] = outcome["epochs"]
+        details["kept_epoch"][f"{name}/{network}"] = outcome["kept_epoch"]
+        details["train_loss"][f"{name}/{network}"] = outcome["train_loss"]
+    if folder is not None:  # every run of the seed is done: nothing left to resume
+        shutil.rmtree(folder, ignore_errors=True)
 
     ranks = rank_rows(accuracy)
     mean_ranks = ranks.mean(axis=0)
