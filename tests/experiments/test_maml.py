@@ -56,7 +56,54 @@ def test_same_seed_gives_the_same_metrics():
     assert first.metrics == second.metrics
 
 
-def test_full_config_smoke_runs_all_four_settings():
+def test_a_killed_run_resumes_each_omniglot_run_from_its_checkpoint(tmp_path, monkeypatch):
+    """Killed in the first-order run's third meta-iteration (last checkpoint: 2), the rerun skips the
+    finished second-order run's training, redoes iterations 3-4 of the other, and reports the
+    uninterrupted metrics and training curves."""
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))
+    settings = {**TINY, "iterations": 4, "orders": ("second", "first"), "curve_every": 2, "curve_tasks": 2}
+    cfg = make_config(experiment, "quick", **settings)
+    train, losses = experiment.train_omniglot, []
+
+    def recorded(*args):
+        outcome = train(*args)
+        losses.append(outcome["losses"])
+        return outcome
+
+    monkeypatch.setattr(experiment, "train_omniglot", recorded)
+    reference = experiment.run(cfg)
+    reference_losses = list(losses)
+    cfg = dataclasses.replace(cfg, checkpoint_every=2)
+    done, calls = experiment.LoopCheckpoints.done, []
+
+    def killed(self, step, total):
+        calls.append(step)
+        if len(calls) == 4 + 3:
+            raise KeyboardInterrupt
+        return done(self, step, total)
+
+    monkeypatch.setattr(experiment.LoopCheckpoints, "done", killed)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(cfg)
+    calls.clear()
+    monkeypatch.setattr(
+        experiment.LoopCheckpoints, "done", lambda self, s, t: calls.append(s) or done(self, s, t)
+    )
+    losses.clear()
+    resumed = experiment.run(cfg)
+    assert calls == [3, 4]  # only the first-order run's last two meta-iterations ran again
+    assert losses == reference_losses  # every meta-iteration's loss, the resumed ones included
+    assert resumed.metrics == reference.metrics
+    curves = {k: v for k, v in resumed.details.items() if k.endswith("_curve")}
+    assert curves and curves == {k: v for k, v in reference.details.items() if k.endswith("_curve")}
+    assert not (tmp_path / "_checkpoints" / "maml").exists() or not any(
+        (tmp_path / "_checkpoints" / "maml").iterdir()
+    )
+    assert experiment.Config.full().checkpoint_every == 1000
+
+
+def test_full_config_smoke_runs_all_four_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))  # full runs checkpoint there
     cfg = make_config(experiment, "full", **TINY, curve_every=1, curve_tasks=2)
     result = experiment.run(cfg)
     for ways, shots in ((5, 1), (5, 5), (20, 1), (20, 5)):

@@ -39,13 +39,18 @@ was about twice that.
 
 Full scale: the paper's settings for all four Table 1 columns, both orders (40,000 meta-iterations
 each, 8 runs). Not run yet; from the benchmark's per-step cost, roughly 1-3 hours per 5-way run and
-several hours per 20-way run (five second-order inner steps) on one modern GPU.
+several hours per 20-way run (five second-order inner steps) on one modern GPU. The full run
+checkpoints each Omniglot run every 1,000 meta-iterations (``checkpoint_every``: weights, Adam, the
+task generator, losses and curve; under ``<results>/_checkpoints/maml``), so a killed run resumes
+where it was; the checkpoints are removed once the seed is done.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -53,7 +58,9 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device, track
+from aicanon.core.checkpoint import LoopCheckpoints
 from aicanon.core.checks import check_choice, check_float, check_int
+from aicanon.core.results import checkpoint_folder
 from aicanon.datasets.omniglot import load_omniglot
 from aicanon.learning.few_shot import EpisodeSampler
 from aicanon.learning.maml import MAML, ConvNet, SinusoidRegressor, adapt
@@ -139,6 +146,9 @@ class Config(ExperimentConfig):
     """Score ``curve_tasks`` test episodes every this many meta-iterations (0: never): a training curve."""
     curve_tasks: int = 100
     """Episodes per point of the training curve."""
+    checkpoint_every: int = 0
+    """Meta-iterations between checkpoints of each Omniglot run under the results folder; a killed
+    run resumes there (0: none; full: 1,000)."""
 
     @classmethod
     def quick(cls) -> Config:
@@ -165,7 +175,7 @@ class Config(ExperimentConfig):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(scale="full", seeds=1, curve_every=1000)
+        return cls(scale="full", seeds=1, curve_every=1000, checkpoint_every=1000)
 
 
 # The paper's numbers (Table 1, MAML rows); our thresholds. Quick: a third of the baseline's MSE (the
@@ -255,6 +265,7 @@ def check_config(cfg: Config) -> None:
     check_int("iterations", cfg.iterations, 0)
     check_int("train_queries", cfg.train_queries, 0)
     check_int("curve_every", cfg.curve_every, 0)
+    check_int("checkpoint_every", cfg.checkpoint_every, 0)
     check_int("curve_tasks", cfg.curve_tasks, 1)
     check_int("image_size", cfg.image_size, 8, 105)
     check_int("train_characters", cfg.train_characters, 1, 1622)
@@ -387,6 +398,13 @@ def evaluate_episodes(
     return 100.0 * correct / total
 
 
+def _checkpoint(cfg: Config, setting: OmniglotSetting, order: str) -> Path | None:
+    """Where one Omniglot run's checkpoints go (None when the config does not checkpoint)."""
+    if not cfg.checkpoint_every:
+        return None
+    return checkpoint_folder("maml", cfg.to_dict()) / f"{setting.ways}way{setting.shots}shot-{order}"
+
+
 def train_omniglot(
     cfg: Config,
     setting: OmniglotSetting,
@@ -409,9 +427,21 @@ def train_omniglot(
     model = ConvNet(setting.ways, filters=cfg.filters).to(device)
     maml = MAML(model, inner_lr, setting.train_steps, first_order=order == "first")
     optimizer = torch.optim.Adam(model.parameters(), cfg.meta_lr)
-    losses, curve = [], []
+    losses: list[float] = []
+    curve: list[tuple[int, float]] = []
+    checkpoints = LoopCheckpoints(
+        _checkpoint(cfg, setting, order),
+        cfg.checkpoint_every,
+        config={**cfg.to_dict(), "run": [setting.ways, setting.shots, order, run_seed]},
+        model=model,
+        optimizer=optimizer,
+        tasks=generator,
+        losses=losses,
+        curve=curve,
+    )
+    start = checkpoints.resume()  # the meta-iterations a killed run had done
     label = f"Omniglot {setting.ways}-way {setting.shots}-shot, {order} order"
-    for iteration in track(range(1, cfg.iterations + 1), label):
+    for iteration in track(range(start + 1, cfg.iterations + 1), label, total=cfg.iterations - start):
         losses.append(maml.meta_step(train_sampler.sample(meta_batch, generator).to(device), optimizer))
         if cfg.curve_every and iteration % cfg.curve_every == 0:
             curve_generator = torch.Generator().manual_seed(run_seed + 20_000)
@@ -423,6 +453,7 @@ def train_omniglot(
                     ),
                 )
             )
+        checkpoints.done(iteration, cfg.iterations)
     accuracy = evaluate_episodes(maml, test_sampler, cfg.eval_tasks, setting.test_steps, test_generator)
     return {"accuracy": accuracy, "losses": losses, "curve": curve}
 
@@ -493,6 +524,8 @@ def run(cfg: Config) -> Result:
                 if outcome["curve"]:
                     details[f"{name}_curve"] = outcome["curve"]
         figures["omniglot_training"] = _omniglot_figure(runs)
+        if cfg.checkpoint_every:  # every run trained and scored: nothing left to resume
+            shutil.rmtree(checkpoint_folder("maml", cfg.to_dict()), ignore_errors=True)
 
     notes = [
         "Batch norm normalises with the current batch's statistics (as the paper's code) and its scale and "
