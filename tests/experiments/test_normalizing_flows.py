@@ -80,7 +80,56 @@ def test_configs_follow_the_paper():
     assert quick.vae_flow_lengths == () and quick.threads == 1
 
 
-def test_full_mnist_model_runs_a_few_steps():
+def test_a_killed_run_resumes_every_training_from_its_checkpoint(tmp_path, monkeypatch):
+    """Killed in the MNIST model's third update (last checkpoint: 2), the rerun skips both finished
+    energy fits and redoes updates 3-4 only, reporting the uninterrupted metrics."""
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))
+    cfg = make_config(
+        experiment,
+        "quick",
+        steps=4,
+        flow_lengths=(2, 4),
+        restarts=2,
+        eval_samples=500,
+        vae_flow_lengths=(2,),
+        vae_steps=4,
+        vae_train_limit=200,
+        vae_test_limit=100,
+        latent_dim=4,
+        hidden_units=16,
+        seed=3,
+    )
+    try:
+        reference = experiment.run(cfg)
+    except DataUnavailable:
+        pytest.skip("MNIST is not staged")
+    cfg = dataclasses.replace(cfg, checkpoint_every=2)
+    done, calls = experiment.LoopCheckpoints.done, []
+
+    def killed(self, step, total):
+        calls.append(step)
+        if len(calls) == 4 + 4 + 3:
+            raise KeyboardInterrupt
+        return done(self, step, total)
+
+    monkeypatch.setattr(experiment.LoopCheckpoints, "done", killed)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(cfg)
+    calls.clear()
+    monkeypatch.setattr(
+        experiment.LoopCheckpoints, "done", lambda self, s, t: calls.append(s) or done(self, s, t)
+    )
+    resumed = experiment.run(cfg)
+    assert calls == [3, 4]
+    assert resumed.metrics == reference.metrics
+    assert not (tmp_path / "_checkpoints" / "normalizing-flows").exists() or not any(
+        (tmp_path / "_checkpoints" / "normalizing-flows").iterdir()
+    )
+    assert experiment.Config.full().checkpoint_every == 10_000
+
+
+def test_full_mnist_model_runs_a_few_steps(tmp_path, monkeypatch):
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))  # full runs checkpoint there
     cfg = make_config(
         experiment,
         "full",

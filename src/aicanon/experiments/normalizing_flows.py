@@ -35,7 +35,10 @@ Settings (Section 6.2; the unverified ones say so in :meth:`Config.full`): 40 la
 units, RMSprop (learning rate 1e-5, momentum 0.9), minibatches of 100, 500,000 updates, free energy
 annealed by ``β_t = min(1, 0.01 + t/10000)``. Cost: measured on CPU (tests/experiments) at about
 5-20 ms per update for K = 0-80 with batch 100; 500k updates is about 1-3 h per K on one GPU (the
-80 sequential flow layers bound it, not the matmuls), unmeasured here.
+80 sequential flow layers bound it, not the matmuls), unmeasured here. The full run checkpoints
+every training (each K's energy fits and MNIST model) every 10,000 updates (``checkpoint_every``;
+under ``<results>/_checkpoints/normalizing-flows``), so a killed run resumes where it was; the
+checkpoints are removed once the seed is done.
 
 Ablation (``ablation="no_flow"``): the same training with every flow removed (``q = q0``, the K = 0
 model at every K): F no longer falls with K, so the quick claims fail (tests show it).
@@ -44,7 +47,9 @@ model at every K): F no longer falls with K, so the quick claims fail (tests sho
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -52,7 +57,9 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device, track
+from aicanon.core.checkpoint import LoopCheckpoints
 from aicanon.core.checks import check_choice, check_float, check_int
+from aicanon.core.results import checkpoint_folder
 from aicanon.generative.flows.flow_vi import FlowVAE, PlanarDensity, free_energy
 from aicanon.testbeds.toy_densities import ENERGIES, energy, grid
 
@@ -111,6 +118,9 @@ class Config(ExperimentConfig):
     """Evaluate on this many test images (0: all 10,000)."""
     vae_importance_samples: int = 0
     """Samples of the importance-sampled -log p(x) (0: report only the free energy)."""
+    checkpoint_every: int = 0
+    """Updates between checkpoints of every training (each K's energy fits, each MNIST model) under
+    the results folder; a killed run resumes there (0: none; full: 10,000)."""
 
     @classmethod
     def quick(cls) -> Config:
@@ -133,6 +143,7 @@ class Config(ExperimentConfig):
             eval_samples=200_000,
             vae_flow_lengths=(0, 10, 80),
             vae_importance_samples=200,
+            checkpoint_every=10_000,
         )
 
 
@@ -236,6 +247,7 @@ def target_log_normaliser(name: str, cfg: Config) -> float:
 
 
 def _check(cfg: Config) -> None:
+    check_int("checkpoint_every", cfg.checkpoint_every, 0)
     if not cfg.energies:
         raise ValueError("energies must name at least one of U1-U4, got an empty tuple")
     for name in cfg.energies:
@@ -283,6 +295,13 @@ def stacked_energies(cfg: Config):
     return energies
 
 
+def _checkpoint(cfg: Config, training: str) -> Path | None:
+    """Where one training's checkpoints go (None when the config does not checkpoint)."""
+    if not cfg.checkpoint_every:
+        return None
+    return checkpoint_folder("normalizing-flows", cfg.to_dict()) / training
+
+
 def fit_targets(cfg: Config, length: int, device: torch.device) -> tuple[PlanarDensity, Tensor]:
     """Train ``cfg.restarts`` planar-flow densities of length ``length`` per target, all side by side,
     and keep per target the restart with the lowest training free energy (β = 1, ``select_samples``
@@ -294,7 +313,16 @@ def fit_targets(cfg: Config, length: int, device: torch.device) -> tuple[PlanarD
     optimizer = _optimizer(density.parameters(), cfg.optimizer, cfg.learning_rate)
     energies = stacked_energies(cfg)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.steps) if cfg.cosine_decay else None
-    for step in track(range(cfg.steps), f"planar flows K={length}"):
+    checkpoints = LoopCheckpoints(
+        _checkpoint(cfg, f"fits-K{length}"),
+        cfg.checkpoint_every,
+        config={**cfg.to_dict(), "training": f"fits-K{length}"},
+        density=density,
+        optimizer=optimizer,
+        **({"schedule": schedule} if schedule is not None else {}),
+    )
+    start = checkpoints.resume()
+    for step in track(range(start, cfg.steps), f"planar flows K={length}", total=cfg.steps - start):
         beta = min(1.0, 0.01 + step / cfg.anneal_steps)
         loss = free_energy(density, energies, cfg.batch_size, beta).sum()
         optimizer.zero_grad(set_to_none=True)
@@ -302,6 +330,7 @@ def fit_targets(cfg: Config, length: int, device: torch.device) -> tuple[PlanarD
         optimizer.step()
         if schedule is not None:
             schedule.step()
+        checkpoints.done(step + 1, cfg.steps)
     with torch.no_grad():
         trained = free_energy(density, energies, cfg.select_samples).view(targets, restarts)
     kept = torch.arange(targets, device=trained.device) * restarts + trained.argmin(1)
@@ -369,13 +398,23 @@ def train_mnist(cfg: Config, length: int, device: torch.device) -> dict[str, flo
     train, test = binarised("train", cfg.vae_train_limit), binarised("test", cfg.vae_test_limit)
     model = FlowVAE(train.shape[1], cfg.latent_dim, cfg.hidden_units, length).to(device)
     optimizer = torch.optim.RMSprop(model.parameters(), lr=cfg.vae_learning_rate, momentum=0.9)
-    for step in track(range(cfg.vae_steps), f"MNIST DLGM K={length}"):
+    checkpoints = LoopCheckpoints(
+        _checkpoint(cfg, f"mnist-K{length}"),
+        cfg.checkpoint_every,
+        config={**cfg.to_dict(), "training": f"mnist-K{length}"},
+        model=model,
+        optimizer=optimizer,
+        batches=generator,
+    )
+    start = checkpoints.resume()
+    for step in track(range(start, cfg.vae_steps), f"MNIST DLGM K={length}", total=cfg.vae_steps - start):
         index = torch.randint(train.shape[0], (cfg.vae_batch_size,), generator=generator)
         beta = min(1.0, 0.01 + step / cfg.vae_anneal_steps)
         loss = model.free_energy(train[index].to(device), beta).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        checkpoints.done(step + 1, cfg.vae_steps)
     bound, nll = [], []
     with torch.no_grad():
         for batch in test.split(500):
@@ -419,6 +458,8 @@ def run(cfg: Config) -> Result:
             metrics[f"gain_{name}"] = gain
     for length in cfg.vae_flow_lengths:
         metrics.update(train_mnist(cfg, length, device))
+    if cfg.checkpoint_every:  # every training is done: nothing left to resume
+        shutil.rmtree(checkpoint_folder("normalizing-flows", cfg.to_dict()), ignore_errors=True)
 
     notes = [
         "U2-U4 are fitted restricted to the box [-4, 4]^2 (a steep wall outside it); their log Z is the "
