@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from aicanon.catalog import load_experiment, reproduce
+from aicanon.core.checkpoint import LoopCheckpoints
 from aicanon.core.experiment import make_config
 
 pytestmark = pytest.mark.paper("autoformer")
@@ -59,9 +60,42 @@ def test_configs_follow_the_paper():
     assert quick.scale == "quick" and quick.seeds == 3 and quick.pred_len == 96 and quick.informer
 
 
-def test_full_config_runs_a_few_steps():
+def test_a_killed_run_resumes_every_training_from_its_epoch_checkpoints(tmp_path, monkeypatch):
+    """Killed at the end of the Informer baseline's second epoch (before it is saved), the rerun
+    skips the finished Autoformer training, redoes the Informer's epochs 2-3 from the checkpoint of
+    epoch 1 (with the shuffling generator the two trainings share), and reports the uninterrupted
+    metrics and curves."""
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))
+    cfg = make_config(
+        experiment, "quick", seeds=1, max_steps_per_epoch=3, epochs=3, patience=3, eval_stride=64
+    )
+    reference = experiment.run(cfg)
+    cfg = dataclasses.replace(cfg, checkpoint=True)
+    done, calls = LoopCheckpoints.done, []
+
+    def killed(self, step, total):
+        calls.append(step)
+        if len(calls) == 3 + 2:
+            raise KeyboardInterrupt
+        return done(self, step, total)
+
+    monkeypatch.setattr(LoopCheckpoints, "done", killed)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(cfg)
+    calls.clear()
+    monkeypatch.setattr(LoopCheckpoints, "done", lambda self, s, t: calls.append(s) or done(self, s, t))
+    resumed = experiment.run(cfg)
+    assert calls == [2, 3]
+    assert resumed.metrics == reference.metrics
+    assert resumed.details == reference.details  # the per-epoch curves too
+    assert not any((tmp_path / "_checkpoints" / "autoformer").iterdir())
+    assert experiment.Config.full().checkpoint
+
+
+def test_full_config_runs_a_few_steps(tmp_path, monkeypatch):
     # The paper's configuration with tiny overrides (width, steps, windows): every horizon's models build
     # and train through the same code path as --full.
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))  # full runs checkpoint there
     cfg = make_config(
         experiment,
         "full",

@@ -61,9 +61,11 @@ def test_same_seed_gives_the_same_metrics():
     assert first.metrics == second.metrics
 
 
-def test_full_config_runs_a_few_steps_with_tiny_overrides():
+def test_full_config_runs_a_few_steps_with_tiny_overrides(tmp_path, monkeypatch):
     """The paper's --full config end to end (univariate, input 720, start token 168, the encoder
-    stack) with a tiny width and three steps: a smoke test of the path the GPU run takes."""
+    stack) with a tiny width and three steps: a smoke test of the path the GPU run takes, whose
+    per-epoch checkpoints are removed once the seed is done."""
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))
     cfg = make_config(
         experiment,
         "full",
@@ -78,6 +80,7 @@ def test_full_config_runs_a_few_steps_with_tiny_overrides():
     assert result.details["cases"]["S_h24"]["seq_len"] == 720
     assert result.details["cases"]["S_h24"]["steps"] == 3
     assert {"S_h24_test_mse", "S_h24_over_persistence", "probsparse_cost_exponent"} <= set(result.metrics)
+    assert cfg.checkpoint and not any((tmp_path / "_checkpoints" / "informer").iterdir())
 
 
 def test_configs_follow_the_paper():

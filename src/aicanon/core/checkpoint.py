@@ -262,8 +262,9 @@ class LoopCheckpoints:
     """Checkpoints of one training loop under ``folder`` every ``every`` steps, and its resumption.
 
     ``parts`` name the objects whose state is the loop's: anything with ``state_dict`` and
-    ``load_state_dict`` (modules, optimisers, schedulers), ``torch.Generator``s, and lists (a loss
-    curve; restored in place); the global RNGs (torch, CUDA, numpy, python) are saved with them.
+    ``load_state_dict`` (modules, optimisers, schedulers), ``torch.Generator``s, and lists and dicts
+    (a loss curve, counters, a best-so-far copy of the weights; restored in place); the global RNGs
+    (torch, CUDA, numpy, python) are saved with them.
     Usage::
 
         checkpoints = LoopCheckpoints(folder, every, config=record, model=model, optimizer=optimizer,
@@ -281,10 +282,10 @@ class LoopCheckpoints:
         if folder is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
             raise ValueError(f"every must be an int >= 1 (steps between checkpoints), got {every!r}")
         for name, part in parts.items():
-            if not isinstance(part, (torch.Generator, list)) and not hasattr(part, "load_state_dict"):
+            if not isinstance(part, (torch.Generator, list, dict)) and not hasattr(part, "load_state_dict"):
                 raise TypeError(
-                    f"part {name!r} must have state_dict/load_state_dict, or be a torch.Generator or a list, "
-                    f"got {type(part).__name__}"
+                    f"part {name!r} must have state_dict/load_state_dict, or be a torch.Generator, a list "
+                    f"or a dict, got {type(part).__name__}"
                 )
         self.folder = None if folder is None else Path(folder)
         self.every, self.config, self.parts = every, config, parts
@@ -301,6 +302,9 @@ class LoopCheckpoints:
                 part.set_state(state["parts"][name])
             elif isinstance(part, list):
                 part[:] = state["parts"][name]
+            elif isinstance(part, dict):
+                part.clear()
+                part.update(state["parts"][name])
             else:
                 part.load_state_dict(state["parts"][name])
         set_rng_state(state["rng"])
@@ -318,8 +322,8 @@ class LoopCheckpoints:
         for name, part in self.parts.items():
             if isinstance(part, torch.Generator):
                 parts[name] = part.get_state()
-            elif isinstance(part, list):
-                parts[name] = list(part)
+            elif isinstance(part, (list, dict)):
+                parts[name] = part
             else:
                 parts[name] = part.state_dict()
         cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []

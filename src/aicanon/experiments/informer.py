@@ -30,12 +30,16 @@ c = 5 (3 at M/24), dropout 0.05) and training, all ten feature-horizon cases plu
 twin. Cost estimate: the official code reports minutes per case on one GPU; on an H100 we expect
 about 1-3 min per case (8,521 training windows, <= 6 epochs, input <= 720), so 12 cases in roughly
 20-40 min; on CPU (two cores) about 1-3 h per case (univariate, input 720) - GPU only in practice.
+Every training of the full run is checkpointed after each epoch (``checkpoint``), so a killed run
+resumes where it was; the checkpoints are removed once the seed is done.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -43,6 +47,7 @@ from matplotlib.figure import Figure
 
 from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device
 from aicanon.core.checks import check_choice, check_int, check_probability
+from aicanon.core.results import checkpoint_folder
 from aicanon.testbeds.forecasting import (
     ForecastData,
     ForecastProtocol,
@@ -124,7 +129,7 @@ class Config(ExperimentConfig, ForecastProtocol):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(scale="full")
+        return cls(scale="full", checkpoint=True)
 
     def check(self) -> None:
         self.check_protocol()
@@ -284,10 +289,17 @@ def persistence(data: ForecastData, case: Config) -> tuple[float, float]:
     return float(error.square().mean()), float(error.abs().mean())
 
 
+def _checkpoints(cfg: Config) -> Path:
+    """The seed's checkpoint folder (one subfolder per training), removed when the seed is done."""
+    return checkpoint_folder("informer", cfg.to_dict())
+
+
 def fit_and_evaluate(model, data, case, cfg: Config, device, generator, label: str) -> dict:
     model = model.to(device)
     if cfg.train_model:
-        return train_forecaster(model, data, case, generator=generator, label=label)
+        # A full run's trainings checkpoint after every epoch, each in its own folder (module docstring).
+        folder = _checkpoints(cfg) / label.replace(" ", "_") if cfg.checkpoint else None
+        return train_forecaster(model, data, case, generator=generator, label=label, checkpoint=folder)
     mse, mae = evaluate_forecaster(model, data, "test", case)
     return {"test_mse": mse, "test_mae": mae, "val_mse": float("nan"), "epochs": 0, "steps": 0, "curves": {}}
 
@@ -426,4 +438,6 @@ def run(cfg: Config) -> Result:
     if not cfg.train_model:
         notes.append("train_model=False: the networks were evaluated untrained (ablation).")
     figures = _figures(runs, lengths, counts, example)
+    if cfg.checkpoint:  # every case trained and scored: nothing left to resume
+        shutil.rmtree(_checkpoints(cfg), ignore_errors=True)
     return Result(metrics=metrics, figures=figures, details=details, notes=notes)

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aicanon.core import track
+from aicanon.core.checkpoint import LoopCheckpoints
 from aicanon.core.checks import check_choice, check_float, check_int
 from aicanon.datasets.ett import COLUMNS, TARGET, load_ett
 from aicanon.timeseries.time_features import calendar_fields, time_features
@@ -169,6 +172,9 @@ class ForecastProtocol:
     """Clip the gradient norm to this (0: off, as the papers)."""
     horizons: tuple[int, ...] = field(default_factory=tuple)
     """Several horizons to train one model each for (empty: ``pred_len`` alone)."""
+    checkpoint: bool = False
+    """Save every training's state after each epoch under the results folder and resume a killed run
+    there (:func:`train_forecaster`'s ``checkpoint``; full runs: on)."""
 
     def check_protocol(self) -> None:
         check_choice("dataset", self.dataset, ("ETTh1", "ETTh2"))
@@ -188,6 +194,8 @@ class ForecastProtocol:
         check_float("grad_clip", self.grad_clip, 0.0)
         for horizon in self.horizons:
             check_int("horizons[i]", horizon, 1)
+        if not isinstance(self.checkpoint, bool):
+            raise TypeError(f"checkpoint must be a bool, got {self.checkpoint!r}")
 
 
 def _forecast(model: nn.Module, data: ForecastData, starts: Tensor, p: ForecastProtocol, pred_len: int):
@@ -227,11 +235,14 @@ def train_forecaster(
     pred_len: int | None = None,
     generator: torch.Generator | None = None,
     label: str = "forecaster",
+    checkpoint: str | os.PathLike | None = None,
 ) -> dict:
     """Train with the protocol, restore the best validation model, and return its test MSE/MAE.
 
     Returns ``test_mse``, ``test_mae``, ``val_mse`` (best), ``epochs`` run, ``steps``, and the curves
-    ``train_loss`` (per epoch mean) and ``val_mse`` (per epoch).
+    ``train_loss`` (per epoch mean) and ``val_mse`` (per epoch). With ``checkpoint`` (a folder), the
+    training state is saved after every epoch (weights, Adam with its halved rate, the shuffling
+    generator, the best weights so far, early-stopping counters, curves) and a rerun resumes there.
     """
     protocol.check_protocol()
     pred_len = protocol.pred_len if pred_len is None else pred_len
@@ -245,10 +256,25 @@ def train_forecaster(
         raise ValueError(
             f"{starts.numel()} training windows make no batch of batch_size={protocol.batch_size}"
         )
-    best, best_state, waited = math.inf, copy.deepcopy(model.state_dict()), 0
     curves: dict[str, list[float]] = {"train_loss": [], "val_mse": []}
-    steps = epochs = 0
-    for epoch in range(protocol.epochs):
+    progress: dict[str, Any] = {
+        "best": math.inf,
+        "best_state": copy.deepcopy(model.state_dict()),
+        "waited": 0,
+        "steps": 0,
+        "stopped": False,
+    }
+    parts = {"model": model, "optimizer": optimizer, "curves": curves, "progress": progress}
+    checkpoints = LoopCheckpoints(
+        checkpoint,
+        1,
+        config={"protocol": asdict(protocol), "pred_len": pred_len, "label": label},
+        **parts,
+        **({"generator": generator} if generator is not None else {}),
+    )
+    for epoch in range(checkpoints.resume(), protocol.epochs):
+        if progress["stopped"]:  # a resumed run that had already stopped early
+            break
         model.train()
         order = starts[torch.randperm(starts.numel(), generator=generator)]
         losses = []
@@ -262,26 +288,28 @@ def train_forecaster(
                 nn.utils.clip_grad_norm_(model.parameters(), protocol.grad_clip)
             optimizer.step()
             losses.append(loss.item())
-            steps += 1
-        epochs += 1
+            progress["steps"] += 1
         val_mse, _ = evaluate_forecaster(model, data, "val", protocol, pred_len)
         curves["train_loss"].append(float(np.mean(losses)))
         curves["val_mse"].append(val_mse)
-        if val_mse < best:
-            best, best_state, waited = val_mse, copy.deepcopy(model.state_dict()), 0
+        if val_mse < progress["best"]:
+            progress.update(best=val_mse, best_state=copy.deepcopy(model.state_dict()), waited=0)
         else:
-            waited += 1
-            if waited >= protocol.patience:
-                break
-        for group in optimizer.param_groups:  # Informer's "type1" schedule: halve after every epoch
-            group["lr"] = protocol.learning_rate * protocol.lr_decay ** (epoch + 1)
-    model.load_state_dict(best_state)
+            progress["waited"] += 1
+            progress["stopped"] = progress["waited"] >= protocol.patience
+        if not progress["stopped"]:
+            for group in optimizer.param_groups:  # Informer's "type1" schedule: halve after every epoch
+                group["lr"] = protocol.learning_rate * protocol.lr_decay ** (epoch + 1)
+        checkpoints.done(epoch + 1, protocol.epochs)
+        if progress["stopped"]:
+            break
+    model.load_state_dict(progress["best_state"])
     test_mse, test_mae = evaluate_forecaster(model, data, "test", protocol, pred_len)
     return {
         "test_mse": test_mse,
         "test_mae": test_mae,
-        "val_mse": best,
-        "epochs": epochs,
-        "steps": steps,
+        "val_mse": progress["best"],
+        "epochs": len(curves["val_mse"]),
+        "steps": progress["steps"],
         "curves": curves,
     }
