@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from aicanon.core import track
-from aicanon.core.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from aicanon.core.checkpoint import LoopCheckpoints
 from aicanon.core.checks import check_choice, check_float, check_int, check_tensor
 from aicanon.core.device import autocast
 from aicanon.core.ema import EMA
@@ -120,33 +120,18 @@ def train_denoiser(
         else TimestepSampler(diffusion.num_timesteps)
     )
     losses: list[float] = []
-    start = 0
-    record = asdict(cfg)
-    if checkpoint is not None:
-        state = load_checkpoint(checkpoint, config=record)
-        if state is not None:
-            model.load_state_dict(state["model"])
-            ema.load_state_dict(state["ema"])
-            optimizer.load_state_dict(state["optimizer"])
-            if isinstance(sampler, LossSecondMomentSampler):
-                sampler.load_state_dict(state["sampler"])
-            generator.set_state(state["generator"])
-            set_rng_state(state["rng"])  # the global RNG drives dropout
-            start, losses = int(state["step"]), list(state["losses"])
-
-    def save(step: int) -> None:
-        state = {
-            "model": model.state_dict(),
-            "ema": ema.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "sampler": sampler.state_dict() if isinstance(sampler, LossSecondMomentSampler) else {},
-            "generator": generator.get_state(),
-            "rng": rng_state(),
-            "step": step,
-            "losses": losses,
-        }
-        save_checkpoint(checkpoint, state, config=record)
-
+    checkpoints = LoopCheckpoints(  # the global RNGs (dropout) are saved with these
+        checkpoint,
+        cfg.checkpoint_every,
+        config=asdict(cfg),
+        model=model,
+        ema=ema,
+        optimizer=optimizer,
+        generator=generator,
+        losses=losses,
+        **({"sampler": sampler} if isinstance(sampler, LossSecondMomentSampler) else {}),
+    )
+    start = checkpoints.resume()
     for step in track(range(start, cfg.steps), description=description, total=cfg.steps - start):
         index = torch.randint(0, count, (cfg.batch_size,), generator=generator)
         x0 = data["x0"][index].to(device)
@@ -170,7 +155,6 @@ def train_denoiser(
         ema.update(model)
         sampler.update(t.cpu(), (terms["vb"] if "vb" in terms else terms["loss"]).detach().float().cpu())
         losses.append(loss.item())
-        if checkpoint is not None and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
-            save(step + 1)
+        checkpoints.done(step + 1, cfg.steps)
     model.eval()
     return TrainedDenoiser(model, ema, losses, resumed_from=start)
