@@ -57,7 +57,43 @@ def test_same_seed_gives_the_same_metrics():
 
 
 @pytest.mark.slow
-def test_full_config_runs_a_few_steps_with_tiny_overrides():
+def test_a_killed_run_resumes_each_rl_phase_from_its_checkpoint(tmp_path, monkeypatch):
+    """Killed after the student's second RL step (before its checkpoint), the rerun repeats the short
+    cold start and distillation, takes the teacher's RL from its final checkpoint, redoes only the
+    student's second step, and reports the uninterrupted metrics and curves."""
+    # Checkpoints go to tmp_path; the results folder (and its cached testbed model) stays as it is.
+    monkeypatch.setattr(experiment, "checkpoint_folder", lambda slug, config: tmp_path / slug)
+    cfg = dataclasses.replace(make_config(experiment, "quick"), **{**TINY, "student_rl_steps": 2})
+    reference = experiment.run(cfg)
+    cfg = dataclasses.replace(cfg, checkpoint_every=1)
+    done, calls = experiment.LoopCheckpoints.done, []
+
+    def killed(self, step, total):
+        calls.append(step)
+        if len(calls) == 2 + 2:
+            raise KeyboardInterrupt
+        return done(self, step, total)
+
+    monkeypatch.setattr(experiment.LoopCheckpoints, "done", killed)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(cfg)
+    calls.clear()
+    monkeypatch.setattr(
+        experiment.LoopCheckpoints, "done", lambda self, s, t: calls.append(s) or done(self, s, t)
+    )
+    resumed = experiment.run(cfg)
+    assert calls == [2]
+    assert resumed.metrics == reference.metrics
+    timing = {"seconds"}
+    assert {k: v for k, v in resumed.details.items() if k not in timing} == {
+        k: v for k, v in reference.details.items() if k not in timing
+    }
+    assert not (tmp_path / "deepseek-r1").exists()  # removed once the seed is done
+
+
+@pytest.mark.slow
+def test_full_config_runs_a_few_steps_with_tiny_overrides(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiment, "checkpoint_folder", lambda slug, config: tmp_path / slug)  # full: on
     cfg = dataclasses.replace(experiment.Config.full(), teacher_size="small", seeds=1, **TINY)
     result = experiment.run(cfg)
     assert set(result.metrics) >= {"format_rate", "accuracy_rise", "length_rise", "distill_gain"}

@@ -74,8 +74,46 @@ def test_iterative_option_resets_the_reference(tiny_model):
     assert result.details["curve"][2]["kl"] == 0.0  # first step after the reset: policy == reference
 
 
-def test_full_config_smoke_on_gsm8k(tiny_model):
+def test_a_killed_run_resumes_the_rl_from_its_checkpoint(tiny_model, tmp_path, monkeypatch):
+    """Killed after the fourth GRPO step of iterative GRPO (the reference was reset at step 3) and
+    before its checkpoint, the rerun resumes from step 3 with the reset reference and ends with the
+    uninterrupted run's curve and metrics."""
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path / "results"))
+    # A reward the tiny model earns on some samples and not others: non-zero advantages, so every
+    # step moves the policy away from its reference (with the real one nothing would move).
+    monkeypatch.setattr(experiment, "_correct", lambda completion, answer: len(completion) % 2 == 0)
+    cfg = make_config(experiment, "quick", **(MECHANICS | {"rl_steps": 4, "iterations": 2}))
+    reference = experiment.run(cfg)
+    assert reference.details["curve"][3]["kl"] > 0  # the policy moved: the test can see a lost state
+    cfg = make_config(
+        experiment, "quick", **(MECHANICS | {"rl_steps": 4, "iterations": 2, "checkpoint_every": 1})
+    )
+    done, calls = experiment.LoopCheckpoints.done, []
+
+    def killed(self, step, total):
+        calls.append(step)
+        if step == 4:
+            raise KeyboardInterrupt
+        return done(self, step, total)
+
+    monkeypatch.setattr(experiment.LoopCheckpoints, "done", killed)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(cfg)
+    calls.clear()
+    monkeypatch.setattr(
+        experiment.LoopCheckpoints, "done", lambda self, s, t: calls.append(s) or done(self, s, t)
+    )
+    resumed = experiment.run(cfg)
+    assert calls == [4]
+    assert resumed.details["curve"] == reference.details["curve"]
+    assert resumed.metrics == reference.metrics
+    assert not any((tmp_path / "results" / "_checkpoints" / "deepseekmath-grpo").iterdir())
+
+
+def test_full_config_smoke_on_gsm8k(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path / "results"))  # full runs checkpoint there
     full = make_config(experiment, "full")
+    assert full.checkpoint_every == 25
     assert full.dataset == "gsm8k" and full.group_size == 64 and full.beta == 0.04
     assert full.max_new_tokens == 1024 and full.steps_per_batch == 1
     cfg = make_config(experiment, "full", model_size="small", **MECHANICS)

@@ -63,6 +63,8 @@ Full scale (written, smoke-tested for two steps with tiny overrides; not run): t
 model as teacher (uncalibrated: pre-training it is another 1-2 GPU hours), 1,000 RL steps of 16
 prompts x 16 samples with 256 new tokens (~2-3 GPU hours), distillation of the ``small`` student on
 8 samples x 2,000 problems, 1,000 R1-Zero steps for the student-with-RL baseline (~1-2 GPU hours).
+Both RL phases checkpoint every 50 steps (``checkpoint_every``), so a killed run redoes the (short)
+cold start and distillation but resumes the RL where it was; removed once the seed is done.
 
 Cost of the quick run: ~25 s of CPU on one thread, ~40 s wall-clock on our shared two cores.
 """
@@ -70,6 +72,7 @@ Cost of the quick run: ~25 s of CPU on one thread, ~40 s wall-clock on our share
 from __future__ import annotations
 
 import copy
+import shutil
 import time
 from dataclasses import dataclass
 
@@ -89,7 +92,9 @@ from aicanon.align.r1 import (
 )
 from aicanon.align.sft import SFTConfig, train_sft
 from aicanon.core import Claim, ExperimentConfig, Result, seed, track
+from aicanon.core.checkpoint import LoopCheckpoints
 from aicanon.core.checks import check_choice, check_float, check_int, check_probability
+from aicanon.core.results import checkpoint_folder
 from aicanon.language.generation import generate, left_pad
 from aicanon.testbeds.arithmetic_lm import (
     ArithmeticLMConfig,
@@ -146,13 +151,22 @@ class Config(ExperimentConfig):
     """R1-Zero steps of the RL-only student."""
     ablation: str = "none"
     """``"none"``, ``"no_rl"`` or ``"zero_advantages"`` (module docstring)."""
+    checkpoint_every: int = 0
+    """GRPO steps between checkpoints of each RL phase under the results folder; a killed run resumes
+    there (0: none; full: 50, a few GPU-minutes)."""
 
     def __post_init__(self) -> None:
         for name in ("prompts_per_step", "max_new_tokens", "train_min_steps", "test_steps", "test_problems"):
             check_int(name, getattr(self, name))
         for name in ("eval_samples", "distill_prompts", "distill_samples", "distill_steps"):
             check_int(name, getattr(self, name))
-        for name in ("cold_start_examples", "cold_start_steps", "rl_steps", "student_rl_steps"):
+        for name in (
+            "cold_start_examples",
+            "cold_start_steps",
+            "rl_steps",
+            "student_rl_steps",
+            "checkpoint_every",
+        ):
             check_int(name, getattr(self, name), 0)
         if self.cold_start_examples and not self.cold_start_steps:
             raise ValueError("cold_start_steps must be >= 1 when cold_start_examples > 0, got 0")
@@ -193,6 +207,7 @@ class Config(ExperimentConfig):
             distill_samples=8,
             distill_steps=1000,
             student_rl_steps=1000,
+            checkpoint_every=50,
         )
 
 
@@ -343,14 +358,32 @@ def _trainer(policy: nn.Module, tokenizer, answers: dict[str, str], cfg: Config,
 
 
 def _rl(trainer: GRPO, train: list[tuple[str, str]], steps: int, cfg: Config, log: list, name: str) -> list:
-    curve = []
-    for step in track(range(steps), description=name):
+    """``steps`` GRPO steps over ``train``; with ``checkpoint_every``, checkpointed under the results
+    folder (the trainer's policy, reference, optimiser and sampling generator, the curve, the RNGs)
+    and resumed from there by a rerun."""
+    curve: list[dict[str, float]] = []
+    folder = (
+        checkpoint_folder("deepseek-r1", cfg.to_dict()) / name.replace(" ", "_")
+        if cfg.checkpoint_every
+        else None
+    )
+    checkpoints = LoopCheckpoints(
+        folder,
+        cfg.checkpoint_every,
+        config={**cfg.to_dict(), "phase": name},
+        trainer=trainer,
+        curve=curve,
+        log=log,
+    )
+    start = checkpoints.resume()
+    for step in track(range(start, steps), description=name, total=steps - start):
         batch = [
             train[(step * cfg.prompts_per_step + k) % len(train)][0] for k in range(cfg.prompts_per_step)
         ]
         stats = trainer.step(batch)
         accuracy, formatted = log[-1]
         curve.append({**stats, "accuracy": accuracy, "format": formatted})
+        checkpoints.done(step + 1, steps)
     trainer.policy.eval()
     return curve
 
@@ -468,6 +501,8 @@ def run(cfg: Config) -> Result:
         "first_length": curve[0]["length"] if curve else 0.0,
         "last_length": curve[-1]["length"] if curve else 0.0,
     }
+    if cfg.checkpoint_every:  # both RL phases done: nothing left to resume
+        shutil.rmtree(checkpoint_folder("deepseek-r1", cfg.to_dict()), ignore_errors=True)
     return Result(
         metrics=metrics,
         figures={"r1_training": _figure(curve, evaluations)},

@@ -38,7 +38,9 @@ Full scale (written, smoke-tested for two steps with tiny overrides): GSM8K trai
 (``dataset="gsm8k"``; rewards by the ``####`` answer) with the paper's G = 64 and β = 0.04, lr 1e-5
 (the paper's 1e-6 suits a 7B model; our 0.1M model needs 1e-4), 1024 new tokens, on the testbed's ``large``
 size (uncalibrated: pre-training it is another 1-2 GPU hours); 500 RL steps of 8 prompts x 64 samples
-is about 1-2 GPU hours. The cached 0.1M model cannot solve GSM8K: the full run states the gap.
+is about 1-2 GPU hours. The cached 0.1M model cannot solve GSM8K: the full run states the gap. The RL
+loop checkpoints every 25 steps (``checkpoint_every``: policy, reference, optimiser, sampling
+generator, curve, RNGs), so a killed run resumes where it was; removed once the seed is done.
 
 Cost of the quick run: about 35 s of CPU time on one thread (60 steps of 64 samples of <= 60 tokens,
 plus 2 x 500 evaluation decodes); 2-3 minutes wall-clock on our heavily shared two cores.
@@ -47,6 +49,7 @@ plus 2 x 500 evaluation decodes); 2-3 minutes wall-clock on our heavily shared t
 from __future__ import annotations
 
 import copy
+import shutil
 import time
 from dataclasses import dataclass
 
@@ -56,7 +59,9 @@ from torch import nn
 
 from aicanon.align.grpo import GRPO, GRPOConfig, completion_logprobs, grpo_loss
 from aicanon.core import Claim, ExperimentConfig, Result, seed, track
+from aicanon.core.checkpoint import LoopCheckpoints
 from aicanon.core.checks import check_choice, check_float, check_int
+from aicanon.core.results import checkpoint_folder
 from aicanon.language.generation import generate, left_pad
 from aicanon.reasoning.answers import ANSWER_TRIGGER, extract_number, normalize_number
 from aicanon.testbeds.arithmetic_lm import (
@@ -105,6 +110,9 @@ class Config(ExperimentConfig):
     equal parts of the run (the reward is a rule here, so no reward model is retrained)."""
     ablation: str = "none"
     """``"none"``, ``"no_rl"`` (no GRPO step) or ``"zero_advantages"`` (module docstring)."""
+    checkpoint_every: int = 0
+    """GRPO steps between checkpoints under the results folder; a killed run resumes there (0: none;
+    full: 25)."""
 
     def __post_init__(self) -> None:
         for name in ("prompts_per_step", "max_new_tokens", "train_min_steps", "test_steps"):
@@ -112,6 +120,7 @@ class Config(ExperimentConfig):
         for name in ("test_problems", "eval_samples", "steps_per_batch"):
             check_int(name, getattr(self, name))
         check_int("rl_steps", self.rl_steps, 0)
+        check_int("checkpoint_every", self.checkpoint_every, 0)
         check_int("iterations", self.iterations, 1)
         check_int("group_size", self.group_size, 2, note=" (GRPO compares outputs within a group of G >= 2)")
         check_int("train_max_steps", self.train_max_steps, self.train_min_steps)
@@ -140,6 +149,7 @@ class Config(ExperimentConfig):
             lr=1e-5,
             max_new_tokens=1024,
             test_problems=1319,
+            checkpoint_every=25,
         )
 
 
@@ -354,12 +364,20 @@ def run(cfg: Config) -> Result:
     steps = 0 if cfg.ablation == "no_rl" else cfg.rl_steps
     curve: list[dict[str, float]] = []
     per_iteration = -(-steps // cfg.iterations) if steps else 1
-    for step in track(range(steps), description="GRPO steps"):
+    folder = checkpoint_folder("deepseekmath-grpo", cfg.to_dict()) if cfg.checkpoint_every else None
+    checkpoints = LoopCheckpoints(
+        folder, cfg.checkpoint_every, config=cfg.to_dict(), trainer=trainer, curve=curve
+    )
+    start = checkpoints.resume()  # the steps a killed run had done (the reference is in the trainer)
+    for step in track(range(start, steps), description="GRPO steps", total=steps - start):
         if step and step % per_iteration == 0:
             trainer.reset_reference()  # iterative GRPO: pi_ref <- pi_theta (Algorithm 1, line 3)
         batch = train[step * cfg.prompts_per_step : (step + 1) * cfg.prompts_per_step]
         curve.append(trainer.step([p for p, _ in batch]))
+        checkpoints.done(step + 1, steps)
 
+    if folder is not None:  # the RL is done; its result is the trained policy, evaluated below
+        shutil.rmtree(folder, ignore_errors=True)
     grpo_sampled = _accuracy(trainer, policy, test, cfg, greedy=False)
     grpo_greedy = _accuracy(trainer, policy, test, cfg, greedy=True)
     metrics = {
