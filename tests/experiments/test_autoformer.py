@@ -7,6 +7,7 @@ import pytest
 from aicanon.catalog import load_experiment, reproduce
 from aicanon.core.checkpoint import LoopCheckpoints
 from aicanon.core.experiment import make_config
+from tests.interruption import interrupt_and_resume
 
 pytestmark = pytest.mark.paper("autoformer")
 
@@ -71,20 +72,14 @@ def test_a_killed_run_resumes_every_training_from_its_epoch_checkpoints(tmp_path
     )
     reference = experiment.run(cfg)
     cfg = dataclasses.replace(cfg, checkpoint=True)
-    done, calls = LoopCheckpoints.done, []
-
-    def killed(self, step, total):
-        calls.append(step)
-        if len(calls) == 3 + 2:
-            raise KeyboardInterrupt
-        return done(self, step, total)
-
-    monkeypatch.setattr(LoopCheckpoints, "done", killed)
-    with pytest.raises(KeyboardInterrupt):
-        experiment.run(cfg)
-    calls.clear()
-    monkeypatch.setattr(LoopCheckpoints, "done", lambda self, s, t: calls.append(s) or done(self, s, t))
-    resumed = experiment.run(cfg)
+    resumed, calls = interrupt_and_resume(
+        monkeypatch,
+        LoopCheckpoints,
+        "done",
+        lambda: experiment.run(cfg),
+        kill_at=5,
+        record=lambda self, step, total: step,
+    )
     assert calls == [2, 3]
     assert resumed.metrics == reference.metrics
     assert resumed.details == reference.details  # the per-epoch curves too

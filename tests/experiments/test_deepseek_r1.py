@@ -8,6 +8,7 @@ import pytest
 
 from aicanon.catalog import load_experiment, reproduce
 from aicanon.core.experiment import make_config
+from tests.interruption import interrupt_and_resume
 
 pytestmark = pytest.mark.paper("deepseek-r1")
 
@@ -66,22 +67,14 @@ def test_a_killed_run_resumes_each_rl_phase_from_its_checkpoint(tmp_path, monkey
     cfg = dataclasses.replace(make_config(experiment, "quick"), **{**TINY, "student_rl_steps": 2})
     reference = experiment.run(cfg)
     cfg = dataclasses.replace(cfg, checkpoint_every=1)
-    done, calls = experiment.LoopCheckpoints.done, []
-
-    def killed(self, step, total):
-        calls.append(step)
-        if len(calls) == 2 + 2:
-            raise KeyboardInterrupt
-        return done(self, step, total)
-
-    monkeypatch.setattr(experiment.LoopCheckpoints, "done", killed)
-    with pytest.raises(KeyboardInterrupt):
-        experiment.run(cfg)
-    calls.clear()
-    monkeypatch.setattr(
-        experiment.LoopCheckpoints, "done", lambda self, s, t: calls.append(s) or done(self, s, t)
+    resumed, calls = interrupt_and_resume(
+        monkeypatch,
+        experiment.LoopCheckpoints,
+        "done",
+        lambda: experiment.run(cfg),
+        kill_at=4,
+        record=lambda self, step, total: step,
     )
-    resumed = experiment.run(cfg)
     assert calls == [2]
     assert resumed.metrics == reference.metrics
     timing = {"seconds"}

@@ -7,6 +7,7 @@ import pytest
 from aicanon.catalog import load_experiment, reproduce
 from aicanon.core.experiment import make_config
 from aicanon.testbeds.arithmetic_lm import ArithmeticLMConfig, pretrain_arithmetic_lm
+from tests.interruption import interrupt_and_resume
 
 pytestmark = pytest.mark.paper("deepseekmath-grpo")
 
@@ -88,22 +89,14 @@ def test_a_killed_run_resumes_the_rl_from_its_checkpoint(tiny_model, tmp_path, m
     cfg = make_config(
         experiment, "quick", **(MECHANICS | {"rl_steps": 4, "iterations": 2, "checkpoint_every": 1})
     )
-    done, calls = experiment.LoopCheckpoints.done, []
-
-    def killed(self, step, total):
-        calls.append(step)
-        if step == 4:
-            raise KeyboardInterrupt
-        return done(self, step, total)
-
-    monkeypatch.setattr(experiment.LoopCheckpoints, "done", killed)
-    with pytest.raises(KeyboardInterrupt):
-        experiment.run(cfg)
-    calls.clear()
-    monkeypatch.setattr(
-        experiment.LoopCheckpoints, "done", lambda self, s, t: calls.append(s) or done(self, s, t)
+    resumed, calls = interrupt_and_resume(
+        monkeypatch,
+        experiment.LoopCheckpoints,
+        "done",
+        lambda: experiment.run(cfg),
+        kill_at=4,
+        record=lambda self, step, total: step,
     )
-    resumed = experiment.run(cfg)
     assert calls == [4]
     assert resumed.details["curve"] == reference.details["curve"]
     assert resumed.metrics == reference.metrics

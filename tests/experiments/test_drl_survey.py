@@ -7,6 +7,7 @@ import pytest
 
 from aicanon.catalog import load_experiment, reproduce
 from aicanon.core.experiment import make_config
+from tests.interruption import interrupt_and_resume
 
 pytestmark = pytest.mark.paper("drl-survey")
 
@@ -64,23 +65,15 @@ def test_a_killed_seed_reruns_only_its_unfinished_runs(tmp_path, monkeypatch):
         seed=4,
     )
     reference = experiment.run(cfg)
-    train, calls = experiment.train_and_evaluate, []
-
-    def killed(name, *args):
-        calls.append(name)
-        if name == "dqn":
-            raise KeyboardInterrupt
-        return train(name, *args)
-
     cfg = dataclasses.replace(cfg, checkpoint=True)
-    monkeypatch.setattr(experiment, "train_and_evaluate", killed)
-    with pytest.raises(KeyboardInterrupt):
-        experiment.run(cfg)
-    calls.clear()
-    monkeypatch.setattr(
-        experiment, "train_and_evaluate", lambda name, *args: calls.append(name) or train(name, *args)
+    resumed, calls = interrupt_and_resume(
+        monkeypatch,
+        experiment,
+        "train_and_evaluate",
+        lambda: experiment.run(cfg),
+        kill_at=3,  # DQN, the third agent
+        record=lambda name, *args: name,
     )
-    resumed = experiment.run(cfg)
     assert calls == ["dqn"]  # PPO and A2C came from the results folder
     assert resumed.metrics == reference.metrics
     assert resumed.details["curves"] == reference.details["curves"]

@@ -8,6 +8,7 @@ import pytest
 from aicanon.catalog import load_experiment, reproduce
 from aicanon.core.data import DataUnavailable
 from aicanon.core.experiment import make_config
+from tests.interruption import interrupt_and_resume
 
 pytestmark = pytest.mark.paper("glow")
 
@@ -59,22 +60,9 @@ def test_a_killed_run_resumes_each_arm_from_its_checkpoint(tmp_path, monkeypatch
     cfg = make_config(experiment, "quick", seeds=1, train_steps=6, permutations=("conv", "shuffle"))
     reference = experiment.run(cfg)
     cfg = dataclasses.replace(cfg, checkpoint_every=2)
-    step, calls = torch.optim.Adam.step, []
-
-    def killed(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 6 + 4:
-            raise KeyboardInterrupt
-        return step(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", killed)
-    with pytest.raises(KeyboardInterrupt):
-        experiment.run(cfg)
-    calls.clear()
-    monkeypatch.setattr(
-        torch.optim.Adam, "step", lambda self, *a, **k: calls.append(1) or step(self, *a, **k)
+    resumed, calls = interrupt_and_resume(
+        monkeypatch, torch.optim.Adam, "step", lambda: experiment.run(cfg), kill_at=6 + 4
     )
-    resumed = experiment.run(cfg)
     assert len(calls) == 4  # the shuffle arm's steps 3-6 only
     assert resumed.metrics == reference.metrics
     assert resumed.details == reference.details

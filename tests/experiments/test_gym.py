@@ -8,6 +8,7 @@ import pytest
 
 from aicanon.catalog import load_experiment, reproduce
 from aicanon.core.experiment import make_config
+from tests.interruption import interrupt_and_resume
 
 pytestmark = pytest.mark.paper("gym")
 
@@ -87,21 +88,15 @@ def test_a_killed_seed_reruns_only_its_unfinished_runs(tmp_path, monkeypatch):
     what an uninterrupted seed does."""
     monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))
     reference = experiment.run(_small(seed=3))
-    train, calls = experiment.train_and_score, []
-
-    def killed(run, cfg):
-        calls.append(run)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return train(run, cfg)
-
     cfg = _small(seed=3, checkpoint=True)
-    monkeypatch.setattr(experiment, "train_and_score", killed)
-    with pytest.raises(KeyboardInterrupt):
-        experiment.run(cfg)
-    calls.clear()
-    monkeypatch.setattr(experiment, "train_and_score", lambda run, cfg: calls.append(run) or train(run, cfg))
-    resumed = experiment.run(cfg)
+    resumed, calls = interrupt_and_resume(
+        monkeypatch,
+        experiment,
+        "train_and_score",
+        lambda: experiment.run(cfg),
+        kill_at=3,
+        record=lambda run, cfg: run,
+    )
     assert [run[:2] for run in calls] == [
         ("ppo", "aicanon/PointMass-v0"),  # the third run, then the fourth
         ("ppo", "aicanon/PointMass-v0"),

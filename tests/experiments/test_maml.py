@@ -6,6 +6,7 @@ import pytest
 
 from aicanon.catalog import load_experiment, reproduce
 from aicanon.core.experiment import make_config
+from tests.interruption import interrupt_and_resume
 
 pytestmark = pytest.mark.paper("maml")
 
@@ -74,23 +75,14 @@ def test_a_killed_run_resumes_each_omniglot_run_from_its_checkpoint(tmp_path, mo
     reference = experiment.run(cfg)
     reference_losses = list(losses)
     cfg = dataclasses.replace(cfg, checkpoint_every=2)
-    done, calls = experiment.LoopCheckpoints.done, []
-
-    def killed(self, step, total):
-        calls.append(step)
-        if len(calls) == 4 + 3:
-            raise KeyboardInterrupt
-        return done(self, step, total)
-
-    monkeypatch.setattr(experiment.LoopCheckpoints, "done", killed)
-    with pytest.raises(KeyboardInterrupt):
-        experiment.run(cfg)
-    calls.clear()
-    monkeypatch.setattr(
-        experiment.LoopCheckpoints, "done", lambda self, s, t: calls.append(s) or done(self, s, t)
+    resumed, calls = interrupt_and_resume(
+        monkeypatch,
+        experiment.LoopCheckpoints,
+        "done",
+        lambda: losses.clear() or experiment.run(cfg),  # each run's own losses
+        kill_at=7,
+        record=lambda self, step, total: step,
     )
-    losses.clear()
-    resumed = experiment.run(cfg)
     assert calls == [3, 4]  # only the first-order run's last two meta-iterations ran again
     assert losses == reference_losses  # every meta-iteration's loss, the resumed ones included
     assert resumed.metrics == reference.metrics

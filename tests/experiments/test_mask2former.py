@@ -9,6 +9,7 @@ import torch
 
 from aicanon.catalog import load_experiment, reproduce
 from aicanon.core.experiment import make_config
+from tests.interruption import interrupt_and_resume
 
 pytestmark = pytest.mark.paper("mask2former")
 
@@ -71,22 +72,9 @@ def test_a_killed_run_resumes_each_variant_from_its_checkpoint(tmp_path, monkeyp
     cfg = make_config(experiment, "quick", **{**TINY, "steps": 4})
     reference = experiment.run(cfg)
     cfg = dataclasses.replace(cfg, checkpoint_every=2)
-    step, calls = torch.optim.AdamW.step, []
-
-    def killed(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4 + 4:
-            raise KeyboardInterrupt
-        return step(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.AdamW, "step", killed)
-    with pytest.raises(KeyboardInterrupt):
-        experiment.run(cfg)
-    calls.clear()
-    monkeypatch.setattr(
-        torch.optim.AdamW, "step", lambda self, *a, **k: calls.append(1) or step(self, *a, **k)
+    resumed, calls = interrupt_and_resume(
+        monkeypatch, torch.optim.AdamW, "step", lambda: experiment.run(cfg), kill_at=4 + 4
     )
-    resumed = experiment.run(cfg)
     assert len(calls) == 2  # the cross-attention variant's steps 3-4 only
     assert resumed.metrics == reference.metrics
     assert resumed.details == reference.details  # the loss curves too

@@ -8,6 +8,7 @@ import pytest
 from aicanon.catalog import load_experiment, reproduce
 from aicanon.core.data import DataUnavailable
 from aicanon.core.experiment import make_config
+from tests.interruption import interrupt_and_resume
 
 pytestmark = pytest.mark.paper("normalizing-flows")
 
@@ -104,22 +105,14 @@ def test_a_killed_run_resumes_every_training_from_its_checkpoint(tmp_path, monke
     except DataUnavailable:
         pytest.skip("MNIST is not staged")
     cfg = dataclasses.replace(cfg, checkpoint_every=2)
-    done, calls = experiment.LoopCheckpoints.done, []
-
-    def killed(self, step, total):
-        calls.append(step)
-        if len(calls) == 4 + 4 + 3:
-            raise KeyboardInterrupt
-        return done(self, step, total)
-
-    monkeypatch.setattr(experiment.LoopCheckpoints, "done", killed)
-    with pytest.raises(KeyboardInterrupt):
-        experiment.run(cfg)
-    calls.clear()
-    monkeypatch.setattr(
-        experiment.LoopCheckpoints, "done", lambda self, s, t: calls.append(s) or done(self, s, t)
+    resumed, calls = interrupt_and_resume(
+        monkeypatch,
+        experiment.LoopCheckpoints,
+        "done",
+        lambda: experiment.run(cfg),
+        kill_at=11,
+        record=lambda self, step, total: step,
     )
-    resumed = experiment.run(cfg)
     assert calls == [3, 4]
     assert resumed.metrics == reference.metrics
     assert not (tmp_path / "_checkpoints" / "normalizing-flows").exists() or not any(

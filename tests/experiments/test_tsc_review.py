@@ -8,6 +8,7 @@ import pytest
 
 from aicanon.catalog import load_experiment, reproduce
 from aicanon.core.experiment import make_config
+from tests.interruption import interrupt_and_resume
 
 pytestmark = pytest.mark.paper("tsc-review")
 
@@ -49,21 +50,14 @@ def test_a_killed_seed_reruns_only_its_unfinished_runs(tmp_path, monkeypatch):
         experiment, "quick", datasets=("ItalyPowerDemand", "GunPoint"), epoch_fraction=0.001, max_length=16
     )
     reference = experiment.run(cfg)
-    train, calls = experiment.train_classifier, []
-
-    def killed(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4:  # the first network on the second problem
-            raise KeyboardInterrupt
-        return train(*args, **kwargs)
-
     cfg = dataclasses.replace(cfg, checkpoint=True)
-    monkeypatch.setattr(experiment, "train_classifier", killed)
-    with pytest.raises(KeyboardInterrupt):
-        experiment.run(cfg)
-    calls.clear()
-    monkeypatch.setattr(experiment, "train_classifier", lambda *a, **k: calls.append(1) or train(*a, **k))
-    resumed = experiment.run(cfg)
+    resumed, calls = interrupt_and_resume(
+        monkeypatch,
+        experiment,
+        "train_classifier",
+        lambda: experiment.run(cfg),
+        kill_at=4,  # the first network on the second problem
+    )
     assert len(calls) == 3  # GunPoint's three networks; ItalyPowerDemand's came from the folder
     assert resumed.metrics == reference.metrics
     assert resumed.details == reference.details
