@@ -330,11 +330,6 @@ class LoopCheckpoints:
         state = {"step": step, "parts": parts, "rng": rng_state(), "cuda_rng": cuda}
         save_checkpoint(self.folder, state, config=self.config)
 
-    def remove(self) -> None:
-        """Delete the checkpoints (the loop's result is kept elsewhere: nothing left to resume)."""
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-
 
 def rng_state() -> dict[str, Any]:
     """The RNG states a resumed run needs to continue exactly (torch CPU, numpy, python)."""
