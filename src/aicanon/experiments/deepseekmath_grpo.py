@@ -376,8 +376,6 @@ def run(cfg: Config) -> Result:
         curve.append(trainer.step([p for p, _ in batch]))
         checkpoints.done(step + 1, steps)
 
-    if folder is not None:  # the RL is done; its result is the trained policy, evaluated below
-        shutil.rmtree(folder, ignore_errors=True)
     grpo_sampled = _accuracy(trainer, policy, test, cfg, greedy=False)
     grpo_greedy = _accuracy(trainer, policy, test, cfg, greedy=True)
     metrics = {
@@ -390,6 +388,10 @@ def run(cfg: Config) -> Result:
         "final_kl": curve[-1]["kl"] if curve else 0.0,
         **memory,
     }
+    # Trained and evaluated: nothing left to resume. (Removed only now, so that a run killed while
+    # evaluating resumes from the RL's final checkpoint instead of training again.)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
     return Result(
         metrics=metrics,
         figures={"grpo_training": _figure(curve, control_sampled, grpo_sampled)},
