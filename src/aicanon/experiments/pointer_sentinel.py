@@ -46,23 +46,36 @@ checked against the paper's text: 2-layer LSTM of 650 units, window 100, BPTT 10
 whole 33k-word vocabulary, 64 epochs): an epoch is 2.09M tokens, about 21M parameters x 6 FLOP x
 2.1M tokens ~ 0.27 PFLOP per model, ~35 PFLOP for both models over 64 epochs. On one GPU the
 LSTM's 65k sequential steps per epoch, not the FLOPs, bound it: roughly 1-2 hours for the pair;
-days on a CPU.
+days on a CPU. The full run therefore checkpoints each model's training every 2,000 steps
+(``checkpoint_every``: weights, Adam, the loss curve, the position in the text with the carried LSTM
+state and pointer window, the RNGs; under ``<results>/_checkpoints/pointer-sentinel``): a killed run
+resumes where it stopped and ends as the uninterrupted run would; a model already trained is not
+trained again. The checkpoints are removed once both models are evaluated.
 """
 
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
 from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device, track
+from aicanon.core.checkpoint import LoopCheckpoints
 from aicanon.core.checks import check_float, check_int, check_probability
+from aicanon.core.results import checkpoint_folder
 from aicanon.datasets.vocabulary import Vocabulary
 from aicanon.datasets.wikitext import load_wikitext2
-from aicanon.language.pointer_sentinel import LSTMLanguageModel, PointerSentinelLSTM, detach_state
+from aicanon.language.pointer_sentinel import (
+    LSTMLanguageModel,
+    PointerMemory,
+    PointerSentinelLSTM,
+    detach_state,
+)
 
 
 @dataclass
@@ -103,6 +116,9 @@ class Config(ExperimentConfig):
     bucket_edges: tuple[int, ...] = (100, 1000, 5000)
     """Upper training counts of the frequency buckets (a last bucket holds the rest); the first is
     the rare bucket, the last the frequent one (Figure 3 buckets by frequency)."""
+    checkpoint_every: int = 0
+    """Optimiser steps between checkpoints of each model's training under the results folder (0:
+    none); a killed run resumes from the newest (module docstring)."""
 
     @classmethod
     def quick(cls) -> Config:
@@ -128,6 +144,7 @@ class Config(ExperimentConfig):
             eval_batch_size=1,
             eval_bptt=100,
             bucket_edges=(100, 1000, 10000),
+            checkpoint_every=2000,
         )
 
 
@@ -186,6 +203,7 @@ def check_config(cfg: Config) -> None:
     ):
         check_int(name, getattr(cfg, name))
     check_int("eval_tokens", cfg.eval_tokens, 2, allow_none=True)
+    check_int("checkpoint_every", cfg.checkpoint_every, 0)
     check_float("learning_rate", cfg.learning_rate, 0.0, min_inclusive=False)
     check_float("grad_clip", cfg.grad_clip, 0.0, min_inclusive=False)
     check_probability("dropout", cfg.dropout, allow_one=False)
@@ -212,11 +230,23 @@ def batchify(ids: torch.Tensor, streams: int) -> torch.Tensor:
     return ids[: streams * length].view(streams, length)
 
 
+def segment(rows: torch.Tensor, length: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``index``-th consecutive ``(inputs, targets)`` window of ``length`` over the streams
+    (targets shifted by one; the last window may be shorter)."""
+    start = index * length
+    end = min(start + length, rows.size(1) - 1)
+    return rows[:, start:end], rows[:, start + 1 : end + 1]
+
+
+def segment_count(rows: torch.Tensor, length: int) -> int:
+    """Windows per pass over the streams (one epoch)."""
+    return math.ceil((rows.size(1) - 1) / length)
+
+
 def segments(rows: torch.Tensor, length: int):
-    """Consecutive ``(inputs, targets)`` windows of ``length`` over the streams (targets shifted by one)."""
-    for start in range(0, rows.size(1) - 1, length):
-        end = min(start + length, rows.size(1) - 1)
-        yield rows[:, start:end], rows[:, start + 1 : end + 1]
+    """The windows of one pass over the streams, in order."""
+    for index in range(segment_count(rows, length)):
+        yield segment(rows, length, index)
 
 
 def build_model(cfg: Config, vocab_size: int, pointer: bool, model_seed: int) -> LSTMLanguageModel:
@@ -230,23 +260,49 @@ def build_model(cfg: Config, vocab_size: int, pointer: bool, model_seed: int) ->
     )
 
 
+def _checkpoint(cfg: Config, name: str) -> Path | None:
+    """Where one model's training checkpoints go (None when the config does not checkpoint)."""
+    if not cfg.checkpoint_every:
+        return None
+    return checkpoint_folder("pointer-sentinel", {**cfg.to_dict(), "model": name})
+
+
 def train(
-    model: LSTMLanguageModel, rows: torch.Tensor, cfg: Config, label: str, data_seed: int
+    model: LSTMLanguageModel,
+    rows: torch.Tensor,
+    cfg: Config,
+    label: str,
+    data_seed: int,
+    checkpoint: Path | None = None,
 ) -> list[float]:
-    """``cfg.steps`` Adam steps over consecutive segments (cycling); returns the loss per step."""
+    """``cfg.steps`` Adam steps over consecutive segments (cycling); returns the loss per step.
+    With ``checkpoint``, resumes from (and saves every ``cfg.checkpoint_every`` steps to) that folder."""
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     pointer = isinstance(model, PointerSentinelLSTM)
     torch.manual_seed(data_seed)  # dropout masks: the same stream of draws for both models
     model.train()
     losses: list[float] = []
-    state = memory = None
-    batches = segments(rows, cfg.bptt)
-    for _ in track(range(cfg.steps), label, total=cfg.steps):
-        batch = next(batches, None)
-        if batch is None:  # a new epoch: start the streams again from a clean state
-            batches, state, memory = segments(rows, cfg.bptt), None, None
-            batch = next(batches)
-        inputs, targets = batch
+    # What truncated BPTT carries from one step to the next: the next segment's index, the LSTM
+    # state and the pointer's window (saved with the weights, so a resumed run reads on seamlessly).
+    carry: dict = {"segment": 0, "state": None, "memory": None}
+    checkpoints = LoopCheckpoints(
+        checkpoint,
+        cfg.checkpoint_every,
+        config={**cfg.to_dict(), "model": label},
+        model=model,
+        optimizer=optimizer,
+        losses=losses,
+        carry=carry,
+    )
+    start = checkpoints.resume()
+    state = None if carry["state"] is None else tuple(carry["state"])
+    memory = None if carry["memory"] is None else PointerMemory(**carry["memory"])
+    per_epoch = segment_count(rows, cfg.bptt)
+    for step in track(range(start, cfg.steps), label, total=cfg.steps - start):
+        index = carry["segment"]
+        if index == per_epoch:  # a new epoch: start the streams again from a clean state
+            index, state, memory = 0, None, None
+        inputs, targets = segment(rows, cfg.bptt, index)
         output = model(inputs, state, memory) if pointer else model(inputs, state)
         loss, _ = output.loss(targets)
         optimizer.zero_grad(set_to_none=True)
@@ -255,6 +311,9 @@ def train(
         optimizer.step()
         state, memory = detach_state(output.state), output.memory
         losses.append(float(loss.detach()))
+        carry["segment"], carry["state"] = index + 1, list(state)
+        carry["memory"] = None if memory is None else {"hidden": memory.hidden, "tokens": memory.tokens}
+        checkpoints.done(step + 1, cfg.steps)
     return losses
 
 
@@ -337,13 +396,17 @@ def run(cfg: Config) -> Result:
     results: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
     for name, pointer in (("lstm", False), ("pointer", True)):
         model = build_model(cfg, len(vocabulary), pointer, cfg.seed).to(device)
-        curves[name] = train(model, rows, cfg, f"{name} LM", cfg.seed + 1)
+        curves[name] = train(model, rows, cfg, f"{name} LM", cfg.seed + 1, _checkpoint(cfg, name))
         results[name] = {}
         for text_name, tokens in eval_texts.items():
             tokens = tokens if cfg.eval_tokens is None else tokens[: cfg.eval_tokens]
             eval_rows = batchify(vocabulary.encode(tokens), cfg.eval_batch_size).to(device)
             results[name][text_name] = evaluate(model, eval_rows, cfg)
         details[f"{name}_parameters"] = sum(p.numel() for p in model.parameters())
+    for name in ("lstm", "pointer"):  # both models trained and evaluated: nothing left to resume
+        folder = _checkpoint(cfg, name)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
     main_text = "test" if "test" in eval_texts else "heldout"
     names = bucket_names(tuple(cfg.bucket_edges))
