@@ -8,6 +8,7 @@ import pytest
 
 from aicanon.catalog import load_experiment, reproduce
 from aicanon.core.experiment import make_config
+from tests.interruption import interrupt_and_resume
 
 pytest.importorskip("mpe2")
 pytestmark = pytest.mark.paper("maddpg")
@@ -43,7 +44,31 @@ def test_same_seed_gives_the_same_metrics():
     assert first.metrics == second.metrics
 
 
-def test_full_config_smoke_runs_both_scenarios():
+def test_killed_training_resumes_to_the_uninterrupted_run(monkeypatch, tmp_path):
+    # 4 rounds of 2 episodes per method, a checkpoint after every round; killed in DDPG's third round:
+    # MADDPG is restored (not retrained), DDPG trains its rounds 3-4 again, and every metric and curve
+    # equals the uninterrupted run's (the replay buffers, optimisers and sampling generator came back).
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))
+    cfg = make_config(experiment, "quick", **{**TINY, "episodes": 8})
+    reference = experiment.run(cfg)
+    cfg = dataclasses.replace(cfg, checkpoint_every=1)
+    resumed, calls = interrupt_and_resume(
+        monkeypatch,
+        experiment,
+        "train",
+        lambda: experiment.run(cfg),
+        kill_at=4 + 3,
+        record=lambda a, *_, **k: a.cfg.centralised,
+    )
+    assert calls == [False, False]
+    assert resumed.metrics == reference.metrics
+    assert resumed.details == reference.details
+    assert not any((tmp_path / "_checkpoints" / "maddpg").iterdir())
+    assert experiment.Config.full().checkpoint_every == 2500
+
+
+def test_full_config_smoke_runs_both_scenarios(monkeypatch, tmp_path):
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))  # the full config checkpoints under the results
     cfg = make_config(experiment, "full", seeds=1, **TINY)
     result = experiment.run(cfg)
     for metric in (

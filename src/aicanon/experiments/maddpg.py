@@ -33,17 +33,27 @@ are claimed at full scale (``--full``: 25,000 episodes per method and scenario, 
 steps per seed; benchmarks/bench_maddpg.py measured 400-600 training steps/s with the paper's update
 schedule on one busy CPU core, so about 1.5 hours per seed, 4-5 hours for the three seeds run one
 after another; not yet run). The agents run on the CPU whatever ``device`` says: a GPU does not
-help networks of 64 units and batch-1 acting; CPU cores (one seed each) do.
+help networks of 64 units and batch-1 acting; CPU cores (one seed each) do. The full run checkpoints
+each training every 2,500 episodes (``checkpoint_every``: the agent with its replay buffers, optimisers
+and sampling generator, the training curves, the RNGs; under ``<results>/_checkpoints/maddpg``), so a
+killed run resumes at the last checkpoint and ends as the uninterrupted run would (the episodes are
+seeded by their index, so the resumed run sees the same ones); the checkpoints are removed when the
+seed is done.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from aicanon.core import Claim, ExperimentConfig, Result, seed, track
+from aicanon.core.checkpoint import LoopCheckpoints
+from aicanon.core.checks import check_int
+from aicanon.core.results import checkpoint_folder
 from aicanon.rl.maddpg import MADDPG, EpisodeLog, MADDPGConfig, run_episodes, spaces_of, train
 
 SCENARIOS = ("simple_speaker_listener", "simple_spread")
@@ -81,6 +91,9 @@ class Config(ExperimentConfig):
     """Also train independent DDPG on the same episodes (the comparison every claim needs)."""
     eval_episodes: int = 400
     """Greedy evaluation episodes per method and scenario."""
+    checkpoint_every: int = 0
+    """Rounds of ``num_envs`` training episodes between checkpoints of each training under the
+    results folder (0: none); a killed run resumes from the newest (module docstring)."""
 
     @classmethod
     def quick(cls) -> Config:
@@ -101,7 +114,7 @@ class Config(ExperimentConfig):
 
     @classmethod
     def full(cls) -> Config:
-        return cls(scale="full", seeds=3, threads=1)
+        return cls(scale="full", seeds=3, threads=1, checkpoint_every=2500)
 
 
 # Thresholds. Quick: our single-seed runs gave critic-loss ratios (MADDPG / DDPG) of 0.080, 0.126,
@@ -206,6 +219,17 @@ def spread_scores(log: EpisodeLog, agent_size: float = 0.15) -> dict[str, float]
     return {"distance": float(np.mean(distances)), "collisions": float(np.mean(collisions))}
 
 
+def _checkpoint_config(cfg: Config, scenario: str, centralised: bool) -> dict:
+    return {**cfg.to_dict(), "scenario": scenario, "centralised_critics": centralised}
+
+
+def _checkpoint(cfg: Config, scenario: str, centralised: bool) -> Path | None:
+    """Where one training's checkpoints go (None when the config does not checkpoint)."""
+    if not cfg.checkpoint_every:
+        return None
+    return checkpoint_folder("maddpg", _checkpoint_config(cfg, scenario, centralised))
+
+
 def train_and_evaluate(scenario: str, centralised: bool, cfg: Config, label: str) -> dict:
     """Train one method on one scenario and evaluate it greedily; returns scores and curves."""
     envs = make_envs(scenario, cfg.num_envs, cfg.max_cycles)
@@ -227,17 +251,33 @@ def train_and_evaluate(scenario: str, centralised: bool, cfg: Config, label: str
         seed=cfg.seed,
     )
     rounds = max(1, cfg.episodes // cfg.num_envs)
-    progress = track(range(rounds), description=label)
-    iterator = iter(progress)
-    log = train(
-        agent,
-        envs,
-        rounds,
-        seed=1_000_003 * cfg.seed,
-        warmup_steps=cfg.warmup_steps,
-        update_every=cfg.update_every,
-        on_episode=lambda _: next(iterator, None),
+    returns: list[list[float]] = []
+    critic_losses: list[float] = []
+    checkpoints = LoopCheckpoints(
+        _checkpoint(cfg, scenario, centralised),
+        cfg.checkpoint_every,
+        config=_checkpoint_config(cfg, scenario, centralised),
+        agent=agent,
+        returns=returns,
+        critic_losses=critic_losses,
     )
+    done = checkpoints.resume()  # rounds a killed run had trained (the agent continues from there)
+    chunk = cfg.checkpoint_every or rounds
+    progress = track(range(done, rounds), description=label, total=rounds - done)
+    iterator = iter(progress)
+    for start in range(done, rounds, chunk):
+        log = train(
+            agent,
+            envs,
+            min(chunk, rounds - start),
+            seed=1_000_003 * cfg.seed,
+            warmup_steps=cfg.warmup_steps,
+            update_every=cfg.update_every,
+            on_episode=lambda _: next(iterator, None),
+        )
+        returns += log.returns
+        critic_losses += log.critic_losses
+        checkpoints.done(agent.rounds, rounds)
     next(iterator, None)  # let the progress bar finish
     evaluation = run_episodes(
         agent,
@@ -252,14 +292,14 @@ def train_and_evaluate(scenario: str, centralised: bool, cfg: Config, label: str
         if scenario == "simple_speaker_listener"
         else spread_scores(evaluation)
     )
-    losses = np.array(log.critic_losses) if log.critic_losses else np.array([np.nan])
+    losses = np.array(critic_losses) if critic_losses else np.array([np.nan])
     scores["critic_loss"] = float(losses[-max(1, len(losses) // 5) :].mean())
     scores["eval_return"] = float(np.mean([r[0] for r in evaluation.returns]))
     scores["updates"] = agent.updates
     return {
         "scores": scores,
-        "train_returns": [r[0] for r in log.returns],
-        "critic_losses": log.critic_losses,
+        "train_returns": [r[0] for r in returns],
+        "critic_losses": critic_losses,
     }
 
 
@@ -291,6 +331,7 @@ def run(cfg: Config) -> Result:
             f"episodes, eval_episodes and num_envs must be >= 1, got {cfg.episodes}, {cfg.eval_episodes}, "
             f"{cfg.num_envs}"
         )
+    check_int("checkpoint_every", cfg.checkpoint_every, 0)
     seed(cfg.seed)
     metrics: dict[str, float] = {}
     details: dict = {}
@@ -324,6 +365,11 @@ def run(cfg: Config) -> Result:
                 metrics["spread_collision_advantage"] = (
                     metrics["spread_ddpg_collisions"] - metrics["spread_maddpg_collisions"]
                 )
+    for scenario in cfg.scenarios:  # every training evaluated: nothing left to resume
+        for centralised in {cfg.centralised, False} if cfg.baseline else {cfg.centralised}:
+            folder = _checkpoint(cfg, scenario, centralised)
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
     notes = [
         "Discrete actions go to the env as indices (continuous_actions=False) and the actor uses the "
         "straight-through Gumbel-softmax; the released code sends the soft sample as a continuous force.",
