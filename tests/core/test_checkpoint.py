@@ -193,7 +193,7 @@ def test_load_or_compute_computes_once_per_config(tmp_path):
 
 
 def test_loop_checkpoints_resume_a_killed_loop_exactly(tmp_path):
-    """A loop with dropout (the global RNG), a batch generator, Adam and a loss curve, killed in
+    """A loop with dropout (the global RNG), a batch generator, a python shuffler, Adam and a loss curve, killed in
     step 5 of 6 with checkpoints every 3 steps, resumes from step 3 and ends with the uninterrupted
     loop's weights and curve."""
     from aicanon.core.checkpoint import LoopCheckpoints
@@ -202,15 +202,22 @@ def test_loop_checkpoints_resume_a_killed_loop_exactly(tmp_path):
         torch.manual_seed(0)
         model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 1))
         optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
-        batches, curve = torch.Generator().manual_seed(1), []
+        batches, curve, order = torch.Generator().manual_seed(1), [], random.Random(2)
         checkpoints = LoopCheckpoints(
-            folder, 3, config={"run": 1}, model=model, optimizer=optimizer, batches=batches, curve=curve
+            folder,
+            3,
+            config={"run": 1},
+            model=model,
+            optimizer=optimizer,
+            batches=batches,
+            curve=curve,
+            order=order,
         )
         start = checkpoints.resume()
         for step in range(start, 6):
             if step + 1 == kill_at:
                 raise KeyboardInterrupt
-            x = torch.randn(16, 4, generator=batches)
+            x = torch.randn(16, 4, generator=batches) * order.random()
             loss = model(x).square().mean()
             optimizer.zero_grad()
             loss.backward()

@@ -8,6 +8,7 @@ import pytest
 
 from aicanon.catalog import load_experiment, reproduce
 from aicanon.core.experiment import make_config
+from tests.interruption import interrupt_and_resume
 
 pytestmark = pytest.mark.paper("attentive-reader")
 
@@ -64,7 +65,32 @@ def test_same_seed_gives_the_same_metrics():
     assert first.details == second.details
 
 
-def test_full_config_runs_every_reader_with_tiny_overrides():
+def test_killed_training_resumes_to_the_uninterrupted_run(monkeypatch, tmp_path):
+    # Two readers of 3 epochs, a checkpoint after every epoch, dropout on; killed as the second reader
+    # starts its second epoch: the first reader is restored (not retrained), the second resumes after
+    # its first epoch with the data order's shuffler, Adam and the RNGs, and every metric equals the
+    # uninterrupted run's. Calls to ``batches``: True for a training epoch, False for a test pass.
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))
+    cfg = make_config(experiment, "quick", readers=("attentive", "uniform"), epochs=3, dropout=0.3, **TINY)
+    reference = experiment.run(cfg)
+    cfg = dataclasses.replace(cfg, checkpoint_every=1)
+    resumed, calls = interrupt_and_resume(
+        monkeypatch,
+        experiment,
+        "batches",
+        lambda: experiment.run(cfg),
+        kill_at=4 + 2,
+        record=lambda examples, vocabulary, cfg, rng: rng is not None,
+    )
+    assert calls == [False, True, True, False]
+    assert resumed.metrics == reference.metrics
+    assert resumed.details == reference.details
+    assert not any((tmp_path / "_checkpoints" / "attentive-reader").iterdir())
+    assert experiment.Config.full().checkpoint_every == 1
+
+
+def test_full_config_runs_every_reader_with_tiny_overrides(monkeypatch, tmp_path):
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))  # the full config checkpoints under the results
     cfg = make_config(experiment, "full", epochs=1, **TINY)
     result = experiment.run(cfg)
     for name in ("attentive", "deep_lstm", "impatient", "uniform"):

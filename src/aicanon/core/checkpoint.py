@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import shutil
 import tempfile
 import warnings
@@ -262,9 +263,9 @@ class LoopCheckpoints:
     """Checkpoints of one training loop under ``folder`` every ``every`` steps, and its resumption.
 
     ``parts`` name the objects whose state is the loop's: anything with ``state_dict`` and
-    ``load_state_dict`` (modules, optimisers, schedulers), ``torch.Generator``s, and lists and dicts
-    (a loss curve, counters, a best-so-far copy of the weights; restored in place); the global RNGs
-    (torch, CUDA, numpy, python) are saved with them.
+    ``load_state_dict`` (modules, optimisers, schedulers), ``torch.Generator``s and ``random.Random``s
+    (e.g. a data order's shuffler), and lists and dicts (a loss curve, counters, a best-so-far copy of
+    the weights; restored in place); the global RNGs (torch, CUDA, numpy, python) are saved with them.
     Usage::
 
         checkpoints = LoopCheckpoints(folder, every, config=record, model=model, optimizer=optimizer,
@@ -282,10 +283,12 @@ class LoopCheckpoints:
         if folder is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
             raise ValueError(f"every must be an int >= 1 (steps between checkpoints), got {every!r}")
         for name, part in parts.items():
-            if not isinstance(part, (torch.Generator, list, dict)) and not hasattr(part, "load_state_dict"):
+            if not isinstance(part, (torch.Generator, random.Random, list, dict)) and not hasattr(
+                part, "load_state_dict"
+            ):
                 raise TypeError(
-                    f"part {name!r} must have state_dict/load_state_dict, or be a torch.Generator, a list "
-                    f"or a dict, got {type(part).__name__}"
+                    f"part {name!r} must have state_dict/load_state_dict, or be a torch.Generator, a "
+                    f"random.Random, a list or a dict, got {type(part).__name__}"
                 )
         self.folder = None if folder is None else Path(folder)
         self.every, self.config, self.parts = every, config, parts
@@ -300,6 +303,9 @@ class LoopCheckpoints:
         for name, part in self.parts.items():
             if isinstance(part, torch.Generator):
                 part.set_state(state["parts"][name])
+            elif isinstance(part, random.Random):
+                version, internal, gauss = state["parts"][name]
+                part.setstate((version, tuple(internal), gauss))
             elif isinstance(part, list):
                 part[:] = state["parts"][name]
             elif isinstance(part, dict):
@@ -322,6 +328,9 @@ class LoopCheckpoints:
         for name, part in self.parts.items():
             if isinstance(part, torch.Generator):
                 parts[name] = part.get_state()
+            elif isinstance(part, random.Random):
+                version, internal, gauss = part.getstate()
+                parts[name] = [version, list(internal), gauss]
             elif isinstance(part, (list, dict)):
                 parts[name] = part
             else:
@@ -333,8 +342,6 @@ class LoopCheckpoints:
 
 def rng_state() -> dict[str, Any]:
     """The RNG states a resumed run needs to continue exactly (torch CPU, numpy, python)."""
-    import random
-
     import numpy as np
 
     np_state = np.random.get_state()
@@ -347,8 +354,6 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    import random
-
     import numpy as np
 
     torch.set_rng_state(state["torch"])

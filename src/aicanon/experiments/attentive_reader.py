@@ -58,21 +58,30 @@ RMSProp), 30 epochs of each of the four readers. Cost estimate (not run): about 
 32 per epoch, so 5k steps per reader; a step of the 256-unit Attentive Reader on 120-token
 documents takes roughly 10 ms on an H100 and 0.3 s on two CPU cores, the Impatient Reader (one
 document pass per query token) about three times that: roughly 6 minutes on one GPU, 2-3 hours on
-CPU. Whether 5k queries suffice for the readers to pass the frequency baselines is untested.
+CPU. Whether 5k queries suffice for the readers to pass the frequency baselines is untested. The
+full run checkpoints each reader after every epoch (``checkpoint_every``: weights, optimiser, the
+shuffler of the data order, the loss curve and the RNGs; under ``<results>/_checkpoints/
+attentive-reader``): a killed run restores the readers it had trained and resumes the interrupted one
+at its last epoch, ending as the uninterrupted run would; the checkpoints are removed once the seed is
+scored.
 """
 
 from __future__ import annotations
 
 import random
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure
 from torch import nn
 
 from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device, track
+from aicanon.core.checkpoint import LoopCheckpoints
 from aicanon.core.checks import check_choice, check_float, check_int, check_probability
 from aicanon.core.data import fetch
+from aicanon.core.results import checkpoint_folder
 from aicanon.datasets.vocabulary import Vocabulary
 from aicanon.language.attentive_reader import AttentiveReader, DeepLSTMReader, ImpatientReader
 from aicanon.language.cloze import (
@@ -133,6 +142,9 @@ class Config(ExperimentConfig):
     """False evaluates the readers untrained (the ablation that must fail)."""
     attention: str = "additive"
     """The Attentive Reader's attention: "additive" (Eq. 5-6) or "uniform" (s(t) = 1/|d|: the ablation)."""
+    checkpoint_every: int = 0
+    """Epochs between checkpoints of each reader's training under the results folder (0: none); a
+    killed run resumes from the newest (module docstring)."""
 
     @classmethod
     def quick(cls) -> Config:
@@ -158,6 +170,7 @@ class Config(ExperimentConfig):
             learning_rate=5e-4,
             epochs=30,
             min_count=2,
+            checkpoint_every=1,
         )
 
 
@@ -285,6 +298,7 @@ def check_config(cfg: Config) -> None:
     check_choice("attention", cfg.attention, ("additive", "uniform"))
     check_float("learning_rate", cfg.learning_rate, 0, min_inclusive=False, finite=True)
     check_float("grad_clip", cfg.grad_clip, 0, finite=True)
+    check_int("checkpoint_every", cfg.checkpoint_every, 0)
     if not isinstance(cfg.readers, (tuple, list)) or any(r not in READERS for r in cfg.readers):
         raise ValueError(f"readers must be a tuple of names among {READERS}, got {cfg.readers!r}")
 
@@ -411,20 +425,39 @@ def accuracy(
     return 100.0 * correct / len(examples)
 
 
+def _checkpoint(cfg: Config, name: str) -> Path | None:
+    """Where one reader's training checkpoints go (None when the config does not checkpoint)."""
+    if not cfg.checkpoint_every:
+        return None
+    return checkpoint_folder("attentive-reader", {**cfg.to_dict(), "reader": name})
+
+
 def train_reader(
     name: str, train: list[ClozeExample], vocabulary: Vocabulary, cfg: Config, device, rng: random.Random
 ) -> tuple[nn.Module, list[float]]:
     """Train one reader: cross-entropy over the document's entities (p(a|d,q) restricted to the
-    candidates), ``cfg.epochs`` passes over ``train``."""
+    candidates), ``cfg.epochs`` passes over ``train`` (resumed from a checkpoint at an epoch's end
+    when a killed run left one)."""
     model = make_reader(name, vocabulary, cfg).to(device)
     losses: list[float] = []
     if not cfg.train:
         return model, losses
     optimizer_class = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.RMSprop
     optimizer = optimizer_class(model.parameters(), lr=cfg.learning_rate)
-    steps = cfg.epochs * -(-len(train) // cfg.batch_size)
+    checkpoints = LoopCheckpoints(
+        _checkpoint(cfg, name),
+        cfg.checkpoint_every,
+        config={**cfg.to_dict(), "reader": name},
+        model=model,
+        optimizer=optimizer,
+        order=rng,
+        losses=losses,
+    )
+    start = checkpoints.resume()
+    per_epoch = -(-len(train) // cfg.batch_size)
+    steps = (cfg.epochs - start) * per_epoch
     progress = iter(track(range(steps), f"{name} reader", total=steps))
-    for _ in range(cfg.epochs):
+    for epoch in range(start, cfg.epochs):
         model.train()
         for batch in batches(train, vocabulary, cfg, rng):
             batch = batch.to(device)
@@ -439,6 +472,7 @@ def train_reader(
             optimizer.step()
             losses.append(loss.item())
             next(progress, None)
+        checkpoints.done(epoch + 1, cfg.epochs)
     return model, losses
 
 
@@ -490,6 +524,10 @@ def run(cfg: Config) -> Result:
     for name in cfg.readers:
         model, curves[name] = train_reader(name, train, vocabulary, cfg, device, rng)
         metrics[f"{name}_accuracy"] = accuracy(model, test, vocabulary, cfg, device)
+    for name in cfg.readers:  # every reader trained and scored: nothing left to resume
+        folder = _checkpoint(cfg, name)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
     if "attentive" in cfg.readers:
         metrics["attentive_minus_exclusive_frequency"] = (
             metrics["attentive_accuracy"] - metrics["exclusive_frequency_accuracy"]
@@ -511,6 +549,8 @@ def run(cfg: Config) -> Result:
         "vocabulary_size": len(vocabulary),
         "mean_document_tokens": sum(len(e.document) for e in test) / len(test),
         "mean_candidates": sum(len(e.candidates) for e in test) / len(test),
+        "training_steps": {name: len(curve) for name, curve in curves.items()},
+        "final_training_loss": {name: curve[-1] if curve else None for name, curve in curves.items()},
         "example": {
             "document": " ".join(example.document),
             "query": " ".join(example.query),
