@@ -8,6 +8,7 @@ import torch
 
 from aicanon.catalog import load_experiment, reproduce
 from aicanon.core.experiment import make_config
+from tests.interruption import interrupt_and_resume
 
 pytestmark = pytest.mark.paper("tree-lstm")
 
@@ -72,9 +73,34 @@ def test_same_seed_gives_the_same_metrics():
     assert other.metrics != first.metrics
 
 
-def test_full_config_runs_a_few_steps():
+def test_killed_training_resumes_to_the_uninterrupted_run(monkeypatch, tmp_path):
+    # Tree-LSTM then LSTM, 3 epochs each, a checkpoint after every epoch; killed at the LSTM's second
+    # dev evaluation: the Tree-LSTM is restored (not retrained), the LSTM resumes after its first epoch
+    # with its optimisers, best-so-far weights, curves and the shared shuffling generator, and every
+    # metric and curve equals the uninterrupted run's. Calls to root_log_probs are recorded by model.
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))
+    cfg = make_config(experiment, "quick", seeds=1, train_trees=60, epochs=3, eval_trees=100)
+    reference = experiment.run(cfg)
+    cfg = dataclasses.replace(cfg, checkpoint_every=1)
+    resumed, calls = interrupt_and_resume(
+        monkeypatch,
+        experiment,
+        "root_log_probs",
+        lambda: experiment.run(cfg),
+        kill_at=(3 + 2) + 2,
+        record=lambda model, split, kind, *args: kind,
+    )
+    assert calls == ["tree"] * 2 + ["lstm"] * (2 + 2)  # tree: dev and test; lstm: epochs 2-3, dev, test
+    assert resumed.metrics == reference.metrics
+    assert resumed.details == reference.details
+    assert not any((tmp_path / "_checkpoints" / "tree-lstm").iterdir())
+    assert experiment.Config.full().checkpoint_every == 1
+
+
+def test_full_config_runs_a_few_steps(monkeypatch, tmp_path):
     # The paper's setting (separate binary model, 300-d words, memory 150 / 168, per-tree loss) on a
     # handful of trees, to show the full path works; its cost is estimated in the module docstring.
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))  # the full config checkpoints under the results
     cfg = make_config(experiment, "full", seeds=1, train_trees=12, epochs=1, eval_trees=20)
     result = experiment.run(cfg)
     expected = {

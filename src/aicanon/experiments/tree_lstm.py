@@ -45,12 +45,18 @@ a training minibatch of 25 trees at the paper's sizes (300-d words, memory 150) 
 forward + backward on one free CPU core (``benchmarks/bench_tree_lstm.py``), so a Tree-LSTM epoch
 (342 minibatches) is about 25 s and, with the LSTM and the evaluations, one seed about 10 epochs x 2
 tasks x 40 s = 15 min of one core; the 5 seeds about 1.2 h. On a GPU a minibatch is a few hundred
-small kernels (about 20 levels), some 5-10 ms, so a seed takes a few minutes.
+small kernels (about 20 levels), some 5-10 ms, so a seed takes a few minutes. The full run
+checkpoints each training after every epoch (``checkpoint_every``: weights, optimisers, the best dev
+epoch's weights, the curves, the shuffling generator and the RNGs; under ``<results>/_checkpoints/
+tree-lstm``): a killed run restores the trainings it had finished and resumes the interrupted one at
+its last epoch, ending as the uninterrupted run would; the checkpoints are removed when the seed is
+done.
 """
 
 from __future__ import annotations
 
 import copy
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +66,9 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device, track
+from aicanon.core.checkpoint import LoopCheckpoints
 from aicanon.core.checks import check_choice, check_float, check_int, check_probability
+from aicanon.core.results import checkpoint_folder
 from aicanon.datasets.sst import SSTTree, load_sst_trees
 from aicanon.datasets.vocabulary import Vocabulary, pad_sequences
 from aicanon.language.tree_lstm import (
@@ -124,6 +132,9 @@ class Config(ExperimentConfig):
     """Evaluate on the first this many dev and test trees (0: all; only for smoke tests)."""
     eval_batch_size: int = 512
     """Trees per batch when evaluating (no effect on the numbers)."""
+    checkpoint_every: int = 0
+    """Epochs between checkpoints of each training under the results folder (0: none); a killed run
+    resumes from the newest (module docstring)."""
 
     @classmethod
     def quick(cls) -> Config:
@@ -150,7 +161,7 @@ class Config(ExperimentConfig):
     @classmethod
     def full(cls) -> Config:
         # Table 2: both tasks, full training set, the paper's sizes and optimiser, mean of 5 runs.
-        return cls(scale="full", seeds=5)
+        return cls(scale="full", seeds=5, checkpoint_every=1)
 
 
 # Thresholds. Quick, from our CPU runs of seeds 0, 1, 2 (Tree-LSTM fine 39.0 / 38.7 / 37.9, binary
@@ -328,6 +339,13 @@ def binary_from_fine(log_probs: torch.Tensor, labels: np.ndarray) -> float:
     return float(100 * (positive[keep] == (labels[keep] > 2)).mean())
 
 
+def _checkpoint(cfg: Config, kind: str, task: str) -> Path | None:
+    """Where one training's checkpoints go (None when the config does not checkpoint)."""
+    if not cfg.checkpoint_every:
+        return None
+    return checkpoint_folder("tree-lstm", {**cfg.to_dict(), "model": kind, "task": task})
+
+
 def train_model(
     kind: str, task: str, data: dict[str, Split], vocabulary: Vocabulary, cfg: Config, device, generator
 ) -> dict:
@@ -353,7 +371,18 @@ def train_model(
     train, dev = data["train"], data["dev"]
     best = {"dev": -1.0, "state": copy.deepcopy(model.state_dict()), "epoch": 0}
     curve = {"loss": [], "dev": []}
-    for epoch in track(range(1, cfg.epochs + 1), f"{kind} {task}", total=cfg.epochs):
+    checkpoints = LoopCheckpoints(
+        _checkpoint(cfg, kind, task),
+        cfg.checkpoint_every,
+        config={**cfg.to_dict(), "model": kind, "task": task},
+        model=model,
+        **{f"optimizer{k}": optimizer for k, optimizer in enumerate(optimizers)},
+        order=generator,
+        best=best,
+        curve=curve,
+    )
+    start = checkpoints.resume()  # epochs a killed run had finished (0 without a checkpoint)
+    for epoch in track(range(start + 1, cfg.epochs + 1), f"{kind} {task}", total=cfg.epochs - start):
         model.train()
         order = torch.randperm(len(train.trees), generator=generator).tolist()
         losses = []
@@ -378,7 +407,8 @@ def train_model(
         curve["loss"].append(float(np.mean(losses)))
         curve["dev"].append(dev_accuracy)
         if not cfg.select_on_dev or dev_accuracy > best["dev"]:
-            best = {"dev": dev_accuracy, "state": copy.deepcopy(model.state_dict()), "epoch": epoch}
+            best.update(dev=dev_accuracy, state=copy.deepcopy(model.state_dict()), epoch=epoch)
+        checkpoints.done(epoch, cfg.epochs)
     model.load_state_dict(best["state"])
     return {"model": model, "epoch": best["epoch"], "curve": curve}
 
@@ -397,6 +427,7 @@ def check_config(cfg: Config) -> None:
     for name in ("embedding_dim", "hidden_size", "lstm_hidden_size", "batch_size", "eval_batch_size"):
         check_int(name, getattr(cfg, name))
     check_int("epochs", cfg.epochs, 0)
+    check_int("checkpoint_every", cfg.checkpoint_every, 0)
     check_float("learning_rate", cfg.learning_rate, 0, min_inclusive=False, finite=True)
     check_float("embedding_learning_rate", cfg.embedding_learning_rate, 0, finite=True)
     check_float("weight_decay", cfg.weight_decay, 0, finite=True)
@@ -461,6 +492,10 @@ def run(cfg: Config) -> Result:
                 ),
                 "dev_curve": outcome["curve"]["dev"],
             }
+    for task in tasks:  # every training evaluated: nothing left to resume
+        for kind in kinds:
+            if (folder := _checkpoint(cfg, kind, task)) is not None:
+                shutil.rmtree(folder, ignore_errors=True)
     if cfg.lstm_baseline:
         for task in cfg.tasks:
             metrics[f"{task}_advantage"] = (
