@@ -11,6 +11,7 @@ from aicanon.catalog import load_experiment, reproduce
 from aicanon.core.experiment import make_config
 from aicanon.rl.envs import make_env
 from aicanon.rl.td3 import TD3, TD3Config
+from tests.interruption import interrupt_and_resume
 
 pytestmark = pytest.mark.paper("td3")
 
@@ -85,7 +86,35 @@ def test_same_seed_gives_the_same_metrics():
     )
 
 
-def test_full_config_runs_a_few_steps_on_every_task_and_variant():
+def test_killed_seed_resumes_to_the_uninterrupted_metrics(monkeypatch, tmp_path):
+    # Two bias runs of 1200 steps (value bias measured every 200 steps from step 400, checkpoints at
+    # the episode ends 400 and 800) and a TD3 run; killed at the second bias run's measurement at step
+    # 1000: the first run is kept whole, the second resumes from step 800 (its measurements at 400-800,
+    # the bias-state generator and the agent come back) and measures twice more.
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))
+    cfg = make_config(
+        experiment, "quick", steps=600, bias_steps=1200, learning_starts=300, eval_every=300, bias_every=200,
+        bias_states=5, mc_horizon=20, eval_episodes=1, seeds=1,
+    )  # fmt: skip
+    reference = experiment.run(cfg)
+    cfg = dataclasses.replace(cfg, checkpoint_every=400)
+    resumed, calls = interrupt_and_resume(
+        monkeypatch, experiment, "measure_value_bias", lambda: experiment.run(cfg), kill_at=5 + 4
+    )
+    assert len(calls) == 2
+    strip = lambda m: {k: v for k, v in m.items() if not k.endswith("steps_per_second")}  # noqa: E731
+    assert strip(resumed.metrics) == strip(reference.metrics)
+    for name, curve in reference.details.items():
+        timing = ("seconds", "steps_per_second")
+        assert {k: v for k, v in resumed.details[name].items() if k not in timing} == {
+            k: v for k, v in curve.items() if k not in timing
+        }, name
+    assert not any((tmp_path / "_checkpoints" / "td3").iterdir())
+    assert experiment.Config.full().checkpoint_every == 50_000
+
+
+def test_full_config_runs_a_few_steps_on_every_task_and_variant(monkeypatch, tmp_path):
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))  # the full config checkpoints under the results
     full = experiment.Config.full()
     small = dataclasses.replace(
         full, envs=("Pendulum-v1", "Hopper-v5"), steps=40, bias_steps=40, learning_starts=20,

@@ -178,33 +178,47 @@ def _parameters(agent: TD3) -> list[torch.Tensor]:
 
 
 def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
+    # The callback measures at every episode end into callback_state; the checkpoint (step 200, an
+    # episode end) holds that step's measurement too, and the resumed run ends with the uninterrupted
+    # run's weights and measurements.
     config = TD3Config(hidden=(16, 16), learning_starts=100, batch_size=32)
     run_config = {"test": "resume", **dataclasses.asdict(config)}
 
     def fresh():
         return _agent(config, seed=3), make_env(POINT_MASS_ID)
 
-    agent, env = fresh()
-    train_off_policy(agent, env, 400, seed=5)
-    expected = _parameters(agent)
-
     class Killed(Exception):
         pass
 
-    def kill(agent, buffer, log):
-        if agent.steps == 260:
-            raise Killed
+    def measuring(state, kill_at=None):
+        def callback(agent, buffer, log):
+            if log.episode_end_steps and log.episode_end_steps[-1] == agent.steps:
+                reward = float(buffer.storage["reward"][: len(buffer)].sum())
+                state.setdefault("ends", []).append([agent.steps, reward])
+            if agent.steps == kill_at:
+                raise Killed
+
+        return callback
 
     agent, env = fresh()
+    expected_state: dict = {}
+    train_off_policy(agent, env, 400, seed=5, callback=measuring(expected_state))
+    expected = _parameters(agent)
+
+    agent, env, killed_state = *fresh(), {}
     with pytest.raises(Killed):
         train_off_policy(agent, env, 400, seed=5, checkpoint_dir=tmp_path, checkpoint_every=100,
-                         checkpoint_config=run_config, callback=kill)  # fmt: skip
+                         checkpoint_config=run_config, callback=measuring(killed_state, kill_at=260),
+                         callback_state=killed_state)  # fmt: skip
     agent, env = fresh()  # a new process: fresh objects, state only from the checkpoint (saved at step 200)
+    state: dict = {}
     _, log = train_off_policy(agent, env, 400, seed=5, checkpoint_dir=tmp_path, checkpoint_every=100,
-                              checkpoint_config=run_config)  # fmt: skip
+                              checkpoint_config=run_config, callback=measuring(state),
+                              callback_state=state)  # fmt: skip
     assert agent.steps == 400 and log.episode_end_steps == [50 * i for i in range(1, 9)]
     for a, b in zip(_parameters(agent), expected, strict=True):
         assert torch.equal(a, b)
+    assert state == expected_state and [end for end, _ in state["ends"]] == log.episode_end_steps
 
 
 def test_bad_input_is_rejected_with_clear_messages():

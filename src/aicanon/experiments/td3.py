@@ -34,19 +34,30 @@ Full scale cost: Table 1 is 7 tasks × 10 seeds × 10⁶ steps per algorithm; an
 update of the 400-300 networks takes about 1.5 ms on one CPU thread and ~1 ms on a GPU (latency-bound
 at batch 100), so one 10⁶-step run is ~0.5 h on a GPU with its CPU step loop, ~70 run-hours for TD3
 over Table 1 and ~200 for Table 2's nine rows on the four tasks (parallel runs: one per CPU core).
+The full run therefore checkpoints (``checkpoint_every``, full: every 50,000 steps, under
+``<results>/_checkpoints/td3``): each training saves the agent, its replay buffer, the environment's
+RNG and the measurements so far at the first episode end after every ``checkpoint_every`` steps, and
+each finished run (one variant on one task) is kept whole; a killed seed reruns only the unfinished
+run, from its last checkpoint, and ends with the uninterrupted seed's metrics (the runs are independent:
+each agent is seeded by itself). The checkpoints are removed when the seed is done; a resumed run's
+``steps_per_second`` counts the steps it trained after resuming only.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
 from aicanon.core import Claim, ExperimentConfig, Result, seed, track
+from aicanon.core.checkpoint import load_or_compute
 from aicanon.core.checks import check_choice, check_float, check_int
+from aicanon.core.results import checkpoint_folder
 from aicanon.rl.envs import make_env
 from aicanon.rl.evaluation import evaluate_policy
 from aicanon.rl.td3 import TD3, TD3Config, train_off_policy
@@ -132,6 +143,9 @@ class Config(ExperimentConfig):
     """Steps of each Monte-Carlo rollout (γ^500 = 0.007 at γ = 0.99)."""
     reward_offset: float = 0.0
     """Added to every training reward (evaluation returns stay the task's own)."""
+    checkpoint_every: int = 0
+    """Steps between checkpoints of each training under the results folder (0: none); a killed run
+    resumes from the newest (module docstring)."""
 
     @classmethod
     def quick(cls) -> Config:
@@ -164,6 +178,7 @@ class Config(ExperimentConfig):
             eval_every=5000,
             bias_every=5000,
             bias_states=10000,
+            checkpoint_every=50_000,
         )
 
     def validate(self) -> Config:
@@ -175,6 +190,7 @@ class Config(ExperimentConfig):
             check_choice("variant", variant, tuple(VARIANTS))
         for variant in self.bias_variants:
             check_choice("bias variant", variant, tuple(VARIANTS))
+        check_int("checkpoint_every", self.checkpoint_every, 0)
         for name in (
             "steps",
             "bias_steps",
@@ -338,11 +354,38 @@ def agent_config(cfg: Config, env_id: str, variant: str, gamma: float) -> TD3Con
     )
 
 
+def _checkpoint(cfg: Config) -> Path | None:
+    """Where this seed's checkpoints go (None when the config does not checkpoint)."""
+    return checkpoint_folder("td3", cfg.to_dict()) if cfg.checkpoint_every else None
+
+
 def train_variant(
     cfg: Config, env_id: str, variant: str, run_seed: int, steps: int, measure_bias: bool
 ) -> dict:
     """Train one agent for ``steps`` steps; evaluate every ``eval_every`` steps (returns runs) or
-    measure the value bias every ``bias_every`` steps (bias runs, Pendulum), evaluate at the end."""
+    measure the value bias every ``bias_every`` steps (bias runs, Pendulum), evaluate at the end.
+    With ``cfg.checkpoint_every``, a finished run is kept and an unfinished one resumed (module
+    docstring)."""
+    folder = _checkpoint(cfg)
+    name = f"{'bias' if measure_bias else 'returns'}-{variant}-{env_id.replace('/', '_')}"
+    return load_or_compute(
+        folder and folder / name,
+        lambda: _train_variant(
+            cfg, env_id, variant, run_seed, steps, measure_bias, folder and folder / f"{name}-training"
+        ),
+        config={**cfg.to_dict(), "run": name},
+    )
+
+
+def _train_variant(
+    cfg: Config,
+    env_id: str,
+    variant: str,
+    run_seed: int,
+    steps: int,
+    measure_bias: bool,
+    checkpoint: Path | None,
+) -> dict:
     env = make_env(env_id, rescale_actions=True)
     if cfg.reward_offset:
         import gymnasium as gym
@@ -355,18 +398,21 @@ def train_variant(
     state_generator = np.random.default_rng(run_seed + 7919)
     if measure_bias and not env_id.startswith("Pendulum"):
         raise ValueError(f"the value bias is measured on Pendulum-v1 (its state can be set), not {env_id}")
-    curve: dict[str, list] = {
-        "steps": [],
-        "returns": [],
-        "bias_steps": [],
-        "estimate": [],
-        "true": [],
-        "bias": [],
+    # What the measurements keep (saved with each checkpoint, restored in place on resume): the curve
+    # and the state of the generator that draws the bias states.
+    measured: dict = {
+        "curve": {"steps": [], "returns": [], "bias_steps": [], "estimate": [], "true": [], "bias": []},
+        "states": state_generator.bit_generator.state,
     }
     progress = iter(track(range(steps), f"{variant} {env_id}", total=steps))
 
+    trained_from: list[int] = []  # the step this process started training at (0, or a checkpoint's)
+
     def measure(agent: TD3, buffer, log) -> None:
         next(progress, None)
+        if not trained_from:
+            trained_from.append(agent.steps - 1)
+        curve = measured["curve"]
         if not measure_bias and agent.steps % cfg.eval_every == 0:
             evaluation = evaluate_policy(
                 agent.policy,
@@ -377,7 +423,9 @@ def train_variant(
             curve["steps"].append(agent.steps)
             curve["returns"].append(evaluation.mean)
         if measure_bias and agent.steps % cfg.bias_every == 0 and agent.steps > agent.config.learning_starts:
+            state_generator.bit_generator.state = measured["states"]
             index = state_generator.integers(0, len(buffer), cfg.bias_states)
+            measured["states"] = state_generator.bit_generator.state
             bias = measure_value_bias(
                 agent, buffer.storage["observation"][index], gamma, cfg.mc_horizon, cfg.reward_offset
             )
@@ -386,8 +434,19 @@ def train_variant(
                 curve[key].append(bias[key])
 
     start = time.perf_counter()
-    train_off_policy(agent, env, steps, seed=run_seed, callback=measure)
+    train_off_policy(
+        agent,
+        env,
+        steps,
+        seed=run_seed,
+        callback=measure,
+        callback_state=measured,
+        checkpoint_dir=checkpoint,
+        checkpoint_every=cfg.checkpoint_every,
+        checkpoint_config={**cfg.to_dict(), "env": env_id, "variant": variant, "bias": measure_bias},
+    )
     seconds = time.perf_counter() - start
+    curve = measured["curve"]
     for _ in progress:  # close the progress bar
         pass
     if not curve["steps"] or curve["steps"][-1] != steps:
@@ -397,7 +456,7 @@ def train_variant(
         curve["steps"].append(steps)
         curve["returns"].append(evaluation.mean)
     curve["seconds"] = seconds
-    curve["steps_per_second"] = steps / seconds
+    curve["steps_per_second"] = (steps - (trained_from[0] if trained_from else steps)) / seconds
     return curve
 
 
@@ -465,6 +524,8 @@ def run(cfg: Config) -> Result:
             metrics[f"{task}_{variant}_max_return"] = max(curve["returns"])
             metrics[f"{variant}_steps_per_second"] = curve["steps_per_second"]
             details[f"{env_id} {variant}"] = curve
+    if (folder := _checkpoint(cfg)) is not None:  # every run finished: nothing left to resume
+        shutil.rmtree(folder, ignore_errors=True)
     notes = [
         "DDPG is the paper's 'Our DDPG' (AHE): TD3's networks, Adam 1e-3, tau 0.005, Gaussian exploration, "
         "without clipped double Q, target smoothing or delayed updates; not the original DDPG "

@@ -407,6 +407,7 @@ def train_off_policy(
     checkpoint_every: int = 0,
     checkpoint_config: Any = None,
     callback: Callable[[TD3, ReplayBuffer, TrainingLog], None] | None = None,
+    callback_state: dict | None = None,
 ) -> tuple[ReplayBuffer, TrainingLog]:
     """Train ``agent`` on ``env`` until it has taken ``steps`` environment steps in all.
 
@@ -420,6 +421,8 @@ def train_off_policy(
     ``checkpoint_every`` steps, and a checkpoint found there on entry (saved with the same
     ``checkpoint_config``) is resumed: the run then ends with exactly the weights an uninterrupted
     run ends with (episode ends are where the environment's whole state is its RNG).
+    ``callback_state`` is a dict in which the callback keeps what it measures: it is saved with each
+    checkpoint (after that step's callback ran) and restored in place on resume.
     """
     from aicanon.core.checkpoint import load_checkpoint, save_checkpoint
 
@@ -451,10 +454,14 @@ def train_off_policy(
         buffer.load_state_dict(resumed["buffer"])
         log = TrainingLog(**{k: list(v) for k, v in resumed["log"].items()})
         env.unwrapped.np_random.bit_generator.state = resumed["env_rng"]
+        if callback_state is not None:
+            callback_state.clear()
+            callback_state.update(resumed.get("callback", {}))
         observation, _ = env.reset()
     else:
         observation, _ = env.reset(seed=seed)
     episode_return, episode_length, last_checkpoint = 0.0, 0, agent.steps
+    env_rng = None  # the environment's RNG at an episode end due for a checkpoint
     while agent.steps < steps:
         action = agent.act(observation)
         next_observation, reward, terminated, truncated, _ = env.step(action)
@@ -480,15 +487,18 @@ def train_off_policy(
             episode_return, episode_length = 0.0, 0
             due = checkpoint_every and agent.steps - last_checkpoint >= checkpoint_every
             if checkpoint_dir is not None and due and agent.steps < steps:
-                state = {
-                    "agent": agent.state_dict(),
-                    "buffer": buffer.state_dict(),
-                    "log": dataclasses.asdict(log),
-                    "env_rng": _generator_state_to_json(env),
-                }
-                save_checkpoint(checkpoint_dir, state, config=checkpoint_config)
-                last_checkpoint = agent.steps
+                env_rng = _generator_state_to_json(env)  # before reset: a resumed run resets from it
             observation, _ = env.reset()
         if callback is not None:
             callback(agent, buffer, log)
+        if env_rng is not None:  # saved after the callback, so that this step's measurement is in it
+            state = {
+                "agent": agent.state_dict(),
+                "buffer": buffer.state_dict(),
+                "log": dataclasses.asdict(log),
+                "env_rng": env_rng,
+                "callback": {} if callback_state is None else callback_state,
+            }
+            save_checkpoint(checkpoint_dir, state, config=checkpoint_config)
+            last_checkpoint, env_rng = agent.steps, None
     return buffer, log
