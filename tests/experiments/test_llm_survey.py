@@ -8,6 +8,7 @@ import pytest
 from aicanon.catalog import load_experiment, reproduce
 from aicanon.core.experiment import make_config
 from aicanon.experiments import llm_survey
+from tests.interruption import interrupt_and_resume
 
 pytestmark = pytest.mark.paper("llm-survey")
 
@@ -133,7 +134,37 @@ def test_configs_follow_the_plan():
     assert full.ppo_beta == 0.02  # InstructGPT's KL coefficient
 
 
-def test_full_config_smoke(tmp_path):
+def test_killed_seed_resumes_at_the_first_unfinished_stage(monkeypatch, tmp_path):
+    # Killed as PPO starts: the rerun loads instruction tuning and DPO (neither trains again), trains
+    # PPO, and every metric and curve equals the uninterrupted seed's.
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path / "results"))
+    cfg = tiny(tmp_path, ppo_iterations=2)
+    reference = llm_survey.run(cfg)
+    cfg = dataclasses.replace(cfg, checkpoint=True)
+    trained: list[str] = []
+    for name in ("instruction_tune", "align_dpo"):
+        original = getattr(llm_survey, name)
+        monkeypatch.setattr(
+            llm_survey,
+            name,
+            lambda *args, _f=original, _n=name, **kwargs: trained.append(_n) or _f(*args, **kwargs),
+        )
+    resumed, calls = interrupt_and_resume(
+        monkeypatch, llm_survey, "align_ppo", lambda: llm_survey.run(cfg), kill_at=1
+    )
+    assert trained == ["instruction_tune", "align_dpo"]  # in the killed run; the rerun loads them
+    assert len(calls) == 1  # the rerun trains PPO
+    assert resumed.metrics == reference.metrics
+    timing = ("seconds", "seconds_per_stage")
+    assert {k: v for k, v in resumed.details.items() if k not in timing} == {
+        k: v for k, v in reference.details.items() if k not in timing
+    }
+    assert not any((tmp_path / "results" / "_checkpoints" / "llm-survey").iterdir())
+    assert llm_survey.Config.full().checkpoint
+
+
+def test_full_config_smoke(monkeypatch, tmp_path):
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path / "results"))  # the full config keeps its stages
     full = llm_survey.Config.full()
     small = tiny(tmp_path, testbed={**TINY_TESTBED, "size": full.testbed["size"]}, max_steps=full.max_steps)
     keep = {"scale", "seeds", "dpo_beta", "ppo_beta", "ppo_ptx"}

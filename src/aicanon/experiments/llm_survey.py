@@ -58,7 +58,10 @@ carry ``paper=None``.
 Full configuration (written, smoke-tested with tiny overrides in the tests): the testbed's ``large``
 size (1.3M parameters, uncalibrated: pre-training it costs another 1-2 GPU hours), 2,000 SFT steps,
 1,000 DPO steps, 500 PPO iterations of 64 prompts, 500 held-out items per metric: about 1 GPU hour
-after pre-training.
+after pre-training. The full run keeps each finished stage (``checkpoint``: the stage's weights, its
+training curve and the RNG states after it, under ``<results>/_checkpoints/llm-survey``), so a killed
+seed resumes at the first unfinished stage and ends with the uninterrupted seed's metrics; the stages
+are removed when the seed is done.
 
 Cost of the quick run (3 seeds): about 15 s per seed on one thread of a shared CPU once the testbed
 model is cached (SFT 2.4 s, DPO 4.6 s, PPO 8 s, evaluation 1.2 s); 48 s for the three seeds.
@@ -70,8 +73,11 @@ import copy
 import math
 import random
 import re
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -82,8 +88,10 @@ from aicanon.align.dpo import DPOConfig, train_dpo
 from aicanon.align.reward_model import RewardModel
 from aicanon.align.rlhf import RLHFConfig, RLHFTrainer, ValueModel
 from aicanon.align.sft import SFTConfig, tokenize_example, train_sft
-from aicanon.core import Claim, ExperimentConfig, Result, seed
+from aicanon.core import Claim, ExperimentConfig, Result, rng_state, seed, set_rng_state
+from aicanon.core.checkpoint import load_or_compute
 from aicanon.core.checks import check_choice, check_float, check_int
+from aicanon.core.results import checkpoint_folder
 from aicanon.datasets.sst import load_sst
 from aicanon.language.generation import generate, left_pad
 from aicanon.language.llama import Llama
@@ -154,6 +162,9 @@ class Config(ExperimentConfig):
     """Largest allowed drop (points) of a score caused by a stage whose target is another metric."""
     ablation: str = "none"
     """``"none"`` or ``"lr0"`` (adaptation stages with learning rate 0: module docstring)."""
+    checkpoint: bool = False
+    """Keep each finished adaptation stage under the results folder, so that a killed seed resumes at
+    the first unfinished one (module docstring); the full run does."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -211,6 +222,7 @@ class Config(ExperimentConfig):
             arithmetic_steps=2,
             ppl_windows=256,
             ppl_seq_len=512,
+            checkpoint=True,
         )
 
 
@@ -610,22 +622,40 @@ def run(cfg: Config) -> Result:
     models["init"] = Llama(base.config)  # the architecture before pre-training
     models["pretrained"] = copy.deepcopy(base)  # the cached weights are never touched
 
-    clock = time.perf_counter()
-    models["sft"] = copy.deepcopy(base)
-    sft_history = instruction_tune(models["sft"], tokenizer, train, cfg, cfg.seed)
-    timings["sft"] = time.perf_counter() - clock
+    folder = checkpoint_folder("llm-survey", cfg.to_dict()) if cfg.checkpoint else None
 
-    clock = time.perf_counter()
-    models["dpo"] = copy.deepcopy(models["sft"])
-    dpo_history = align_dpo(models["dpo"], copy.deepcopy(models["sft"]), tokenizer, cfg, cfg.seed)
-    timings["dpo"] = time.perf_counter() - clock
+    def stage(name: str, start: nn.Module, train_stage: Callable[[nn.Module], Any]) -> Any:
+        """Train a copy of ``start`` as stage ``name`` (or load the stage a killed run finished);
+        its training record. The RNG states after the stage are kept with it, so the stages after a
+        loaded one run as in an uninterrupted seed."""
+        clock = time.perf_counter()
+        models[name] = copy.deepcopy(start)
 
-    clock = time.perf_counter()
-    models["ppo"] = copy.deepcopy(models["sft"])
-    ppo_curve = align_ppo(
-        models["ppo"], copy.deepcopy(models["sft"]), tokenizer, data["lexicon"], cfg, cfg.seed
+        def compute() -> dict:
+            record = train_stage(models[name])
+            return {"model": models[name].state_dict(), "record": record, "rng": rng_state()}
+
+        done = load_or_compute(folder and folder / name, compute, config={**cfg.to_dict(), "stage": name})
+        models[name].load_state_dict(done["model"])
+        set_rng_state(done["rng"])
+        timings[name] = time.perf_counter() - clock
+        return done["record"]
+
+    sft_history = stage("sft", base, lambda model: instruction_tune(model, tokenizer, train, cfg, cfg.seed))
+    dpo_history = stage(
+        "dpo",
+        models["sft"],
+        lambda model: align_dpo(model, copy.deepcopy(models["sft"]), tokenizer, cfg, cfg.seed),
     )
-    timings["ppo"] = time.perf_counter() - clock
+    ppo_curve = stage(
+        "ppo",
+        models["sft"],
+        lambda model: align_ppo(
+            model, copy.deepcopy(models["sft"]), tokenizer, data["lexicon"], cfg, cfg.seed
+        ),
+    )
+    if folder is not None:  # every stage trained: nothing left to resume
+        shutil.rmtree(folder, ignore_errors=True)
 
     clock = time.perf_counter()
     table = {stage: evaluate(models[stage], tokenizer, data, cfg) for stage in STAGES}
