@@ -5,11 +5,13 @@ import dataclasses
 import random
 
 import pytest
+import torch
 
 from aicanon.catalog import load_experiment, reproduce
 from aicanon.core.experiment import make_config
 from aicanon.reasoning.react import COT_SC_SAMPLES, COT_SC_TEMPERATURE
 from aicanon.reasoning.wiki_env import WikiEnvironment
+from tests.interruption import interrupt_and_resume
 
 pytestmark = pytest.mark.paper("react")
 
@@ -27,6 +29,7 @@ TINY = {
     "num_layers": 1,
     "vocab_size": 300,
     "seeds": 1,
+    "checkpoint_every": 0,
 }
 
 
@@ -36,10 +39,13 @@ def test_quick_reproduction_react_beats_act_and_cot():
     result = reproduce("react", cfg)
     assert len(result.per_seed) == cfg.seeds == 1
     claims = {c.metric: c for c in result.claims}
-    # The quick claims are a gap at present (see the experiment's docstring): kept at the issue's
-    # target and reported, not asserted away; this test checks they are measured and reported.
     assert claims["react_minus_act_em"].threshold == 0.10 and claims["react_minus_cot_em"].threshold == 0.30
-    assert all(c.ours is not None for c in claims.values())
+    for claim in result.claims:
+        if claim.threshold is not None:
+            assert claim.passed, f"{claim.metric}: ours {claim.ours} vs threshold {claim.threshold}"
+    # Where the gain comes from: the thoughts make the comparisons (two ages) right.
+    metrics = result.metrics
+    assert metrics["react_comparison_em"] > metrics["act_comparison_em"] + 0.2
     assert "exact_match" in result.figures
 
 
@@ -74,6 +80,37 @@ def test_same_seed_gives_the_same_metrics():
         "cot_sc_to_react_em",
         "react_fever_accuracy",
     } <= set(first.metrics)
+
+
+def test_killed_training_resumes_to_the_uninterrupted_models(monkeypatch, tmp_path):
+    # Three models of 6 steps, a checkpoint every 2; killed in the Act model's 4th step: the ReAct model
+    # is restored (not retrained), the Act model resumes after its step 2 with AdamW and the shared
+    # batch generator as they were, and the metrics equal the uninterrupted run's.
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))
+    weights: dict[str, dict] = {}  # the trained models' weights, by format (tiny models' answers are coarse)
+    train_model = experiment.train_model
+
+    def keep_weights(cfg, fmt, *args, **kwargs):
+        model = train_model(cfg, fmt, *args, **kwargs)
+        weights[fmt] = {k: v.clone() for k, v in model.state_dict().items()}
+        return model
+
+    monkeypatch.setattr(experiment, "train_model", keep_weights)
+    cfg = make_config(experiment, "quick", cache="", **{**TINY, "steps": 6})
+    reference = experiment.run(cfg)
+    reference_weights = dict(weights)
+    cfg = dataclasses.replace(cfg, checkpoint_every=2)
+    resumed, calls = interrupt_and_resume(
+        monkeypatch, torch.optim.AdamW, "step", lambda: experiment.run(cfg), kill_at=6 + 4
+    )
+    assert len(calls) == 4 + 6  # the Act model's steps 3-6 and the CoT model's 6
+    assert resumed.metrics == reference.metrics
+    assert resumed.details == reference.details
+    for fmt in experiment.FORMATS:
+        for name, value in reference_weights[fmt].items():
+            assert torch.equal(weights[fmt][name], value), (fmt, name)
+    assert not any((tmp_path / "_checkpoints" / "react").iterdir())
+    assert experiment.Config.quick().checkpoint_every == 1000
 
 
 def test_full_config_smoke_runs_with_tiny_overrides():
