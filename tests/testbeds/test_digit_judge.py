@@ -38,9 +38,17 @@ def test_features_tell_real_from_fake(judge):
 
 
 def test_cache_returns_the_same_judge(tmp_path):
+    # Trained or loaded, the judge is the same, and the caller's global RNG is left as it was either
+    # way (experiments call the judge between trainings that draw from it).
     cfg = JudgeConfig(dataset="digits8", epochs=2)
+    torch.manual_seed(7)
     first = digit_judge(cfg, cache=tmp_path)
+    after_training = torch.rand(3)
+    torch.manual_seed(7)
     again = digit_judge(cfg, cache=tmp_path)
+    after_loading = torch.rand(3)
+    torch.manual_seed(7)
+    assert torch.equal(after_training, torch.rand(3)) and torch.equal(after_loading, after_training)
     x, _ = digit_images("digits8", "test")
     torch.testing.assert_close(first.features(x), again.features(x))
     assert any(tmp_path.iterdir())

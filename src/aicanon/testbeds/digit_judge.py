@@ -160,6 +160,14 @@ def digit_judge(cfg: JudgeConfig | str = "digits8", cache: str | Path | None = N
         else (Path(cache) if cache is not None else results_dir() / "_cache" / "digit_judge")
     )
     folder = folder / cfg.key() if folder is not None else None
+    # Built (trained or loaded) under a fork of the global RNG: a caller's random state after this
+    # call is the one before it, whether the judge was trained now or loaded from the cache (else a
+    # first run on a machine would differ from the later ones).
+    with torch.random.fork_rng(devices=[]):
+        return _judge(cfg, folder)
+
+
+def _judge(cfg: JudgeConfig, folder: Path | None) -> DigitJudge:
     if folder is not None:
         state = load_checkpoint(folder, config=asdict(cfg)) if folder.exists() else None
         if state is not None:
