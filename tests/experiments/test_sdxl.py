@@ -11,6 +11,7 @@ import torch
 
 from aicanon.catalog import load_experiment, reproduce
 from aicanon.core.experiment import make_config
+from tests.interruption import interrupt_and_resume
 
 pytestmark = pytest.mark.paper("sdxl")
 
@@ -71,6 +72,24 @@ def test_same_seed_gives_the_same_metrics():
     assert first.details == second.details
 
 
+def test_killed_seed_resumes_to_the_uninterrupted_run(monkeypatch, tmp_path):
+    # Base model 6 steps, refiner 4, a checkpoint every 2; killed in the refiner's third step: the base
+    # model comes back from its last checkpoint (not retrained), the samples draw the same noise from the
+    # shared generator, the refiner resumes after its step 2, and the metrics equal the uninterrupted run's.
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))
+    cfg = make_config(experiment, "quick", **TINY)
+    reference = experiment.run(cfg)
+    cfg = dataclasses.replace(cfg, checkpoint_every=2)
+    resumed, calls = interrupt_and_resume(
+        monkeypatch, torch.optim.AdamW, "step", lambda: experiment.run(cfg), kill_at=6 + 3
+    )
+    assert len(calls) == 2  # the refiner's steps 3 and 4
+    assert resumed.metrics == reference.metrics
+    assert resumed.details == reference.details
+    assert not any((tmp_path / "_checkpoints" / "sdxl").iterdir())
+    assert experiment.Config.full().checkpoint_every == 5000
+
+
 def test_configs_follow_the_paper():
     quick, full = experiment.Config.quick(), experiment.Config.full()
     for cfg in (quick, full):
@@ -83,7 +102,8 @@ def test_configs_follow_the_paper():
     assert full.ema_decay == 0.9999  # SDXL's EMA decay
 
 
-def test_full_config_runs_a_few_steps_on_cpu():
+def test_full_config_runs_a_few_steps_on_cpu(monkeypatch, tmp_path):
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))  # the full config checkpoints under the results
     cfg = make_config(
         experiment,
         "full",

@@ -62,12 +62,19 @@ padded to 32×32; originals at 8, 16 and 32 pixels, crops up to 6), a (64, 128, 
 transformer layers, 30k steps at batch 128 for the base model and 10k for the refiner, 3 seeds: an
 estimated 20-30 minutes per seed on one H100 (not run; days on two CPU cores). Its thresholds are the
 quick ones, the crop shift and centre offset scaled to the 6-pixel crop (the paper's own evidence is
-qualitative, or FID on 512² ImageNet).
+qualitative, or FID on 512² ImageNet). The full run checkpoints the base model's and the refiner's
+training every 5,000 steps (``checkpoint_every``: weights, EMA, optimiser, the shared generator, RNGs;
+under ``<results>/_checkpoints/sdxl``), so a killed seed resumes where it was (a finished base model is
+restored from its last checkpoint, not retrained) and ends as the uninterrupted seed would; the
+checkpoints are removed when the seed is done.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import shutil
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -77,6 +84,7 @@ from torch import Tensor
 
 from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device
 from aicanon.core.checks import check_choice, check_float, check_int, check_probability
+from aicanon.core.results import checkpoint_folder
 from aicanon.generative.diffusion.gaussian import GaussianDiffusion
 from aicanon.generative.diffusion.respace import respace, space_timesteps
 from aicanon.generative.diffusion.schedules import make_betas
@@ -147,6 +155,9 @@ class Config(ExperimentConfig):
     """Steps of the N-step schedule SDEdit takes ⌊strength·N⌋ of (ancestral)."""
     micro_conditioning: bool = True
     """False zeroes ``time_ids`` in training and sampling: the ablation without micro-conditioning."""
+    checkpoint_every: int = 0
+    """Optimiser steps between checkpoints of the base model's and the refiner's training under the
+    results folder (0: none); a killed seed resumes from them (module docstring)."""
 
     def __post_init__(self) -> None:
         check_choice("dataset", self.dataset, ("digits8", "mnist"))
@@ -170,6 +181,7 @@ class Config(ExperimentConfig):
         ):
             check_int(name, getattr(self, name))
         check_int("refiner_steps", self.refiner_steps, 0)
+        check_int("checkpoint_every", self.checkpoint_every, 0)
         check_int("train_images", self.train_images, allow_none=True)
         check_choice("refiner_data", self.refiner_data, ("sharp", "blurry"))
         check_float("lr", self.lr, 0.0, min_inclusive=False, finite=True)
@@ -210,6 +222,7 @@ class Config(ExperimentConfig):
             sampling_steps=50,
             samples_per_class=100,
             refiner_steps=10_000,
+            checkpoint_every=5000,
         )
 
 
@@ -404,6 +417,18 @@ def _figure(conditions: dict[str, Tensor], refined: Tensor | None) -> Figure:
     return figure
 
 
+def _checkpoint(cfg: Config, model: str) -> Path | None:
+    """Where one model's training checkpoints go (None when the config does not checkpoint)."""
+    return checkpoint_folder("sdxl", {**cfg.to_dict(), "model": model}) if cfg.checkpoint_every else None
+
+
+def _training(cfg: Config, steps: int, extra: dict) -> DenoiserTraining:
+    every = {"checkpoint_every": cfg.checkpoint_every} if cfg.checkpoint_every else {}
+    return DenoiserTraining(
+        steps=steps, batch_size=cfg.batch_size, lr=cfg.lr, ema_decay=cfg.ema_decay, extra=extra, **every
+    )
+
+
 def run(cfg: Config) -> Result:
     cfg.__post_init__()  # make_config sets overrides after construction: check them again
     generator = seed(cfg.seed)
@@ -421,20 +446,14 @@ def run(cfg: Config) -> Result:
     diffusion = GaussianDiffusion(make_betas("cosine", cfg.timesteps))
 
     # Step 2: the base model.
-    training = DenoiserTraining(
-        steps=cfg.steps,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        ema_decay=cfg.ema_decay,
-        extra={"micro_conditioning": cfg.micro_conditioning},
-    )
     base = train_denoiser(
         build_denoiser(cfg),
         diffusion,
         data,
-        training,
+        _training(cfg, cfg.steps, {"micro_conditioning": cfg.micro_conditioning}),
         generator=generator,
         device=device,
+        checkpoint=_checkpoint(cfg, "base"),
         description="training the SDXL denoiser",
     )
     model = base.ema.average.to(device)
@@ -488,12 +507,10 @@ def run(cfg: Config) -> Result:
             "time_ids": micro_conditioning((size, size), (0, 0), (size, size), batch=images.shape[0]),
         }
         low_noise = GaussianDiffusion(diffusion.betas[: cfg.refiner_timesteps].cpu())
-        refiner_training = DenoiserTraining(
-            steps=cfg.refiner_steps,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            ema_decay=cfg.ema_decay,
-            extra={"refiner_timesteps": cfg.refiner_timesteps, "refiner_data": cfg.refiner_data},
+        refiner_training = _training(
+            cfg,
+            cfg.refiner_steps,
+            {"refiner_timesteps": cfg.refiner_timesteps, "refiner_data": cfg.refiner_data},
         )
         refiner = train_denoiser(
             build_denoiser(cfg),
@@ -502,6 +519,7 @@ def run(cfg: Config) -> Result:
             refiner_training,
             generator=generator,
             device=device,
+            checkpoint=_checkpoint(cfg, "refiner"),
             description="training the refiner",
         ).ema.average.to(device)
         refined = refine(
@@ -522,6 +540,9 @@ def run(cfg: Config) -> Result:
             high_frequency_energy(blurry), 1e-12
         )
 
+    for model in ("base", "refiner"):  # the seed is done: its trainings need no resuming
+        if (folder := _checkpoint(cfg, model)) is not None:
+            shutil.rmtree(folder, ignore_errors=True)
     notes = [
         "Synthetic size/crop histories on 8x8 digits (module docstring); pixels, not latents.",
         "Text encoders: two small causal transformers on class prompts, trained with the UNet (SDXL: frozen "
