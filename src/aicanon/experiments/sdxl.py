@@ -71,9 +71,8 @@ checkpoints are removed when the seed is done.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
