@@ -85,3 +85,28 @@ def test_bad_input():
         PretrainConfig(min_lr_ratio=2.0)
     with pytest.raises(TypeError, match="cfg must be a PretrainConfig"):
         train_lm(tiny(), torch.arange(10), None, {"steps": 1})
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_weights_and_history(monkeypatch, tmp_path):
+    # 12 steps with validation every 4, a checkpoint every 5, killed in step 8: the rerun resumes after
+    # step 5 (weights, AdamW, the batch generator, the history) and ends as the uninterrupted run.
+    from tests.interruption import interrupt_and_resume
+
+    ids = torch.arange(600) % 7
+    cfg = PretrainConfig(steps=12, batch_size=2, seq_len=8, warmup_steps=2, eval_every=4, eval_batches=1)
+
+    def run(folder=None):
+        model = tiny(vocab=7)
+        history = train_lm(model, ids, ids, cfg, torch.Generator().manual_seed(1), checkpoint=folder,
+                           checkpoint_every=5)  # fmt: skip
+        return model, history
+
+    reference, expected = run()
+    (model, history), calls = interrupt_and_resume(
+        monkeypatch, torch.optim.AdamW, "step", lambda: run(tmp_path / "lm"), kill_at=8
+    )
+    assert len(calls) == 12 - 5
+    assert history == expected
+    for a, b in zip(model.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert run(tmp_path / "lm")[1] == expected  # finished: the final state is loaded, nothing retrained

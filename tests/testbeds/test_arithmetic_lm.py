@@ -95,6 +95,22 @@ def test_pretraining_is_cached_and_repeats(tmp_path):
     assert other.key() != cfg.key()
 
 
+def test_killed_pretraining_resumes_to_the_uninterrupted_model(monkeypatch, tmp_path):
+    # 3 steps, a checkpoint after each (every steps // 20, at least 1); killed in step 3: the rerun
+    # trains step 3 only and caches the model an uninterrupted run gives; the checkpoints are removed.
+    from tests.interruption import interrupt_and_resume
+
+    cfg = ArithmeticLMConfig(**TINY)
+    expected, _ = pretrain_arithmetic_lm(cfg, cache=None)
+    (model, _), calls = interrupt_and_resume(
+        monkeypatch, torch.optim.AdamW, "step", lambda: pretrain_arithmetic_lm(cfg, cache=tmp_path), kill_at=3
+    )
+    assert len(calls) == 1
+    for name, value in expected.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    assert sorted(p.name for p in tmp_path.iterdir()) == [cfg.key()]  # the cache entry only
+
+
 def test_a_corrupt_cache_is_retrained_with_a_warning(tmp_path):
     cfg = ArithmeticLMConfig(**TINY)
     pretrain_arithmetic_lm(cfg, cache=tmp_path)

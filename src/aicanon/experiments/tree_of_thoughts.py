@@ -61,6 +61,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -183,6 +184,8 @@ def train_game24_model(cfg: ModelConfig, cache: str | Path | None) -> tuple[Llam
         lr=cfg.lr,
         warmup_steps=cfg.warmup_steps,
     )
+    # Training checkpoints beside the cache entry: a killed first run resumes (removed once cached).
+    training = folder.with_name(folder.name + ".training") if folder is not None else None
     history = train_lm(
         model,
         torch.tensor(ids, dtype=torch.long),
@@ -190,6 +193,8 @@ def train_game24_model(cfg: ModelConfig, cache: str | Path | None) -> tuple[Llam
         train,
         generator=torch.Generator().manual_seed(cfg.seed),
         description="training the Game of 24 model",
+        checkpoint=training,
+        checkpoint_every=max(1, cfg.steps // 20),
     )
     model.eval()
     info = {
@@ -207,6 +212,7 @@ def train_game24_model(cfg: ModelConfig, cache: str | Path | None) -> tuple[Llam
         }
         state["info"] = info
         save_checkpoint(folder, state)
+        shutil.rmtree(training, ignore_errors=True)
     return model, tokenizer, info
 
 

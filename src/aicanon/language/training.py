@@ -17,13 +17,15 @@ own generator, seeded 0 by default), so models compared in one experiment see th
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aicanon.core.checkpoint import LoopCheckpoints
 from aicanon.core.checks import check_int
 from aicanon.core.device import autocast
 from aicanon.core.progress import track
@@ -129,19 +131,36 @@ def train_lm(
     generator: torch.Generator | None = None,
     extra_loss: Callable[[nn.Module], Tensor] | None = None,
     description: str = "pre-training",
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 1000,
 ) -> dict:
     """Train ``model`` on random windows of ``train_ids``; returns the loss history.
 
     History keys: ``train_loss`` (per step), ``lr`` (per step), ``val`` (list of ``[step, loss]`` at
     each evaluation, the last after the final step when ``val_ids`` is given) and ``final_val_loss``.
+
+    With ``checkpoint`` (a folder), the loop's whole state (weights, AdamW, the batch generator, the
+    history, the global RNGs) is saved there every ``checkpoint_every`` steps and at the end, and a
+    checkpoint found there (from a run with the same ``cfg``) is resumed: a killed run ends with the
+    weights and history of an uninterrupted one. The caller removes the folder when done with it.
     """
     if not isinstance(cfg, PretrainConfig):
         raise TypeError(f"cfg must be a PretrainConfig, got {type(cfg).__name__}")
     device = next(model.parameters()).device
     optimizer = make_optimizer(model, cfg)
     history: dict = {"train_loss": [], "lr": [], "val": [], "final_val_loss": None}
+    checkpoints = LoopCheckpoints(
+        checkpoint,
+        checkpoint_every,
+        config={"pretrain": asdict(cfg), "description": description},
+        model=model,
+        optimizer=optimizer,
+        history=history,
+        **({"batches": generator} if generator is not None else {}),
+    )
+    start = checkpoints.resume()
     model.train()
-    for step in track(range(cfg.steps), description, total=cfg.steps):
+    for step in track(range(start, cfg.steps), description, total=cfg.steps - start):
         lr = cosine_lr(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -166,6 +185,7 @@ def train_lm(
             history["val"].append(
                 [step + 1, evaluate_lm(model, val_ids, cfg.seq_len, cfg.batch_size, cfg.eval_batches)]
             )
+        checkpoints.done(step + 1, cfg.steps)
     if val_ids is not None:
         final = evaluate_lm(model, val_ids, cfg.seq_len, cfg.batch_size, cfg.eval_batches)
         history["val"].append([cfg.steps, final])

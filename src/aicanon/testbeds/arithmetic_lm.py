@@ -53,6 +53,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -342,7 +343,18 @@ def pretrain_arithmetic_lm(
         warmup_steps=cfg.warmup_steps,
     )
     generator = torch.Generator().manual_seed(cfg.seed)
-    train_lm(model, ids, None, train, generator=generator, description=f"pre-training the {cfg.size} model")
+    # Pre-training checkpoints beside the cache entry: a killed first run resumes (removed once cached).
+    training = folder.with_name(folder.name + ".training") if folder is not None else None
+    train_lm(
+        model,
+        ids,
+        None,
+        train,
+        generator=generator,
+        description=f"pre-training the {cfg.size} model",
+        checkpoint=training,
+        checkpoint_every=max(1, cfg.steps // 20),
+    )
     model.cpu().eval()
     if folder is not None:
         state = {
@@ -351,6 +363,7 @@ def pretrain_arithmetic_lm(
             "config": asdict(cfg),
         }
         save_checkpoint(folder, state)
+        shutil.rmtree(training, ignore_errors=True)
     return model, tokenizer
 
 

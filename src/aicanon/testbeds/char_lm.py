@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -176,10 +177,22 @@ def pretrain_char_lm(
         lr=cfg.lr,
         warmup_steps=cfg.warmup_steps,
     )
-    train_lm(model, ids, None, train_cfg, generator=generator, description="pre-training the base")
+    # Pre-training checkpoints beside the cache entry: a killed first run resumes (removed once cached).
+    training = folder.with_name(folder.name + ".training") if folder is not None else None
+    train_lm(
+        model,
+        ids,
+        None,
+        train_cfg,
+        generator=generator,
+        description="pre-training the base",
+        checkpoint=training,
+        checkpoint_every=max(1, cfg.steps // 20),
+    )
     model.cpu().eval()
     if folder is not None:
         save_checkpoint(
             folder, {"model": model.state_dict(), "chars": tokenizer.chars, "config": asdict(cfg)}
         )
+        shutil.rmtree(training, ignore_errors=True)
     return model, tokenizer
