@@ -121,6 +121,26 @@ def test_same_seed_gives_identical_metrics():
     assert experiment.run(_tiny(seed=1)).metrics != first
 
 
+def test_killed_family_keeps_finished_members_and_resumes_the_interrupted_one(monkeypatch, tmp_path):
+    # Five members, a checkpoint every 2 steps; killed in the third member's fourth step: the first two
+    # are loaded whole (their evaluation is not redone), the third resumes after its step 2, and the
+    # fit and every metric equal the uninterrupted run's.
+    from tests.interruption import interrupt_and_resume
+
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))
+    cfg = _tiny()
+    reference = experiment.run(cfg)
+    steps = [experiment.family_member(cfg, w, 65, i == 4)[1].steps for i, w in enumerate(cfg.widths)]
+    cfg = dataclasses.replace(cfg, checkpoint_every=2)
+    resumed, calls = interrupt_and_resume(
+        monkeypatch, torch.optim.AdamW, "step", lambda: experiment.run(cfg), kill_at=steps[0] + steps[1] + 4
+    )
+    assert len(calls) == (steps[2] - 2) + steps[3] + steps[4]
+    assert resumed.metrics == reference.metrics
+    assert not any((tmp_path / "_checkpoints" / "gpt4-scaling").iterdir())
+    assert experiment.Config.full().checkpoint_every == 500
+
+
 def test_family_follows_one_methodology():
     cfg = experiment.Config.quick()
     members = [experiment.family_member(cfg, w, 65, largest=w == cfg.widths[-1]) for w in cfg.widths]

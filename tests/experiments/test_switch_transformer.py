@@ -76,6 +76,29 @@ def test_same_seed_gives_identical_metrics():
     assert experiment.run(_config(steps=12, eval_batches=2, seeds=1, seed=1)).metrics != first
 
 
+def test_killed_run_resumes_to_the_uninterrupted_metrics(monkeypatch, tmp_path):
+    # Three arms of 8 steps, a checkpoint every 3 (router jitter on: the global RNG is part of the
+    # state); killed in the second arm's step 5: the dense arm is restored from its final checkpoint,
+    # the Switch arm resumes after step 3, and every metric equals the uninterrupted run's.
+    import dataclasses
+
+    import torch
+
+    from tests.interruption import interrupt_and_resume
+
+    monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))
+    cfg = _config(steps=8, eval_batches=2, seeds=1)
+    reference = experiment.run(cfg)
+    cfg = dataclasses.replace(cfg, checkpoint_every=3)
+    resumed, calls = interrupt_and_resume(
+        monkeypatch, torch.optim.AdamW, "step", lambda: experiment.run(cfg), kill_at=8 + 5
+    )
+    assert len(calls) == (8 - 3) + 8  # the Switch arm's steps 4-8, the unbalanced arm's 8
+    assert resumed.metrics == reference.metrics
+    assert not any((tmp_path / "_checkpoints" / "switch-transformer").iterdir())
+    assert experiment.Config.full().checkpoint_every == 500
+
+
 def test_switch_model_replaces_the_llama_mlps():
     cfg = experiment.Config(num_layers=4, switch_every=2)
     model = experiment.build_model(cfg, 65, switch=True)

@@ -62,7 +62,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,7 +73,9 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from aicanon.core import Claim, ExperimentConfig, Result, autocast, seed, select_device, track
+from aicanon.core.checkpoint import load_or_compute
 from aicanon.core.checks import check_float, check_int
+from aicanon.core.results import checkpoint_folder
 from aicanon.datasets.text import char_splits, load_tinyshakespeare
 from aicanon.language.llama import Llama, LlamaConfig
 from aicanon.language.scaling import (
@@ -125,6 +129,9 @@ class Config(ExperimentConfig):
     this; 1.0 = the family's rule."""
     shuffle_fit_losses: bool = False
     """ABLATION (broken fit): shuffle the small runs' losses across compute before fitting."""
+    checkpoint_every: int = 0
+    """Steps between checkpoints of each member's training under the results folder (0: none): a
+    killed run keeps the members it had finished and resumes the interrupted one (full: every 500)."""
 
     @classmethod
     def quick(cls) -> Config:
@@ -150,6 +157,7 @@ class Config(ExperimentConfig):
             eval_batches=64,
             capability_problems=1024,
             bootstrap_resamples=2000,
+            checkpoint_every=500,
         )
 
 
@@ -164,6 +172,7 @@ def check_config(cfg: Config) -> None:
     for name in ("num_layers", "num_heads", "batch_size", "seq_len", "eval_batches", "capability_problems",
                  "bootstrap_resamples", "lr_reference_width"):  # fmt: skip
         check_int(name, getattr(cfg, name))
+    check_int("checkpoint_every", cfg.checkpoint_every, 0)
     bad = [w for w in widths if w % cfg.num_heads or (w // cfg.num_heads) % 2]
     if bad:
         raise ValueError(f"widths must split into num_heads={cfg.num_heads} heads of even size, got {bad}")
@@ -274,10 +283,27 @@ def negative_log_pass_rates(
     return torch.cat(values).double().numpy()
 
 
+def _checkpoint(cfg: Config, width: int) -> Path | None:
+    """Where one member's checkpoints go (None when the config does not checkpoint)."""
+    return (
+        checkpoint_folder("gpt4-scaling", {**cfg.to_dict(), "width": width}) if cfg.checkpoint_every else None
+    )
+
+
 def train_member(
     cfg: Config, width: int, data: Data, device: torch.device, largest: bool = False
 ) -> dict[str, Any]:
-    """Train the family's run of ``width`` from ``cfg.seed`` and evaluate it."""
+    """Train the family's run of ``width`` from ``cfg.seed`` and evaluate it (a member a killed run
+    had finished is loaded, not retrained, when the config checkpoints)."""
+    folder = _checkpoint(cfg, width)
+    return load_or_compute(
+        folder and folder / "result",
+        lambda: _train_member(cfg, width, data, device, largest),
+        config={**cfg.to_dict(), "width": width},
+    )
+
+
+def _train_member(cfg: Config, width: int, data: Data, device: torch.device, largest: bool) -> dict[str, Any]:
     model_cfg, train_cfg = family_member(cfg, width, data.vocab_size, largest)
     # Common random numbers: every member starts from the same seed and reads the same stream of
     # batches (a larger run reads further along it), so run-to-run noise is shared across the family
@@ -285,7 +311,17 @@ def train_member(
     torch.manual_seed(cfg.seed)
     model = Llama(model_cfg).to(device)
     generator = torch.Generator().manual_seed(cfg.seed)
-    history = train_lm(model, data.train, data.val, train_cfg, generator, description=f"width {width}")
+    folder = _checkpoint(cfg, width)
+    history = train_lm(
+        model,
+        data.train,
+        data.val,
+        train_cfg,
+        generator,
+        description=f"width {width}",
+        checkpoint=folder and folder / "training",
+        checkpoint_every=cfg.checkpoint_every or 1,
+    )
     n = model.num_parameters(exclude_embeddings=True)
     tokens = train_cfg.steps * train_cfg.batch_size * train_cfg.seq_len
     nlp = negative_log_pass_rates(model, data.problems)
@@ -408,6 +444,9 @@ def run(cfg: Config) -> Result:
     widths = tuple(cfg.widths)
     for i in track(range(len(widths)), "scaling family", total=len(widths)):
         runs.append(train_member(cfg, widths[i], data, device, largest=i == len(widths) - 1))
+    for width in widths:  # every member trained and evaluated: nothing left to resume
+        if (folder := _checkpoint(cfg, width)) is not None:
+            shutil.rmtree(folder, ignore_errors=True)
     metrics, details = analyse(cfg, runs)
     figures = {
         "loss_prediction": scaling_figure(

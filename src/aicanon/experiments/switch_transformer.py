@@ -56,7 +56,9 @@ direction compares.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -65,6 +67,7 @@ from torch import Tensor
 
 from aicanon.core import Claim, ExperimentConfig, Result, seed, select_device
 from aicanon.core.checks import check_float, check_int
+from aicanon.core.results import checkpoint_folder
 from aicanon.datasets.text import char_splits, load_tinyshakespeare
 from aicanon.language.llama import Llama, LlamaConfig
 from aicanon.language.switch import (
@@ -136,6 +139,9 @@ class Config(ExperimentConfig):
     """Linear warmup steps before the cosine decay (Llama 2 recipe)."""
     eval_batches: int = 8
     """Validation batches (of ``batch_size`` windows) for the loss and the expert loads."""
+    checkpoint_every: int = 0
+    """Steps between checkpoints of each arm's training under the results folder (0: none): a killed
+    run resumes the interrupted arm and restores the finished ones (the full run: every 500)."""
 
     @classmethod
     def quick(cls) -> Config:
@@ -159,6 +165,7 @@ class Config(ExperimentConfig):
             lr=1e-3,
             warmup_steps=200,
             eval_batches=50,
+            checkpoint_every=500,
         )
 
 
@@ -246,6 +253,7 @@ def check_config(cfg: Config) -> None:
     for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "num_experts", "switch_every",
                  "steps", "batch_size", "seq_len", "eval_batches", "min_capacity"):  # fmt: skip
         check_int(name, getattr(cfg, name))
+    check_int("checkpoint_every", cfg.checkpoint_every, 0)
     check_float("lr", cfg.lr, 0, min_inclusive=False)
     check_float("capacity_factor", cfg.capacity_factor, 0, min_inclusive=False)
     if cfg.balancing_coef < 0 or cfg.z_loss_coef < 0:
@@ -324,6 +332,15 @@ def expert_loads(model: Llama, val_ids: Tensor, cfg: Config) -> tuple[list[float
     )
 
 
+def _checkpoint(cfg: Config, arm: str) -> Path | None:
+    """Where one arm's training checkpoints go (None when the config does not checkpoint)."""
+    return (
+        checkpoint_folder("switch-transformer", {**cfg.to_dict(), "arm": arm})
+        if cfg.checkpoint_every
+        else None
+    )
+
+
 def train_arm(cfg: Config, arm: str, data, device: torch.device, arm_seed: int) -> dict:
     """Train one arm (``dense``, ``switch`` or ``no_balance``) from ``arm_seed``; evaluate it."""
     train_ids, val_ids, tokenizer = data
@@ -340,7 +357,17 @@ def train_arm(cfg: Config, arm: str, data, device: torch.device, arm_seed: int) 
         extra = lambda m: switch_aux_loss(m, 0.0, cfg.z_loss_coef)
     # Every arm sees the same batches: the data generator restarts from the run's seed.
     generator = torch.Generator().manual_seed(cfg.seed)
-    history = train_lm(model, train_ids, val_ids, pretrain, generator, extra_loss=extra, description=arm)
+    history = train_lm(
+        model,
+        train_ids,
+        val_ids,
+        pretrain,
+        generator,
+        extra_loss=extra,
+        description=arm,
+        checkpoint=_checkpoint(cfg, arm),
+        checkpoint_every=cfg.checkpoint_every or 1,
+    )
     out = {
         "val_loss": evaluate_lm(model, val_ids, cfg.seq_len, cfg.batch_size, cfg.eval_batches),
         "curve": history["val"],
@@ -361,6 +388,9 @@ def run(cfg: Config) -> Result:
     device = select_device(cfg.device)
     data = char_splits(load_tinyshakespeare())
     arms = {arm: train_arm(cfg, arm, data, device, cfg.seed) for arm in ("dense", "switch", "no_balance")}
+    for arm in arms:  # every arm trained and scored: nothing left to resume
+        if (folder := _checkpoint(cfg, arm)) is not None:
+            shutil.rmtree(folder, ignore_errors=True)
     dense, switch, unbalanced = arms["dense"], arms["switch"], arms["no_balance"]
     metrics = {
         "switch_gain": dense["val_loss"] - switch["val_loss"],
