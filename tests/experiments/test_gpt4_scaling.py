@@ -121,10 +121,10 @@ def test_same_seed_gives_identical_metrics():
     assert experiment.run(_tiny(seed=1)).metrics != first
 
 
-def test_killed_family_keeps_finished_members_and_resumes_the_interrupted_one(monkeypatch, tmp_path):
+def test_killed_family_restores_finished_members_and_resumes_the_interrupted_one(monkeypatch, tmp_path):
     # Five members, a checkpoint every 2 steps; killed in the third member's fourth step: the first two
-    # are loaded whole (their evaluation is not redone), the third resumes after its step 2, and the
-    # fit and every metric equal the uninterrupted run's.
+    # are loaded from their final checkpoints (not retrained), the third resumes after its step 2, and
+    # the fit and every metric equal the uninterrupted run's.
     from tests.interruption import interrupt_and_resume
 
     monkeypatch.setenv("AICANON_RESULTS", str(tmp_path))

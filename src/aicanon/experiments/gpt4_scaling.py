@@ -73,7 +73,6 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from aicanon.core import Claim, ExperimentConfig, Result, autocast, seed, select_device, track
-from aicanon.core.checkpoint import load_or_compute
 from aicanon.core.checks import check_float, check_int
 from aicanon.core.results import checkpoint_folder
 from aicanon.datasets.text import char_splits, load_tinyshakespeare
@@ -293,17 +292,9 @@ def _checkpoint(cfg: Config, width: int) -> Path | None:
 def train_member(
     cfg: Config, width: int, data: Data, device: torch.device, largest: bool = False
 ) -> dict[str, Any]:
-    """Train the family's run of ``width`` from ``cfg.seed`` and evaluate it (a member a killed run
-    had finished is loaded, not retrained, when the config checkpoints)."""
-    folder = _checkpoint(cfg, width)
-    return load_or_compute(
-        folder and folder / "result",
-        lambda: _train_member(cfg, width, data, device, largest),
-        config={**cfg.to_dict(), "width": width},
-    )
-
-
-def _train_member(cfg: Config, width: int, data: Data, device: torch.device, largest: bool) -> dict[str, Any]:
+    """Train the family's run of ``width`` from ``cfg.seed`` and evaluate it. When the config
+    checkpoints, a member a killed run had finished is loaded from its final training checkpoint (not
+    retrained) and the interrupted one resumes."""
     model_cfg, train_cfg = family_member(cfg, width, data.vocab_size, largest)
     # Common random numbers: every member starts from the same seed and reads the same stream of
     # batches (a larger run reads further along it), so run-to-run noise is shared across the family
@@ -311,7 +302,6 @@ def _train_member(cfg: Config, width: int, data: Data, device: torch.device, lar
     torch.manual_seed(cfg.seed)
     model = Llama(model_cfg).to(device)
     generator = torch.Generator().manual_seed(cfg.seed)
-    folder = _checkpoint(cfg, width)
     history = train_lm(
         model,
         data.train,
@@ -319,7 +309,7 @@ def _train_member(cfg: Config, width: int, data: Data, device: torch.device, lar
         train_cfg,
         generator,
         description=f"width {width}",
-        checkpoint=folder and folder / "training",
+        checkpoint=_checkpoint(cfg, width),
         checkpoint_every=cfg.checkpoint_every or 1,
     )
     n = model.num_parameters(exclude_embeddings=True)
